@@ -1,0 +1,143 @@
+"""Source rows -> training rows in TRL's conversational format, one converter per source format.
+
+A converter returns the training row, or raises `Dropped(reason, detail)`; reasons are stable
+snake_case names counted in `stats.json`. Assistant tool calls carry `arguments` as dicts, never
+JSON strings (the template would encode a string twice).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+from .schema import SchemaError, argument_problem, to_openai_tool
+
+ROLES = ("user", "assistant")
+
+
+class Dropped(Exception):
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def _system(system_prompt: str | None) -> list[dict[str, Any]]:
+    return [{"role": "system", "content": system_prompt}] if system_prompt else []
+
+
+def ultrachat(row: dict[str, Any], system_prompt: str | None = None) -> dict[str, Any]:
+    """`{"messages": [user, assistant, ...]}` -> the same conversation, checked, with our system prompt."""
+    messages = row.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise Dropped("missing_messages")
+    turns: list[dict[str, Any]] = []
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict) or not isinstance(msg.get("content"), str):
+            raise Dropped("malformed_message", f"message {i}")
+        role = msg.get("role")
+        if role == "system" and i == 0:
+            if system_prompt is None:
+                system_prompt = msg["content"]
+            continue
+        if not msg["content"].strip():
+            raise Dropped("empty_message", f"message {i}")
+        if role != ROLES[len(turns) % 2]:
+            raise Dropped("roles_not_alternating", f"message {i} is {role!r}")
+        turns.append({"role": role, "content": msg["content"]})
+    if turns and turns[-1]["role"] == "user":
+        turns.pop()  # a final question without its answer teaches nothing
+    if not turns:
+        raise Dropped("no_assistant_reply")
+    return {"messages": _system(system_prompt) + turns, "tools": [], "kind": "chat"}
+
+
+def _json_field(row: dict[str, Any], name: str) -> Any:
+    value = row.get(name)
+    if value is None:
+        raise Dropped("missing_field", name)
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise Dropped(f"malformed_{name}_json", exc.msg) from exc
+    return value
+
+
+def xlam(row: dict[str, Any], system_prompt: str | None = None) -> dict[str, Any]:
+    """`{"query", "tools": "<json>", "answers": "<json>"}` -> system + user + assistant tool calls."""
+    query = row.get("query")
+    if not isinstance(query, str):
+        raise Dropped("missing_field", "query")
+    if not query.strip():
+        raise Dropped("empty_query")
+    raw_tools = _json_field(row, "tools")
+    answers = _json_field(row, "answers")
+    if not isinstance(raw_tools, list) or not raw_tools:
+        raise Dropped("malformed_tools_json", "not a non-empty list")
+    if not isinstance(answers, list):
+        raise Dropped("malformed_answers_json", "not a list")
+    if not answers:
+        raise Dropped("no_calls")
+    try:
+        tools = [to_openai_tool(t) for t in raw_tools]
+    except SchemaError as exc:
+        raise Dropped("invalid_tool_schema", str(exc)) from exc
+    by_name = {t["function"]["name"]: t for t in tools}
+    calls = []
+    for answer in answers:
+        if not isinstance(answer, dict) or not isinstance(answer.get("name"), str):
+            raise Dropped("malformed_answers_json", "a call has no name")
+        tool = by_name.get(answer["name"])
+        if tool is None:
+            raise Dropped("unknown_tool", answer["name"])
+        arguments = answer.get("arguments", {})
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments)
+            except json.JSONDecodeError as exc:
+                raise Dropped("malformed_answers_json", f"{answer['name']}: arguments") from exc
+        problem = argument_problem(tool, arguments)
+        if problem:
+            raise Dropped(*problem)
+        calls.append({"type": "function", "function": {"name": answer["name"], "arguments": arguments}})
+    messages = _system(system_prompt) + [
+        {"role": "user", "content": query},
+        {"role": "assistant", "content": "", "tool_calls": calls},
+    ]
+    return {"messages": messages, "tools": tools, "kind": "call"}
+
+
+CONVERTERS = {"ultrachat": ultrachat, "xlam": xlam}
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in "".join(c.lower() if c.isalnum() else " " for c in text).split() if len(w) > 3}
+
+
+def no_call(
+    chat_row: dict[str, Any], tool_pool: list[dict[str, Any]], rng: random.Random, max_tools: int = 3
+) -> dict[str, Any]:
+    """A converted chat row offered tools that do not fit it; the plain-text answer stays the target.
+
+    Tools whose name or description shares a word with the user's request are not offered, so the
+    right behaviour really is to answer without calling.
+    """
+    request = " ".join(m["content"] for m in chat_row["messages"] if m["role"] == "user")
+    words = _words(request)
+    chosen: list[dict[str, Any]] = []
+    names: set[str] = set()
+    want = rng.randint(1, max_tools)
+    for _ in range(want * 8):
+        if len(chosen) == want or not tool_pool:
+            break
+        tool = tool_pool[rng.randrange(len(tool_pool))]
+        fn = tool["function"]
+        if fn["name"] in names or words & _words(fn["name"].replace("_", " ") + " " + fn.get("description", "")):
+            continue
+        chosen.append(tool)
+        names.add(fn["name"])
+    if not chosen:
+        raise Dropped("no_unrelated_tools")
+    return {"messages": chat_row["messages"], "tools": chosen, "kind": "no_call"}

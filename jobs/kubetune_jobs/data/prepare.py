@@ -1,0 +1,268 @@
+"""`kubetune-job prepare`: a source dataset -> `train.jsonl`, `eval.jsonl` and `stats.json`.
+
+Deterministic: the same inputs, flags and seed give byte-identical outputs, and a re-run whose
+outputs are present and verify against the hashes in `stats.json` does nothing. `stats.json` is
+written last and is what marks the step complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from tqdm import tqdm
+
+from .. import storage
+from . import convert
+from .sources import MalformedRow, Source
+
+log = logging.getLogger(__name__)
+OUTPUT_FILES = ("train.jsonl", "eval.jsonl")
+STATS_FILE = "stats.json"
+EXAMPLES_PER_REASON = 3
+DEFAULT_SPLITS = {"ultrachat": "train_sft", "xlam": "train"}
+
+
+@dataclass
+class Tally:
+    """Rows read, kept, and dropped by reason (with a few examples of each, for debugging data)."""
+
+    read: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def drop(self, reason: str, detail: str) -> None:
+        self.dropped[reason] += 1
+        shown = self.examples.setdefault(reason, [])
+        if len(shown) < EXAMPLES_PER_REASON:
+            shown.append(detail[:200])
+
+
+def _row_key(row: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(row["messages"], sort_keys=True).encode()).hexdigest()
+
+
+def convert_rows(
+    source: Source, fmt: str, system_prompt: str | None, tally: Tally, desc: str
+) -> list[dict[str, Any]]:
+    converter = convert.CONVERTERS[fmt]
+    seen: set[str] = set()
+    out: list[dict[str, Any]] = []
+    for raw in tqdm(source.rows(), desc=desc, unit=" rows", mininterval=1.0, leave=False):
+        tally.read += 1
+        if isinstance(raw, MalformedRow):
+            tally.drop("malformed_json", f"line {raw.line}: {raw.error}")
+            continue
+        try:
+            row = converter(raw, system_prompt)
+        except convert.Dropped as exc:
+            tally.drop(exc.reason, exc.detail)
+            continue
+        key = _row_key(row)
+        if key in seen:
+            tally.drop("duplicate", row["messages"][-2]["content"][:80] if len(row["messages"]) > 1 else "")
+            continue
+        seen.add(key)
+        out.append(row)
+    return out
+
+
+def _percentiles(values: list[int]) -> dict[str, int]:
+    if not values:
+        return {}
+    ordered = sorted(values)
+
+    def at(q: float) -> int:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return {"min": ordered[0], "p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "max": ordered[-1]}
+
+
+def _measure(rows: list[dict[str, Any]], tokenizer_ref: str | None) -> list[int]:
+    """Length of each row: tokens of its rendered text with a tokenizer, else characters."""
+    if not tokenizer_ref:
+        return [
+            sum(len(m["content"]) for m in r["messages"]) + sum(len(json.dumps(t)) for t in r["tools"])
+            for r in rows
+        ]
+    from transformers import AutoTokenizer
+
+    from .. import models
+    from ..chat_template import render
+
+    tokenizer = AutoTokenizer.from_pretrained(models.resolve(tokenizer_ref))
+    texts = [render(r) for r in tqdm(rows, desc="rendering", unit=" rows", leave=False)]
+    lengths = []
+    for start in range(0, len(texts), 1024):
+        batch = tokenizer(texts[start:start + 1024], add_special_tokens=False)["input_ids"]
+        lengths.extend(len(ids) for ids in batch)
+    return lengths
+
+
+def serialize(rows: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows).encode()
+
+
+def prepare(
+    args: argparse.Namespace, source: Source, nc_source: Source | None
+) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """Build the output files and their stats; pure apart from reading the sources."""
+    rng = random.Random(args.seed)
+    tally = Tally()
+    rows = convert_rows(source, args.format, args.system_prompt, tally, f"converting {args.format}")
+    rng.shuffle(rows)
+    if args.max_samples is not None:
+        rows = rows[: args.max_samples]
+
+    no_call_stats: dict[str, Any] = {"fraction": 0.0, "generated": 0}
+    if args.format == "xlam" and args.no_call_fraction > 0:
+        if nc_source is None:
+            raise ValueError(
+                f"--no-call-fraction {args.no_call_fraction} needs --no-call-source (chat rows to pair "
+                "with unrelated tools), or set --no-call-fraction 0"
+            )
+        nc_tally = Tally()
+        chats = convert_rows(nc_source, "ultrachat", args.system_prompt, nc_tally, "converting no-call chats")
+        rng.shuffle(chats)
+        pool = sorted({json.dumps(t, sort_keys=True): t for r in rows for t in r["tools"]}.items())
+        tools = [t for _, t in pool]
+        wanted = round(len(rows) * args.no_call_fraction / (1 - args.no_call_fraction))
+        generated = []
+        for chat in chats:
+            if len(generated) == wanted:
+                break
+            try:
+                generated.append(convert.no_call(chat, tools, rng))
+            except convert.Dropped as exc:
+                nc_tally.drop(exc.reason, exc.detail)
+        rows.extend(generated)
+        rng.shuffle(rows)
+        no_call_stats = {
+            "fraction": args.no_call_fraction, "wanted": wanted, "generated": len(generated),
+            "source_rows_read": nc_tally.read, "source_dropped": dict(sorted(nc_tally.dropped.items())),
+        }
+
+    lengths = _measure(rows, args.tokenizer)
+    if args.max_tokens:
+        if not args.tokenizer:
+            raise ValueError("--max-tokens needs --tokenizer to measure rows")
+        kept = []
+        for row, length in zip(rows, lengths, strict=True):
+            if length > args.max_tokens:
+                tally.drop("too_long", f"{length} tokens > {args.max_tokens}")
+            else:
+                kept.append((row, length))
+        rows, lengths = [r for r, _ in kept], [n for _, n in kept]
+    if not rows:
+        reasons = ", ".join(f"{k}={v}" for k, v in tally.dropped.most_common()) or "the source is empty"
+        raise ValueError(f"no usable rows in {args.source} ({tally.read} read; dropped: {reasons})")
+
+    n_eval = min(len(rows) - 1, max(1, round(len(rows) * args.eval_fraction))) if args.eval_fraction > 0 else 0
+    files = {"eval.jsonl": serialize(rows[:n_eval]), "train.jsonl": serialize(rows[n_eval:])}
+    hashes = {name: storage.sha256_bytes(data) for name, data in files.items()}
+    stats = {
+        "format": args.format,
+        "source": args.source,
+        "rows_read": tally.read,
+        "rows_converted": tally.read - sum(tally.dropped.values()),
+        "dropped": dict(sorted(tally.dropped.items())),
+        "dropped_examples": dict(sorted(tally.examples.items())),
+        "rows_out": len(rows),
+        "train_rows": len(rows) - n_eval,
+        "eval_rows": n_eval,
+        "kinds": dict(sorted(Counter(r["kind"] for r in rows).items())),
+        "no_call": no_call_stats,
+        "no_call_share": round(sum(r["kind"] == "no_call" for r in rows) / len(rows), 4),
+        "tools_per_row": {str(k): v for k, v in sorted(Counter(len(r["tools"]) for r in rows).items())},
+        "calls_per_row": {
+            str(k): v
+            for k, v in sorted(Counter(len(r["messages"][-1].get("tool_calls") or []) for r in rows).items())
+        },
+        "length": {"unit": "tokens" if args.tokenizer else "characters", **_percentiles(lengths)},
+        "files": hashes,
+        "content_hash": storage.sha256_bytes(files["train.jsonl"] + files["eval.jsonl"]),
+    }
+    return files, stats
+
+
+def sources(args: argparse.Namespace) -> tuple[Source, Source | None]:
+    main = Source(args.source, args.source_split or DEFAULT_SPLITS[args.format])
+    no_call = None
+    if args.no_call_source:
+        no_call = Source(args.no_call_source, args.no_call_split or DEFAULT_SPLITS["ultrachat"])
+    return main, no_call
+
+
+def fingerprint(args: argparse.Namespace, main: Source, no_call: Source | None) -> str:
+    """Everything the output depends on: the flags and the sources' content (or Hub id and split)."""
+    params = {k: v for k, v in sorted(vars(args).items()) if k not in ("output", "command", "verbose")}
+    params["source_fingerprint"] = main.fingerprint()
+    if no_call is not None:
+        params["no_call_fingerprint"] = no_call.fingerprint()
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
+
+
+def verify(out: storage.Location, expected_fingerprint: str | None = None) -> dict[str, Any] | None:
+    """The stats of a complete, intact output at `out` (matching the fingerprint if given), else None."""
+    try:
+        stats = out.child(STATS_FILE).read_json()
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    if expected_fingerprint is not None and stats.get("fingerprint") != expected_fingerprint:
+        return None
+    for name, digest in stats.get("files", {}).items():
+        try:
+            if storage.sha256_bytes(out.child(name).read_bytes()) != digest:
+                return None
+        except FileNotFoundError:
+            return None
+    return stats
+
+
+def _summary(stats: dict[str, Any], out: storage.Location, seconds: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"prepare {stats['format']}: {stats['source']}", show_header=False)
+    table.add_row("rows read", str(stats["rows_read"]))
+    table.add_row("dropped", ", ".join(f"{k} {v}" for k, v in stats["dropped"].items()) or "none")
+    table.add_row("written", f"{stats['train_rows']} train + {stats['eval_rows']} eval")
+    table.add_row("kinds", ", ".join(f"{k} {v}" for k, v in stats["kinds"].items()))
+    table.add_row("no-call share", f"{stats['no_call_share']:.1%}")
+    length = stats["length"]
+    if "p50" in length:
+        table.add_row(f"length ({length['unit']})", f"p50 {length['p50']}, p90 {length['p90']}, max {length['max']}")
+    table.add_row("output", out.uri)
+    table.add_row("content hash", stats["content_hash"][:16])
+    table.add_row("took", f"{seconds:.1f} s")
+    Console(stderr=True).print(table)
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    out = storage.location(args.output)
+    out.check()
+    if not 0 <= args.no_call_fraction < 1:
+        raise ValueError("--no-call-fraction must be in [0, 1)")
+    if not 0 <= args.eval_fraction < 1:
+        raise ValueError("--eval-fraction must be in [0, 1)")
+    main, no_call = sources(args)
+    expected = fingerprint(args, main, no_call)
+    done = verify(out, expected)
+    if done is not None:
+        log.info("%s already holds this preparation (content %s); nothing to do", out, done["content_hash"][:16])
+        return 0
+    files, stats = prepare(args, main, no_call)
+    stats["fingerprint"] = expected
+    for name in OUTPUT_FILES:
+        out.child(name).write_bytes(files[name])
+    out.child(STATS_FILE).write_json(stats)
+    _summary(stats, out, time.perf_counter() - started)
+    return 0

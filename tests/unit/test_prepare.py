@@ -1,0 +1,254 @@
+"""The data-preparation job: conversion, validation, no-call augmentation, determinism, storage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kubetune_jobs import chat_template, cli
+from kubetune_jobs.data import convert
+from kubetune_jobs.data.schema import python_type_to_schema, to_openai_tool
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+XLAM = FIXTURES / "xlam_sample.jsonl"
+CHAT = FIXTURES / "ultrachat_sample.jsonl"
+
+
+def prepare(*argv: str) -> int:
+    return cli.main(["prepare", *argv])
+
+
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def all_rows(out: Path) -> list[dict]:
+    return read_rows(out / "train.jsonl") + read_rows(out / "eval.jsonl")
+
+
+@pytest.fixture
+def xlam_out(tmp_path: Path) -> Path:
+    out = tmp_path / "tools"
+    assert prepare("--format", "xlam", "--source", str(XLAM), "--output", str(out),
+                   "--no-call-source", str(CHAT), "--no-call-fraction", "0.25", "--eval-fraction", "0.2") == 0
+    return out
+
+
+@pytest.mark.parametrize(("annotation", "schema"), [
+    ("str", {"type": "string"}),
+    ("int", {"type": "integer"}),
+    ("float", {"type": "number"}),
+    ("bool", {"type": "boolean"}),
+    ("List[str]", {"type": "array", "items": {"type": "string"}}),
+    ("Dict[str, Any]", {"type": "object"}),
+    ("Dict[str, int]", {"type": "object", "additionalProperties": {"type": "integer"}}),
+    ("Set[int]", {"type": "array", "uniqueItems": True, "items": {"type": "integer"}}),
+    ("Tuple[float, float]", {"type": "array", "prefixItems": [{"type": "number"}, {"type": "number"}],
+                             "minItems": 2, "maxItems": 2}),
+    ("Tuple[int, ...]", {"type": "array", "items": {"type": "integer"}}),
+    ("Optional[str]", {"type": "string"}),
+    ("Union[int, str]", {"anyOf": [{"type": "integer"}, {"type": "string"}]}),
+    ("List[Dict[str, Any]]", {"type": "array", "items": {"type": "object"}}),
+    ("Callable", {"type": "string"}),
+    ("Any", {}),
+])
+def test_xlam_types_map_to_json_schema(annotation: str, schema: dict) -> None:
+    assert python_type_to_schema(annotation) == schema
+
+
+def test_optional_parameters_are_not_required() -> None:
+    tool = to_openai_tool({"name": "f", "description": "d", "parameters": {
+        "a": {"type": "str", "description": "x"},
+        "b": {"type": "int, optional", "default": 2},
+        "c": {"type": "Optional[List[int]]"},
+        "d": {"type": "float, default=0.5"},
+    }})
+    params = tool["function"]["parameters"]
+    assert params["required"] == ["a"]
+    assert params["properties"]["b"] == {"type": "integer", "default": 2}
+    assert tool["type"] == "function" and tool["function"]["name"] == "f"
+
+
+def test_json_schema_tools_pass_through_unchanged() -> None:
+    tool = {"type": "function", "function": {"name": "g", "description": "",
+                                             "parameters": {"type": "object", "properties": {}}}}
+    assert to_openai_tool(tool) == tool
+    assert to_openai_tool(tool["function"]) == tool
+
+
+def test_xlam_conversion_counts_every_broken_row_by_reason(xlam_out: Path) -> None:
+    stats = json.loads((xlam_out / "stats.json").read_text())
+    assert stats["rows_read"] == 20
+    assert stats["dropped"] == {
+        "duplicate": 1, "empty_query": 1, "invalid_tool_schema": 1, "malformed_answers_json": 1,
+        "malformed_json": 2, "malformed_tools_json": 1, "missing_field": 1, "missing_required_argument": 1,
+        "no_calls": 1, "unknown_argument": 1, "unknown_tool": 1, "wrong_argument_type": 2,
+    }
+    assert len(stats["dropped"]) >= 10
+    assert stats["kinds"]["call"] == 6
+    assert all(stats["dropped_examples"][reason] for reason in stats["dropped"])
+
+
+def test_parallel_calls_stay_in_one_turn_in_order(xlam_out: Path) -> None:
+    rows = [r for r in all_rows(xlam_out) if r["kind"] == "call"]
+    parallel = next(r for r in rows if r["messages"][0]["content"].startswith("Convert 120.5 USD"))
+    assert [m["role"] for m in parallel["messages"]] == ["user", "assistant"]
+    calls = parallel["messages"][1]["tool_calls"]
+    assert [(c["function"]["name"], c["function"]["arguments"].get("source")) for c in calls] == [
+        ("convert_currency", "USD"), ("convert_currency", "GBP"), ("city_forecast", None)]
+    assert all(c["type"] == "function" and isinstance(c["function"]["arguments"], dict) for c in calls)
+
+
+def test_nested_object_arguments_are_dicts(xlam_out: Path) -> None:
+    row = next(r for r in all_rows(xlam_out) if r["tools"] and r["tools"][0]["function"]["name"] == "create_order"
+               and r["kind"] == "call")
+    args = row["messages"][-1]["tool_calls"][0]["function"]["arguments"]
+    assert args["customer"]["address"] == {"city": "Porto", "country": "PT"}
+    assert args["items"][1] == {"sku": "POT-7", "qty": 1}
+    schema = row["tools"][0]["function"]["parameters"]
+    assert schema["properties"]["customer"]["type"] == "object"
+    assert schema["required"] == ["customer", "items"]
+
+
+def test_no_call_rows_offer_unrelated_tools_and_answer_in_text(xlam_out: Path) -> None:
+    rows = all_rows(xlam_out)
+    no_calls = [r for r in rows if r["kind"] == "no_call"]
+    stats = json.loads((xlam_out / "stats.json").read_text())
+    assert len(no_calls) == stats["no_call"]["generated"] == 2  # 0.25 of 8 rows
+    assert stats["no_call_share"] == pytest.approx(0.25)
+    for row in no_calls:
+        assert row["tools"], "a no-call example must offer tools"
+        assert not row["messages"][-1].get("tool_calls")
+        assert row["messages"][-1]["role"] == "assistant" and row["messages"][-1]["content"]
+
+
+def test_no_call_fraction_without_a_chat_source_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    assert prepare("--format", "xlam", "--source", str(XLAM), "--output", str(tmp_path / "o")) == 1
+    assert "--no-call-source" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_ultrachat_conversion(tmp_path: Path) -> None:
+    out = tmp_path / "chat"
+    assert prepare("--format", "ultrachat", "--source", str(CHAT), "--output", str(out),
+                   "--system-prompt", "You are kubetune's assistant.", "--eval-fraction", "0") == 0
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["dropped"] == {"duplicate": 1, "empty_message": 1, "malformed_message": 1,
+                                "missing_messages": 1, "no_assistant_reply": 1, "roles_not_alternating": 1}
+    rows = read_rows(out / "train.jsonl")
+    assert len(rows) == 4
+    for row in rows:
+        roles = [m["role"] for m in row["messages"]]
+        assert roles[0] == "system" and row["messages"][0]["content"] == "You are kubetune's assistant."
+        assert roles[1:] == ["user", "assistant"] * ((len(roles) - 1) // 2)
+    assert max(len(r["messages"]) for r in rows) == 5  # multi-turn kept
+    trailing = next(r for r in rows if r["messages"][1]["content"] == "Define entropy.")
+    assert trailing["messages"][-1]["role"] == "assistant"  # the unanswered question was trimmed
+
+
+def test_render_then_parse_gives_back_exactly_the_calls(xlam_out: Path, tmp_path: Path) -> None:
+    out = tmp_path / "chat"
+    assert prepare("--format", "ultrachat", "--source", str(CHAT), "--output", str(out)) == 0
+    rows = all_rows(xlam_out) + all_rows(out)
+    assert {r["kind"] for r in rows} == {"call", "no_call", "chat"}
+    for row in rows:
+        text, spans = chat_template.render(row, return_assistant_mask=True)
+        assistant = [m for m in row["messages"] if m["role"] == "assistant"]
+        assert len(spans) == len(assistant)
+        for message, (start, end) in zip(assistant, spans, strict=True):
+            parsed = chat_template.parse_tool_calls(text[start:end])
+            assert parsed.errors == []
+            assert parsed.calls == chat_template.assistant_calls(message)
+        if row["tools"]:
+            assert "<tools>" in text and row["tools"][0]["function"]["name"] in text
+
+
+def test_same_inputs_and_seed_give_byte_identical_outputs(tmp_path: Path) -> None:
+    outs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        assert prepare("--format", "xlam", "--source", str(XLAM), "--output", str(out), "--seed", "7",
+                       "--no-call-source", str(CHAT), "--eval-fraction", "0.3") == 0
+        outs.append(out)
+    for name in ("train.jsonl", "eval.jsonl", "stats.json"):
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes()
+    other = tmp_path / "c"
+    assert prepare("--format", "xlam", "--source", str(XLAM), "--output", str(other), "--seed", "8",
+                   "--no-call-source", str(CHAT), "--eval-fraction", "0.3") == 0
+    def calls(out: Path) -> list[dict]:
+        return sorted((r for r in all_rows(out) if r["kind"] == "call"), key=json.dumps)
+
+    assert calls(other) == calls(outs[0])  # another seed: the same rows, in another order and split
+    assert (other / "train.jsonl").read_bytes() != (outs[0] / "train.jsonl").read_bytes()
+
+
+def test_rerun_with_verified_outputs_is_a_no_op_and_damage_is_repaired(xlam_out: Path, caplog) -> None:
+    argv = ["--format", "xlam", "--source", str(XLAM), "--output", str(xlam_out),
+            "--no-call-source", str(CHAT), "--no-call-fraction", "0.25", "--eval-fraction", "0.2"]
+    caplog.set_level("INFO")
+    before = {p.name: p.stat().st_mtime_ns for p in xlam_out.iterdir()}
+    assert prepare(*argv) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in xlam_out.iterdir()} == before
+    assert "nothing to do" in caplog.text
+    good = (xlam_out / "train.jsonl").read_bytes()
+    (xlam_out / "train.jsonl").write_bytes(good[:-10])
+    assert prepare(*argv) == 0
+    assert (xlam_out / "train.jsonl").read_bytes() == good
+
+
+def test_max_samples_and_eval_split(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    assert prepare("--format", "xlam", "--source", str(XLAM), "--output", str(out), "--max-samples", "4",
+                   "--no-call-fraction", "0", "--eval-fraction", "0.25") == 0
+    stats = json.loads((out / "stats.json").read_text())
+    assert (stats["train_rows"], stats["eval_rows"]) == (3, 1)
+    assert len(read_rows(out / "train.jsonl")) == 3 and len(read_rows(out / "eval.jsonl")) == 1
+    assert stats["tools_per_row"] and stats["calls_per_row"]
+    assert stats["content_hash"] and stats["files"]["train.jsonl"]
+
+
+def test_rows_longer_than_max_tokens_are_dropped(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    assert prepare("--format", "ultrachat", "--source", str(CHAT), "--output", str(out), "--eval-fraction", "0",
+                   "--tokenizer", "bundled:smollm2-135m", "--max-tokens", "45") == 0
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["length"]["unit"] == "tokens"
+    assert stats["length"]["max"] <= 45
+    assert stats["dropped"].get("too_long", 0) >= 1
+    assert stats["train_rows"] == 4 - stats["dropped"]["too_long"]
+
+
+def test_missing_source_and_empty_result_fail_cleanly(tmp_path: Path, capsys) -> None:
+    assert prepare("--format", "xlam", "--source", str(tmp_path / "nope.jsonl"), "--output", str(tmp_path / "o"),
+                   "--no-call-fraction", "0") == 1
+    assert "does not exist" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "x"}\nnot json\n')
+    assert prepare("--format", "xlam", "--source", str(bad), "--output", str(tmp_path / "o"),
+                   "--no-call-fraction", "0") == 1
+    err = capsys.readouterr().err
+    assert "no usable rows" in err and "malformed_json=1" in err and "missing_field=1" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_converter_rejects_bool_for_int() -> None:
+    tool = {"name": "mean_of", "description": "", "parameters": {"values": {"type": "List[int]"}}}
+    row = {"query": "q", "tools": json.dumps([tool]),
+           "answers": json.dumps([{"name": "mean_of", "arguments": {"values": [True]}}])}
+    with pytest.raises(convert.Dropped) as info:
+        convert.xlam(row)
+    assert info.value.reason == "wrong_argument_type"
+
+
+def test_parquet_source(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [json.loads(line) for line in XLAM.read_text().splitlines()[:6]]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "x.parquet")
+    out = tmp_path / "o"
+    assert prepare("--format", "xlam", "--source", str(tmp_path / "x.parquet"), "--output", str(out),
+                   "--no-call-fraction", "0", "--eval-fraction", "0") == 0
+    assert json.loads((out / "stats.json").read_text())["train_rows"] == 6
