@@ -1,0 +1,150 @@
+"""The synthetic data generator: deterministic, well-typed, our own tools, and the bundled files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kubetune_jobs.data import synthetic
+
+ROOT = Path(__file__).resolve().parents[2]
+DATASETS = ROOT / "jobs" / "kubetune_jobs" / "assets" / "datasets"
+
+# xlam's Python-style type -> the Python type a valid argument value has.
+PY_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool, "List[str]": list,
+                             "List[int]": list, "Dict[str, Any]": dict}
+ITEM_TYPES: dict[str, type] = {"List[str]": str, "List[int]": int}
+
+
+def _base(type_: str) -> str:
+    return type_.removesuffix(", optional")
+
+
+def _valid(value: object, type_: str) -> bool:
+    expected = PY_TYPES[_base(type_)]
+    if expected is not bool and isinstance(value, bool):
+        return False  # a bool is an int to Python, never to a schema
+    if not isinstance(value, expected):
+        return False
+    item = ITEM_TYPES.get(_base(type_))
+    return item is None or all(isinstance(v, item) and not isinstance(v, bool) for v in value)
+
+
+@pytest.fixture(scope="module")
+def tool_rows() -> list[dict]:
+    return synthetic.xlam_rows(3000, seed=7)
+
+
+@pytest.fixture(scope="module")
+def chats() -> list[dict]:
+    return synthetic.chat_rows(1000, seed=7)
+
+
+def test_same_seed_same_rows_and_other_seed_differs() -> None:
+    assert synthetic.xlam_rows(200, seed=3) == synthetic.xlam_rows(200, seed=3)
+    assert synthetic.chat_rows(200, seed=3) == synthetic.chat_rows(200, seed=3)
+    assert synthetic.xlam_rows(200, seed=3) != synthetic.xlam_rows(200, seed=4)
+    assert synthetic.chat_rows(200, seed=3) != synthetic.chat_rows(200, seed=4)
+
+
+def test_catalogue_is_large_varied_and_ours() -> None:
+    tools = synthetic.tool_catalogue()
+    names = [t["name"] for t in tools]
+    assert len(names) >= 30
+    assert len(set(names)) == len(names)
+    assert not set(names) & synthetic.SEED_TOOL_NAMES
+    types = {_base(p["type"]) for t in tools for p in t["parameters"].values()}
+    assert {"str", "int", "float", "bool", "List[str]", "List[int]", "Dict[str, Any]"} <= types
+    assert types <= set(PY_TYPES), f"types the test cannot check: {types - set(PY_TYPES)}"
+    for tool in tools:
+        assert tool["description"] and tool["parameters"]
+        for name, p in tool["parameters"].items():
+            assert p["description"], (tool["name"], name)
+            # Optional parameters carry a default of their type (or None); required ones carry none.
+            if p["type"].endswith(", optional"):
+                assert "default" in p and (p["default"] is None or _valid(p["default"], p["type"])), (tool["name"], name)
+            else:
+                assert "default" not in p, (tool["name"], name)
+
+
+def test_tool_rows_have_xlam_shape(tool_rows: list[dict]) -> None:
+    assert [r["id"] for r in tool_rows] == list(range(len(tool_rows)))
+    for row in tool_rows:
+        assert set(row) == {"id", "query", "tools", "answers"}
+        assert isinstance(row["tools"], str) and isinstance(row["answers"], str)
+        assert row["query"].strip()
+        offered = json.loads(row["tools"])
+        assert 1 <= len(offered) <= 4
+        assert len({t["name"] for t in offered}) == len(offered)
+        assert not {t["name"] for t in offered} & synthetic.SEED_TOOL_NAMES
+
+
+def test_every_call_is_offered_and_well_typed(tool_rows: list[dict]) -> None:
+    optional_set = 0
+    for row in tool_rows:
+        offered = {t["name"]: t for t in json.loads(row["tools"])}
+        answers = json.loads(row["answers"])
+        assert answers
+        for call in answers:
+            assert set(call) == {"name", "arguments"}
+            assert call["name"] in offered, row
+            params = offered[call["name"]]["parameters"]
+            args = call["arguments"]
+            assert set(args) <= set(params), row
+            for name, p in params.items():
+                if not p["type"].endswith(", optional"):
+                    assert name in args, (row, name)
+                elif name in args:
+                    optional_set += 1
+                if name in args:
+                    assert _valid(args[name], p["type"]), (row, name, args[name])
+    assert optional_set > len(tool_rows) // 10  # optional parameters are exercised, not only defaults
+
+
+def test_parallel_share_and_kinds(tool_rows: list[dict]) -> None:
+    answers = [json.loads(r["answers"]) for r in tool_rows]
+    parallel = [a for a in answers if len(a) > 1]
+    share = len(parallel) / len(answers)
+    assert 0.18 <= share <= 0.32
+    assert all(len(a) <= 3 for a in answers)
+    same_tool = sum(len({c["name"] for c in a}) == 1 for a in parallel)
+    assert 0 < same_tool < len(parallel)  # both repeated-tool and mixed-tool parallel calls occur
+    # Most rows offer distractors besides the right tool, but few offer four tools.
+    offered = [len(json.loads(r["tools"])) for r in tool_rows]
+    assert sum(n > len({c["name"] for c in a}) for n, a in zip(offered, answers, strict=True)) > len(offered) // 3
+    assert sum(n == 4 for n in offered) < len(offered) // 10
+
+
+def test_tool_rows_are_varied(tool_rows: list[dict]) -> None:
+    names_used = {c["name"] for r in tool_rows for c in json.loads(r["answers"])}
+    assert names_used == {t["name"] for t in synthetic.tool_catalogue()}
+    assert len({r["query"] for r in tool_rows}) > 0.95 * len(tool_rows)
+
+
+def test_chat_rows_are_short_conversations_without_tools(chats: list[dict]) -> None:
+    for row in chats:
+        assert set(row) == {"prompt", "prompt_id", "messages"}
+        messages = row["messages"]
+        assert 2 <= len(messages) <= 6 and len(messages) % 2 == 0
+        assert [m["role"] for m in messages] == ["user", "assistant"] * (len(messages) // 2)
+        assert all(set(m) == {"role", "content"} and m["content"].strip() for m in messages)
+        assert row["prompt"] == messages[0]["content"]
+        assert "<tool_call>" not in json.dumps(messages)
+        assert len(" ".join(m["content"] for m in messages).split()) < 120  # well under ~150 tokens
+    assert len({json.dumps(r["messages"]) for r in chats}) > 0.6 * len(chats)
+    assert len({m["content"] for r in chats for m in r["messages"] if m["role"] == "assistant"}) >= 100
+
+
+def test_bundled_files_equal_what_the_script_writes(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_quickstart_data.py"), "--out", str(tmp_path)],
+                   check=True, capture_output=True)
+    for name in ("quickstart-chat.jsonl", "quickstart-tools.jsonl"):
+        fresh = (tmp_path / name).read_bytes()
+        assert fresh == (DATASETS / name).read_bytes(), f"{name} is stale: rerun scripts/make_quickstart_data.py"
+        assert len(fresh) < 1_000_000
+        rows = [json.loads(line) for line in fresh.splitlines()]
+        assert rows and all(list(r) == sorted(r) for r in rows)
