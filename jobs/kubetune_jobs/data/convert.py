@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import random
+from functools import lru_cache
 from typing import Any
 
-from .schema import SchemaError, argument_problem, to_openai_tool
+from .schema import SchemaError, Tool, argument_problem, convert_tool
 
 ROLES = ("user", "assistant")
 
@@ -65,6 +66,31 @@ def _json_field(row: dict[str, Any], name: str) -> Any:
     return value
 
 
+def _convert_tools(raw_tools: Any) -> tuple[Tool, ...]:
+    if not isinstance(raw_tools, list) or not raw_tools:
+        raise Dropped("malformed_tools_json", "not a non-empty list")
+    try:
+        return tuple(convert_tool(t) for t in raw_tools)
+    except SchemaError as exc:
+        raise Dropped("invalid_tool_schema", str(exc)) from exc
+
+
+@lru_cache(maxsize=16384)
+def _tools_from_json(text: str) -> tuple[Tool, ...]:
+    # xlam rows repeat the same tool lists verbatim; parse and convert each distinct one once.
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise Dropped("malformed_tools_json", exc.msg) from exc
+    return _convert_tools(raw)
+
+
+def _tools(value: Any) -> tuple[Tool, ...]:
+    if value is None:
+        raise Dropped("missing_field", "tools")
+    return _tools_from_json(value) if isinstance(value, str) else _convert_tools(value)
+
+
 def xlam(row: dict[str, Any], system_prompt: str | None = None) -> dict[str, Any]:
     """`{"query", "tools": "<json>", "answers": "<json>"}` -> system + user + assistant tool calls."""
     query = row.get("query")
@@ -72,19 +98,13 @@ def xlam(row: dict[str, Any], system_prompt: str | None = None) -> dict[str, Any
         raise Dropped("missing_field", "query")
     if not query.strip():
         raise Dropped("empty_query")
-    raw_tools = _json_field(row, "tools")
+    converted = _tools(row.get("tools"))
     answers = _json_field(row, "answers")
-    if not isinstance(raw_tools, list) or not raw_tools:
-        raise Dropped("malformed_tools_json", "not a non-empty list")
     if not isinstance(answers, list):
         raise Dropped("malformed_answers_json", "not a list")
     if not answers:
         raise Dropped("no_calls")
-    try:
-        tools = [to_openai_tool(t) for t in raw_tools]
-    except SchemaError as exc:
-        raise Dropped("invalid_tool_schema", str(exc)) from exc
-    by_name = {t["function"]["name"]: t for t in tools}
+    by_name = {t.name: t for t in converted}
     calls = []
     for answer in answers:
         if not isinstance(answer, dict) or not isinstance(answer.get("name"), str):
@@ -106,7 +126,7 @@ def xlam(row: dict[str, Any], system_prompt: str | None = None) -> dict[str, Any
         {"role": "user", "content": query},
         {"role": "assistant", "content": "", "tool_calls": calls},
     ]
-    return {"messages": messages, "tools": tools, "kind": "call"}
+    return {"messages": messages, "tools": [t.schema for t in converted], "kind": "call"}
 
 
 CONVERTERS = {"ultrachat": ultrachat, "xlam": xlam}

@@ -46,7 +46,8 @@ class Tally:
 
 
 def _row_key(row: dict[str, Any]) -> str:
-    return hashlib.sha1(json.dumps(row["messages"], sort_keys=True).encode()).hexdigest()
+    # Converters build messages with a fixed key order, so the plain encoding identifies a conversation.
+    return json.dumps(row["messages"])
 
 
 def convert_rows(
@@ -88,8 +89,14 @@ def _percentiles(values: list[int]) -> dict[str, int]:
 def _measure(rows: list[dict[str, Any]], tokenizer_ref: str | None) -> list[int]:
     """Length of each row: tokens of its rendered text with a tokenizer, else characters."""
     if not tokenizer_ref:
+        # Converted tools are shared objects, so each one is measured once.
+        tool_chars: dict[int, int] = {}
+        for r in rows:
+            for t in r["tools"]:
+                if id(t) not in tool_chars:
+                    tool_chars[id(t)] = len(json.dumps(t))
         return [
-            sum(len(m["content"]) for m in r["messages"]) + sum(len(json.dumps(t)) for t in r["tools"])
+            sum(len(m["content"]) for m in r["messages"]) + sum(tool_chars[id(t)] for t in r["tools"])
             for r in rows
         ]
     from transformers import AutoTokenizer
@@ -131,7 +138,8 @@ def prepare(
         nc_tally = Tally()
         chats = convert_rows(nc_source, "ultrachat", args.system_prompt, nc_tally, "converting no-call chats")
         rng.shuffle(chats)
-        pool = sorted({json.dumps(t, sort_keys=True): t for r in rows for t in r["tools"]}.items())
+        shared = {id(t): t for r in rows for t in r["tools"]}
+        pool = sorted({json.dumps(t, sort_keys=True): t for t in shared.values()}.items())
         tools = [t for _, t in pool]
         wanted = round(len(rows) * args.no_call_fraction / (1 - args.no_call_fraction))
         generated = []

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -146,17 +148,163 @@ def to_openai_tool(tool: Any) -> dict[str, Any]:
     }
 
 
+Checker = Callable[[Any], str | None]
+_TYPES: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    # JSON Schema: an integer is any number with no fractional part, and a bool is never a number.
+    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool))
+    or (isinstance(v, float) and v.is_integer()),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+    "null": lambda v: v is None,
+}
+_ANNOTATIONS = {"description", "default", "format", "title", "examples"}
+_HANDLED = _ANNOTATIONS | {"type", "items", "prefixItems", "minItems", "maxItems", "uniqueItems", "properties",
+                           "required", "additionalProperties", "anyOf", "enum"}
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def _compile(schema: Any, where: str) -> Checker:
+    """A fast checker for the JSON Schema subset `python_type_to_schema` produces (jsonschema spends
+    most of prepare's time re-walking the same small schemas); other keywords raise _Unsupported."""
+    if schema is True or schema == {}:
+        return lambda v: None
+    if not isinstance(schema, dict) or set(schema) - _HANDLED:
+        raise _Unsupported
+    checks: list[Checker] = []
+    if "type" in schema:
+        names = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        if any(n not in _TYPES for n in names):
+            raise _Unsupported
+        tests = [_TYPES[n] for n in names]
+        label = " or ".join(names)
+        checks.append(lambda v: None if any(t(v) for t in tests) else f"{where}: {v!r} is not of type {label}")
+    if "enum" in schema:
+        allowed = schema["enum"]
+        checks.append(lambda v: None if v in allowed else f"{where}: {v!r} is not one of {allowed!r}")
+    if "anyOf" in schema:
+        options = [_compile(o, where) for o in schema["anyOf"]]
+        checks.append(lambda v: None if any(o(v) is None for o in options) else f"{where}: {v!r} fits no option")
+    if "items" in schema or "prefixItems" in schema or {"minItems", "maxItems", "uniqueItems"} & set(schema):
+        checks.append(_array_checker(schema, where))
+    if "properties" in schema or "additionalProperties" in schema or "required" in schema:
+        checks.append(_object_checker(schema, where))
+
+    def check(value: Any) -> str | None:
+        for c in checks:
+            problem = c(value)
+            if problem:
+                return problem
+        return None
+
+    return check
+
+
+def _array_checker(schema: dict[str, Any], where: str) -> Checker:
+    prefix = [_compile(s, f"{where}[{i}]") for i, s in enumerate(schema.get("prefixItems", []))]
+    items = _compile(schema["items"], f"{where}[]") if "items" in schema else None
+    lo, hi, unique = schema.get("minItems", 0), schema.get("maxItems"), schema.get("uniqueItems", False)
+
+    def check(value: Any) -> str | None:
+        if not isinstance(value, list):
+            return None  # the type check reports it
+        if len(value) < lo or (hi is not None and len(value) > hi):
+            return f"{where}: expected {lo}..{hi if hi is not None else ''} items, got {len(value)}"
+        if unique and len({json.dumps(v, sort_keys=True) for v in value}) != len(value):
+            return f"{where}: items are not unique"
+        for i, v in enumerate(value):
+            checker = prefix[i] if i < len(prefix) else items
+            problem = checker(v) if checker else None
+            if problem:
+                return problem
+        return None
+
+    return check
+
+
+def _object_checker(schema: dict[str, Any], where: str) -> Checker:
+    props = {k: _compile(v, f"{where}.{k}") for k, v in schema.get("properties", {}).items()}
+    extra = schema.get("additionalProperties", True)
+    extra_check = None if extra is True else (None if extra is False else _compile(extra, f"{where}.*"))
+    required = schema.get("required", [])
+
+    def check(value: Any) -> str | None:
+        if not isinstance(value, dict):
+            return None
+        for req in required:
+            if req not in value:
+                return f"{where}: missing {req!r}"
+        for k, v in value.items():
+            checker = props.get(k)
+            if checker is None:
+                if extra is False:
+                    return f"{where}: unexpected {k!r}"
+                checker = extra_check
+            problem = checker(v) if checker else None
+            if problem:
+                return problem
+        return None
+
+    return check
+
+
+def value_checker(parameters: dict[str, Any], name: str) -> Checker:
+    """One tool's argument-value checker, built once per tool."""
+    try:
+        return _compile(parameters, name)
+    except _Unsupported:
+        validator = Draft202012Validator(parameters)
+
+        def check(value: Any) -> str | None:
+            error = next(validator.iter_errors(value), None)
+            if error is None:
+                return None
+            path = ".".join(str(p) for p in error.absolute_path)
+            return f"{name}.{path or 'arguments'}: {error.message[:120]}"
+
+        return check
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A converted tool and what validates calls to it."""
+
+    schema: dict[str, Any]  # OpenAI function form
+    check_values: Checker
+
+    @property
+    def name(self) -> str:
+        return self.schema["function"]["name"]
+
+
 @lru_cache(maxsize=65536)
-def _validator(parameters_json: str) -> Draft202012Validator:
-    return Draft202012Validator(json.loads(parameters_json))
-
-
-def argument_problem(tool: dict[str, Any], arguments: Any) -> tuple[str, str] | None:
-    """Why `arguments` do not fit `tool` (an OpenAI tool), as `(reason, detail)`; None when they do."""
-    fn = tool["function"]
+def _tool_from_json(raw: str) -> Tool:
+    schema = to_openai_tool(json.loads(raw))
+    fn = schema["function"]
     params = fn.get("parameters") or {"type": "object", "properties": {}}
+    # `required` is reported separately (missing_required_argument), so values alone are checked here.
+    values_only = {k: v for k, v in params.items() if k != "required"}
+    return Tool(schema, value_checker(values_only, fn["name"]))
+
+
+def convert_tool(raw: Any) -> Tool:
+    """`to_openai_tool` plus its checker, cached: the same tool recurs across thousands of rows."""
+    return _tool_from_json(json.dumps(raw))
+
+
+def argument_problem(tool: Tool | dict[str, Any], arguments: Any) -> tuple[str, str] | None:
+    """Why `arguments` do not fit `tool`, as `(reason, detail)`; None when they do."""
+    if isinstance(tool, dict):
+        tool = _tool_from_json(json.dumps(tool))
+    fn = tool.schema["function"]
     if not isinstance(arguments, dict):
         return "wrong_argument_type", f"{fn['name']}: arguments are not an object"
+    params = fn.get("parameters") or {}
     properties = params.get("properties", {})
     for req in params.get("required", []):
         if req not in arguments:
@@ -164,9 +312,5 @@ def argument_problem(tool: dict[str, Any], arguments: Any) -> tuple[str, str] | 
     for arg in arguments:
         if arg not in properties:
             return "unknown_argument", f"{fn['name']}: {arg}"
-    # Values only: `required` was checked above, and `default` values are not validated.
-    error = next(_validator(json.dumps(params, sort_keys=True)).iter_errors(arguments), None)
-    if error is not None:
-        where = ".".join(str(p) for p in error.absolute_path) or "arguments"
-        return "wrong_argument_type", f"{fn['name']}.{where}: {error.message[:120]}"
-    return None
+    problem = tool.check_values(arguments)
+    return ("wrong_argument_type", problem) if problem else None
