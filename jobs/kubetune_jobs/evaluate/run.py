@@ -1,0 +1,123 @@
+"""`kubetune-job evaluate`: answer every item of the requested suites, score, write and push the report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from .. import storage
+from . import report as reports
+from . import suites as suite_mod
+from .suites import CHAT, Item
+from .targets import Prediction
+
+log = logging.getLogger(__name__)
+
+
+class EvaluateError(RuntimeError):
+    """Bad usage or input; the message is the one line the job prints."""
+
+
+def _compare(paths: list[str]) -> int:
+    loaded = []
+    for path in paths:
+        try:
+            loaded.append((Path(path).parent.name or path, storage.location(path).read_json()))
+        except (OSError, storage.StorageError, json.JSONDecodeError) as exc:
+            raise EvaluateError(f"cannot read report {path}: {exc}") from exc
+    print(reports.compare(loaded), end="")
+    return 0
+
+
+def _target_name(args: argparse.Namespace) -> str:
+    if args.endpoint:
+        return f"endpoint {args.endpoint} model {args.model}"
+    if args.local_model:
+        return f"local {args.local_model}"
+    return f"predictions {args.predictions}"
+
+
+def _answer(args: argparse.Namespace, items: list[Item]) -> tuple[dict[str, Prediction], dict[str, Any]]:
+    """Predictions for tool items, and extra per-item fields for chat items (loss, judge verdict)."""
+    from . import targets
+
+    tool_items = [it for it in items if it.scoring != CHAT]
+    chat_items = [it for it in items if it.scoring == CHAT]
+    extra: dict[str, dict[str, Any]] = {it.id: {} for it in chat_items}
+    preds: dict[str, Prediction] = {}
+    if args.predictions:
+        preds = targets.load_predictions(args.predictions)
+    elif args.endpoint:
+        target = targets.EndpointTarget(args.endpoint, args.model, concurrency=args.concurrency,
+                                        timeout=args.timeout, retries=args.retries, max_new_tokens=args.max_new_tokens)
+        target.check()
+        preds = target.predict(tool_items + (chat_items if args.judge_endpoint else []))
+    else:
+        local = targets.LocalTarget(args.local_model, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+        preds = local.predict(tool_items + (chat_items if args.judge_endpoint else []))
+        for item_id, (loss_sum, tokens) in local.chat_loss(chat_items).items():
+            extra[item_id].update(loss_sum=loss_sum, tokens=tokens)
+    if args.judge_endpoint and chat_items:
+        from .judge import judge
+
+        cases = [(it.id, it.messages, preds[it.id].text, it.reference or "") for it in chat_items
+                 if it.id in preds and not preds[it.id].failure]
+        for item_id, verdict in judge(args.judge_endpoint, args.judge_model, cases, concurrency=args.concurrency,
+                                      timeout=args.timeout, retries=args.retries).items():
+            extra[item_id]["judge"] = verdict
+    return preds, extra
+
+
+def run(args: argparse.Namespace) -> int:
+    from .targets import TargetError
+
+    try:
+        if args.compare:
+            return _compare(args.compare)
+        names = suite_mod.validate(args.suite)
+        if not args.output:
+            raise EvaluateError("--output is required (directory or s3:// prefix for report.json)")
+        if not (args.endpoint or args.local_model or args.predictions):
+            raise EvaluateError("say what to evaluate: --endpoint URL --model NAME, --local-model REF or --predictions FILE")
+        if args.endpoint and not args.model:
+            raise EvaluateError("--endpoint needs --model (the served model name)")
+        if CHAT in names and args.predictions:
+            raise EvaluateError("the chat suite needs a model (--local-model or --endpoint), not --predictions")
+        if CHAT in names and args.endpoint and not args.judge_endpoint:
+            raise EvaluateError("the chat suite over an endpoint needs --judge-endpoint (loss needs --local-model)")
+        items = [it for name in names for it in suite_mod.load(name, data=args.data, limit=args.limit)]
+        preds, extra = _answer(args, items)
+    except (EvaluateError, suite_mod.SuiteError, TargetError) as exc:
+        print(f"kubetune-job evaluate: error: {exc}", file=sys.stderr)
+        return 1
+
+    records = []
+    for item in items:
+        rec = reports.score_item(item, preds.get(item.id))
+        if item.scoring == CHAT:
+            rec.update(extra.get(item.id, {}))
+            rec["scored"] = "tokens" in rec or rec.get("judge") in ("win", "tie", "loss")
+        records.append(rec)
+    model_label = args.model_label or args.model or args.local_model or Path(args.predictions).stem
+    report = reports.build(records, suites=names, target=_target_name(args), model_label=model_label,
+                           run_name=args.run_name)
+    out = storage.location(args.output)
+    out.child("report.json").write_json(report)
+    table = reports.markdown(report)
+    out.child("report.md").write_text(table)
+    print(table)
+    if args.pushgateway:
+        from .metrics import push
+
+        push(args.pushgateway, report, run=args.run_name, model=model_label)
+    if not report["complete"]:
+        missing = [r for r in records if not r.get("scored")]
+        print(f"kubetune-job evaluate: error: report incomplete: {len(missing)} of {len(records)} items have no "
+              f"answer (first: {missing[0]['id']}: {missing[0].get('reason') or 'not scored'})", file=sys.stderr)
+        return 1
+    log.info("report written to %s", out.child("report.json"))
+    return 0

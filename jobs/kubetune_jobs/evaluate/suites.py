@@ -1,0 +1,163 @@
+"""The evaluation suites: named lists of items, each a prompt, the tools offered and what counts as right.
+
+  * `bfcl-<category>` — BFCL v4 (see `bfcl`), scored with BFCL's AST rules;
+  * `seed-tools` — the origin document's seven tools with our prompts (assets/seed_tools.json);
+  * `heldout` — call / no-call rows of the `eval.jsonl` written by `prepare`, scored by exact calls;
+  * `chat` — chat rows of that split: loss/perplexity of the assistant turns, optional judge win rate.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from .. import storage
+from ..chat_template import assistant_calls
+from . import bfcl
+
+SEED_SUITE = "seed-tools"
+HELDOUT_SUITE = "heldout"
+CHAT_SUITE = "chat"
+BFCL_PREFIX = "bfcl-"
+KNOWN = [f"{BFCL_PREFIX}{c}" for c in bfcl.CATEGORIES] + [SEED_SUITE, HELDOUT_SUITE, CHAT_SUITE]
+
+# How an item is scored.
+AST = "ast"  # BFCL acceptable-answer matching (checker.check)
+EXACT = "exact"  # same calls with equal arguments (checker.exact_match)
+CHAT = "chat"  # no pass/fail: loss on the reference answer, optional judge
+
+
+class SuiteError(ValueError):
+    """An unknown suite, or one whose data is missing or malformed."""
+
+
+@dataclass
+class Item:
+    id: str
+    suite: str
+    category: str
+    messages: list[dict[str, Any]]  # the prompt, ending with a user turn
+    tools: list[dict[str, Any]]  # OpenAI `tools` shown to the model
+    functions: list[dict[str, Any]] = field(default_factory=list)  # docs the checker reads (original names)
+    ground_truth: list[Any] = field(default_factory=list)  # BFCL answers (AST) or expected calls (EXACT)
+    scoring: str = AST
+    name_map: dict[str, str] = field(default_factory=dict)  # shown name -> documented name
+    reference: str | None = None  # chat: the held-out assistant answer
+    row: dict[str, Any] | None = None  # chat: the full conversation (for the loss)
+
+    @property
+    def expects_call(self) -> bool:
+        return self.scoring != CHAT and bool(self.ground_truth)
+
+    def original_name(self, name: str) -> str:
+        return self.name_map.get(name, name)
+
+
+def validate(names: list[str]) -> list[str]:
+    """The requested suites, deduplicated in order; an unknown name is an error naming the known ones."""
+    if not names:
+        raise SuiteError(f"no --suite given; known suites: {', '.join(KNOWN)}")
+    out: list[str] = []
+    for name in names:
+        if name not in KNOWN:
+            raise SuiteError(f"unknown suite {name!r}; known suites: {', '.join(KNOWN)}")
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def load(name: str, *, data: str | None = None, limit: int | None = None) -> list[Item]:
+    if name.startswith(BFCL_PREFIX):
+        items = bfcl_items(name[len(BFCL_PREFIX):])
+    elif name == SEED_SUITE:
+        items = seed_items()
+    elif name in (HELDOUT_SUITE, CHAT_SUITE):
+        items = heldout_items(data, chat=name == CHAT_SUITE)
+    else:
+        raise SuiteError(f"unknown suite {name!r}; known suites: {', '.join(KNOWN)}")
+    return items[:limit] if limit is not None else items
+
+
+def bfcl_items(category: str) -> list[Item]:
+    suite = f"{BFCL_PREFIX}{category}"
+    items = []
+    for row in bfcl.load(category):
+        # Every BFCL category here is single-turn; a question is the list of that turn's messages.
+        messages = [m for turn in row["question"] for m in turn]
+        items.append(Item(
+            id=row["id"], suite=suite, category=category, messages=messages,
+            tools=[bfcl.to_openai_tool(f) for f in row["function"]],
+            functions=row["function"], ground_truth=row["ground_truth"],
+            name_map={bfcl.shown_name(f["name"]): f["name"] for f in row["function"]},
+        ))
+    return items
+
+
+@cache
+def _seed_data() -> dict[str, Any]:
+    text = resources.files("kubetune_jobs").joinpath("assets", "seed_tools.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def seed_tools() -> list[dict[str, Any]]:
+    """The seven tools of the origin document, as OpenAI function schemas."""
+    return _seed_data()["tools"]
+
+
+def seed_items() -> list[Item]:
+    tools = seed_tools()
+    functions = [t["function"] for t in tools]
+    return [
+        Item(id=it["id"], suite=SEED_SUITE, category=it["category"],
+             messages=[{"role": "user", "content": it["prompt"]}], tools=tools, functions=functions,
+             ground_truth=it["ground_truth"])
+        for it in _seed_data()["items"]
+    ]
+
+
+def _row_kind(row: dict[str, Any]) -> str:
+    if row.get("kind") in ("call", "no_call", "chat"):
+        return row["kind"]
+    last = row["messages"][-1]
+    if last.get("tool_calls"):
+        return "call"
+    return "no_call" if row.get("tools") else "chat"
+
+
+def heldout_items(data: str | None, *, chat: bool) -> list[Item]:
+    suite = CHAT_SUITE if chat else HELDOUT_SUITE
+    if not data:
+        raise SuiteError(f"the {suite} suite needs --data (the prepare output holding eval.jsonl)")
+    loc = storage.location(data).child("eval.jsonl")
+    if not loc.exists():
+        raise SuiteError(f"{loc} does not exist (the {suite} suite reads prepare's eval.jsonl)")
+    items = []
+    for lineno, line in enumerate(loc.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            messages = row["messages"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise SuiteError(f"{loc} line {lineno}: not a conversational row ({exc})") from exc
+        # The held-out answer is the last assistant turn; the prompt is everything before it.
+        last = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=None)
+        if last is None:
+            continue
+        kind = _row_kind(row)
+        if (kind == "chat") != chat:
+            continue
+        item_id = f"{suite}_{lineno - 1}"
+        prompt = messages[:last]
+        if chat:
+            items.append(Item(id=item_id, suite=suite, category="chat", messages=prompt, tools=[],
+                              scoring=CHAT, reference=messages[last].get("content") or "",
+                              row={"messages": messages[: last + 1]}))
+        else:
+            items.append(Item(id=item_id, suite=suite, category=kind, messages=prompt,
+                              tools=row.get("tools") or [], functions=[t["function"] for t in row.get("tools") or []],
+                              ground_truth=assistant_calls(messages[last]), scoring=EXACT))
+    return items

@@ -1,0 +1,234 @@
+"""What produces the answers: an OpenAI-compatible endpoint, a local model in-process, or a file.
+
+Every target turns items into `Prediction`s keyed by item id. Raw model text (local model, offline
+`text` predictions, call markup an endpoint left in `content`) is read with the training template's
+own `parse_tool_calls`, so all three paths decode calls the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Any
+
+from tqdm import tqdm
+
+from .. import storage
+from ..chat_template import END_OF_TURN, parse_tool_calls, render
+from .suites import Item
+
+log = logging.getLogger(__name__)
+API_KEY_ENV = "KUBETUNE_API_KEY"
+
+
+class TargetError(RuntimeError):
+    """The target cannot be used at all (unreachable endpoint, unreadable predictions file)."""
+
+
+@dataclass
+class Prediction:
+    calls: list[dict[str, Any]] = field(default_factory=list)  # {"name", "arguments": dict}, as emitted
+    text: str = ""  # plain content
+    errors: list[str] = field(default_factory=list)  # call markup that did not decode
+    latency_s: float | None = None
+    failure: str | None = None  # no answer at all (request failed)
+
+
+def from_text(text: str, latency_s: float | None = None) -> Prediction:
+    parsed = parse_tool_calls(text)
+    return Prediction(calls=parsed.calls, text=parsed.content, errors=parsed.errors, latency_s=latency_s)
+
+
+def decode_calls(raw_calls: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """OpenAI-style (`{"type", "function": {...}}`) or plain `{"name", "arguments"}` calls; arguments
+    may be a JSON string or an object."""
+    calls, errors = [], []
+    for raw in raw_calls:
+        fn = raw.get("function", raw) if isinstance(raw, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            errors.append(f"tool call has no string 'name': {str(raw)[:80]!r}")
+            continue
+        args = fn.get("arguments", {})
+        if isinstance(args, str):
+            try:
+                args = json.loads(args) if args.strip() else {}
+            except json.JSONDecodeError as exc:
+                errors.append(f"arguments of {fn['name']!r} are not valid JSON ({exc.msg})")
+                continue
+        if not isinstance(args, dict):
+            errors.append(f"arguments of {fn['name']!r} are not a JSON object")
+            continue
+        calls.append({"name": fn["name"], "arguments": args})
+    return calls, errors
+
+
+# --- offline predictions -------------------------------------------------------------------------
+
+def load_predictions(uri: str) -> dict[str, Prediction]:
+    """`{id, tool_calls}` or `{id, text}` per line; a malformed line is an error naming it."""
+    loc = storage.location(uri)
+    if not loc.exists():
+        raise TargetError(f"predictions file {uri} does not exist")
+    out: dict[str, Prediction] = {}
+    for lineno, line in enumerate(loc.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TargetError(f"{uri} line {lineno}: not valid JSON ({exc.msg})") from exc
+        if not isinstance(row, dict) or not isinstance(row.get("id"), str):
+            raise TargetError(f"{uri} line {lineno}: no string 'id'")
+        if isinstance(row.get("tool_calls"), list):
+            calls, errors = decode_calls(row["tool_calls"])
+            pred = Prediction(calls=calls, text=row.get("text") or "", errors=errors)
+        elif isinstance(row.get("text"), str):
+            pred = from_text(row["text"])
+        else:
+            raise TargetError(f"{uri} line {lineno}: needs 'tool_calls' (a list) or 'text' (a string)")
+        pred.latency_s = row.get("latency_s")
+        out[row["id"]] = pred
+    return out
+
+
+# --- OpenAI-compatible endpoint ------------------------------------------------------------------
+
+class EndpointTarget:
+    def __init__(self, endpoint: str, model: str, *, concurrency: int = 8, timeout: float = 120.0,
+                 retries: int = 3, max_new_tokens: int = 256) -> None:
+        from openai import OpenAI
+
+        self.endpoint, self.model = endpoint, model
+        self.concurrency, self.max_new_tokens = max(1, concurrency), max_new_tokens
+        # The client retries connection errors, 408/409/429 and 5xx with exponential backoff.
+        self.client = OpenAI(base_url=endpoint, api_key=os.environ.get(API_KEY_ENV) or "none",
+                             timeout=timeout, max_retries=max(0, retries - 1))
+
+    def check(self) -> None:
+        """Fail fast, with the cause, when the endpoint cannot be reached at all."""
+        import openai
+
+        try:
+            self.client.with_options(max_retries=1).models.list()
+        except openai.APIConnectionError as exc:
+            raise TargetError(f"cannot reach endpoint {self.endpoint}: {exc.__cause__ or exc}") from exc
+        except openai.APIStatusError as exc:
+            raise TargetError(f"endpoint {self.endpoint} answered {exc.status_code} to GET /models: {exc.message}") from exc
+
+    def _one(self, item: Item) -> Prediction:
+        import openai
+
+        request: dict[str, Any] = {"model": self.model, "messages": item.messages, "temperature": 0.0,
+                                   "max_tokens": self.max_new_tokens}
+        if item.tools:
+            request["tools"] = item.tools
+        start = time.perf_counter()
+        try:
+            resp = self.client.chat.completions.create(**request)
+        except openai.OpenAIError as exc:
+            return Prediction(failure=f"request failed: {type(exc).__name__}: {str(exc)[:200]}")
+        latency = time.perf_counter() - start
+        message = resp.choices[0].message
+        content = message.content or ""
+        if message.tool_calls:
+            calls, errors = decode_calls([tc.model_dump() for tc in message.tool_calls])
+            return Prediction(calls=calls, text=content, errors=errors, latency_s=latency)
+        # A server whose parser did not take the markup leaves it in content; read it like raw text.
+        return from_text(content, latency)
+
+    def predict(self, items: list[Item], desc: str = "requests") -> dict[str, Prediction]:
+        out: dict[str, Prediction] = {}
+        with ThreadPoolExecutor(self.concurrency) as pool, tqdm(total=len(items), desc=desc, unit="item") as bar:
+            futures = {pool.submit(self._one, item): item.id for item in items}
+            for future in as_completed(futures):
+                out[futures[future]] = future.result()
+                bar.update()
+        return out
+
+
+# --- local model in-process -----------------------------------------------------------------------
+
+class LocalTarget:
+    """Batched greedy generation with transformers (left padding), prompts rendered with our template."""
+
+    def __init__(self, ref: str, *, batch_size: int = 8, max_new_tokens: int = 256) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from ..models import resolve
+
+        path = resolve(ref)
+        self.ref, self.batch_size, self.max_new_tokens = ref, max(1, batch_size), max_new_tokens
+        self.tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model.to(self.device).eval()
+        self._stops = [s for s in (END_OF_TURN, self.tokenizer.eos_token) if s]
+
+    def _prompt(self, item: Item) -> str:
+        return render({"messages": item.messages, "tools": item.tools or None}, add_generation_prompt=True)
+
+    def _cut(self, text: str) -> str:
+        for stop in self._stops:
+            text = text.split(stop, 1)[0]
+        return text
+
+    def predict(self, items: list[Item], desc: str = "generating") -> dict[str, Prediction]:
+        import torch
+
+        prompts = {item.id: self._prompt(item) for item in items}
+        # Similar lengths share a batch, so little compute goes to padding.
+        order = sorted(items, key=lambda it: len(prompts[it.id]))
+        out: dict[str, Prediction] = {}
+        with tqdm(total=len(items), desc=desc, unit="item") as bar:
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start:start + self.batch_size]
+                enc = self.tokenizer([prompts[it.id] for it in batch], return_tensors="pt", padding=True,
+                                     add_special_tokens=False).to(self.device)
+                t0 = time.perf_counter()
+                with torch.inference_mode():
+                    generated = self.model.generate(
+                        **enc, max_new_tokens=self.max_new_tokens, do_sample=False, temperature=None,
+                        top_p=None, top_k=None, pad_token_id=self.tokenizer.pad_token_id)
+                latency = time.perf_counter() - t0  # each item of a batch waits for the whole batch
+                new = generated[:, enc["input_ids"].shape[1]:]
+                for item, ids in zip(batch, new, strict=True):
+                    text = self._cut(self.tokenizer.decode(ids, skip_special_tokens=False))
+                    if self.tokenizer.pad_token:
+                        text = text.replace(self.tokenizer.pad_token, "")
+                    out[item.id] = from_text(text, latency)
+                bar.update(len(batch))
+        return out
+
+    def chat_loss(self, items: list[Item], max_length: int = 2048) -> dict[str, tuple[float, int]]:
+        """Per item: summed cross-entropy over assistant tokens, and their count."""
+        import torch
+
+        out: dict[str, tuple[float, int]] = {}
+        for item in tqdm(items, desc="chat loss", unit="row"):
+            text, spans = render(item.row or {}, return_assistant_mask=True)
+            enc = self.tokenizer(text, return_offsets_mapping=True, add_special_tokens=False,
+                                 truncation=True, max_length=max_length)
+            ids = torch.tensor([enc["input_ids"]], device=self.device)
+            mask = [any(s <= a < e for s, e in spans) for a, _ in enc["offset_mapping"]]
+            labels = ids.clone()
+            labels[0, [i for i, m in enumerate(mask) if not m]] = -100
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids).logits.float()
+            loss = torch.nn.functional.cross_entropy(
+                logits[0, :-1], labels[0, 1:], ignore_index=-100, reduction="sum")
+            count = int((labels[0, 1:] != -100).sum())
+            out[item.id] = (float(loss) if count else 0.0, count)
+        return out
+
+
+def perplexity(loss: float) -> float:
+    return math.exp(loss) if loss < 50 else float("inf")
