@@ -142,3 +142,33 @@ def _cuda() -> bool:
     except ImportError:
         return False
     return torch.cuda.is_available()
+
+
+CURL_EXAMPLE = """curl -s {base}/chat/completions -H 'Content-Type: application/json' -d '{{
+  "model": "{model}",
+  "messages": [{{"role": "user", "content": "What is the weather in Lisbon today?"}}],
+  "tools": [{{"type": "function", "function": {{"name": "get_weather",
+    "description": "Current weather for a city.",
+    "parameters": {{"type": "object", "properties": {{"location": {{"type": "string"}}}},
+                   "required": ["location"]}}}}}}]
+}}'"""
+
+
+def run(args: Any) -> int:
+    """`kubetune-job serve`: an OpenAI-compatible server (tool calls included) on a tuned model."""
+    from . import models
+
+    source = models.resolve(args.model)
+    if not Path(source).is_dir():
+        raise ValueError(f"{args.model}: serve needs a model directory (local, s3:// or bundled:)")
+    with tempfile.TemporaryDirectory(prefix="kubetune-serve-") as tmp:
+        servable = servable_copy(source, Path(tmp) / "model")
+        with LocalServer(servable, port=args.port) as server:
+            print(f"serving {args.model} at {server.base_url} (Ctrl-C to stop); try:\n", flush=True)
+            print(CURL_EXAMPLE.format(base=server.base_url, model=server.model), flush=True)
+            try:
+                while server._proc is not None and server._proc.poll() is None:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                return 0
+            raise ServerError(f"the server stopped:\n{server.log_tail()}")

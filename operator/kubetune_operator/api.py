@@ -1,0 +1,381 @@
+"""The FineTuneRun API (`kubetune.io/v1alpha1`): typed pydantic models, the single source of the CRD schema.
+
+`scripts/gen_crds.py` turns these models into the CRD YAML (see `crd.py`); `kubetune run` and the operator
+parse manifests with the same models, so a field documented here means the same thing everywhere.
+
+Parsing a manifest file into the typed model::
+
+    run = load_manifest("manifests/examples/qwen2.5-3b-function-calling.yaml")   # -> FineTuneRun
+    run.spec.stages[0].dataset.format                                         # "ultrachat"
+    spec = FineTuneRunSpec.model_validate(obj["spec"])   # from a dict (camelCase keys), defaults filled
+
+A bad manifest raises `SpecError` whose message names the field (`spec.stages[1].dataset.format: ...`).
+
+Restart semantics (documented, enforced by CEL in the CRD): once created, every field that shapes the
+artifacts (baseModel, storage, stages, lora, training, evaluation, hubTokenSecret) is immutable; to train
+with other settings create a new FineTuneRun. Scheduling fields (resources, images, pushgateway,
+cleanupPolicy) may change and apply to Jobs created afterwards.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic.alias_generators import to_camel
+
+GROUP = "kubetune.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "FineTuneRun"
+PLURAL = "finetuneruns"
+SINGULAR = "finetunerun"
+SHORT_NAMES = ["ftr"]
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+QUANTITY = r"^([0-9]+(\.[0-9]+)?)(m|Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$"
+REFERENCE_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+REFERENCE_SUITES = ["bfcl-simple_python", "bfcl-multiple", "bfcl-parallel", "bfcl-parallel_multiple",
+                    "bfcl-irrelevance", "seed-tools", "heldout", "chat"]
+SUITE_PATTERN = r"^(bfcl-[a-z_]+|seed-tools|heldout|chat)$"
+DEFAULT_JOBS_IMAGE = "ghcr.io/kubetune/kubetune-jobs:0.1.0"
+
+
+class SpecError(ValueError):
+    """A manifest or spec that does not validate; the message names the field, one line per problem."""
+
+
+class _Model(BaseModel):
+    """camelCase on the wire, snake_case in Python; unknown fields are errors (typos must not pass)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
+                              validate_default=True)
+
+    def wire(self) -> dict[str, Any]:
+        """The object as it appears in a manifest (camelCase, no unset optionals)."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def _f(default: Any = ..., description: str = "", **kw: Any) -> Any:
+    return Field(default, description=description, **kw)
+
+
+# ---------------------------------------------------------------- spec
+
+class StorageSpec(_Model):
+    """Where artifacts live: an S3-compatible object store (MinIO or any S3 API)."""
+
+    endpoint: str | None = _f(None, "URL of the S3 API (http(s)://host:port). Empty: the operator's "
+                              "configured store (Helm value storage.endpoint).", max_length=512)
+    bucket: str = _f("kubetune", "Bucket holding `<namespace>/<run>/...` artifacts.",
+                     min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    credentials_secret: str | None = _f(None, "Secret in the run's namespace with keys AWS_ACCESS_KEY_ID and "
+                                        "AWS_SECRET_ACCESS_KEY; injected into Jobs by reference only.",
+                                        max_length=253, pattern=DNS_LABEL)
+    secure: bool = _f(False, "Use TLS when `endpoint` has no scheme.")
+
+
+class DatasetSpec(_Model):
+    """The source dataset of one stage and how `kubetune-job prepare` converts it."""
+
+    source: str = _f(..., "Hub dataset id, s3:// URI, or path inside the job image.", min_length=1, max_length=512)
+    format: Literal["ultrachat", "xlam"] = _f(..., "Source format: `ultrachat` (chat conversations) or `xlam` "
+                                              "(function-calling rows converted to Qwen `<tool_call>` form).")
+    split: str | None = _f(None, "Split of a Hub dataset (default: train_sft for ultrachat, train for xlam).",
+                           max_length=64)
+    max_samples: int | None = _f(None, "Keep at most this many converted rows.", ge=1, le=10_000_000)
+    no_call_source: str | None = _f(None, "Chat dataset (ultrachat format) whose rows are paired with unrelated "
+                                    "tools as no-call examples (xlam format only).", max_length=512)
+    no_call_split: str | None = _f(None, "Split of a Hub no-call source (default: train_sft).", max_length=64)
+    no_call_fraction: float = _f(0.1, "Share of the stage's rows that are no-call examples (xlam only).",
+                                 ge=0.0, le=0.9)
+    system_prompt: str | None = _f(None, "System prompt added to every conversation.", max_length=4096)
+    eval_fraction: float = _f(0.02, "Share of rows held out in eval.jsonl.", gt=0.0, lt=0.5)
+
+
+class LoraSpec(_Model):
+    """LoRA adapter shape (reference run: r=16, alpha=16, dropout 0 on all attention and MLP projections)."""
+
+    r: int = _f(16, "LoRA rank.", ge=1, le=512)
+    alpha: int = _f(16, "LoRA alpha (scaling = alpha / r).", ge=1, le=1024)
+    dropout: float = _f(0.0, "Dropout on the LoRA path.", ge=0.0, lt=1.0)
+    target_modules: list[Annotated[str, Field(min_length=1, max_length=64)]] = _f(
+        REFERENCE_TARGET_MODULES, "Module names that receive adapters.", min_length=1, max_length=32)
+
+
+class TrainingSpec(_Model):
+    """Supervised fine-tuning hyperparameters (reference: batch 4 x accum 4, lr 2e-4, 1 epoch, bf16, QLoRA)."""
+
+    batch_size: int = _f(4, "Per-device batch size.", ge=1, le=1024)
+    grad_accum: int = _f(4, "Gradient accumulation steps.", ge=1, le=1024)
+    learning_rate: float = _f(2e-4, "Peak learning rate.", gt=0.0, le=1.0)
+    epochs: float = _f(1.0, "Epochs over the stage's data.", gt=0.0, le=100.0)
+    max_steps: int = _f(-1, "Stop after this many optimizer steps (-1: run the epochs).", ge=-1)
+    max_seq_length: int = _f(2048, "Longest tokenized row used for training.", ge=64, le=131072)
+    warmup_ratio: float = _f(0.03, "Share of steps spent warming the learning rate up.", ge=0.0, lt=1.0)
+    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = _f(
+        "linear", "Learning-rate schedule.")
+    optimizer: str = _f("auto", "Optimizer; auto: AdamW 8-bit on GPU, AdamW (torch) elsewhere.", max_length=64)
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = _f("bf16", "Compute precision.")
+    load_in_4bit: bool = _f(True, "QLoRA: 4-bit base weights (GPU only; ignored on CPU).", alias="loadIn4bit")
+    packing: bool = _f(False, "Pack short rows into full sequences.")
+    save_steps: int = _f(100, "Checkpoint every N optimizer steps (resumes after preemption).", ge=1)
+    keep_checkpoints: int = _f(2, "Newest checkpoints kept.", ge=1, le=100)
+    backend: Literal["auto", "unsloth", "trl"] = _f("auto", "auto: Unsloth on CUDA, TRL + PEFT elsewhere.")
+
+
+def _overrides_model() -> type[_Model]:
+    """Every TrainingSpec field, optional and unset by default: a stage overrides only what it names."""
+    fields: dict[str, Any] = {}
+    for name, info in TrainingSpec.model_fields.items():
+        description = f"Overrides spec.training.{info.alias} for this stage. {info.description}"
+        # The bounds (info.metadata) stay on the non-null type, so an override obeys the same limits.
+        typ = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
+        fields[name] = (typ | None, Field(None, description=description, alias=info.alias))
+    model = create_model("TrainingOverrides", __base__=_Model, **fields)
+    model.__doc__ = "Per-stage training overrides; unset fields inherit spec.training."
+    return model
+
+
+TrainingOverrides = _overrides_model()
+
+
+class StageSpec(_Model):
+    """One SFT stage: prepare its dataset, train on it from the previous stage's merged model, export."""
+
+    name: str = _f(..., "Stage name, unique in the run; names Jobs and artifact folders.", min_length=1,
+                   max_length=20, pattern=DNS_LABEL)
+    dataset: DatasetSpec = _f(..., "The stage's dataset.")
+    training: TrainingOverrides | None = _f(None, "Per-stage overrides of spec.training.")  # type: ignore[valid-type]
+
+
+class SuiteSpec(_Model):
+    """An evaluation suite and how much of it to run."""
+
+    name: str = _f(..., "bfcl-<category>, seed-tools, heldout or chat.", max_length=64, pattern=SUITE_PATTERN)
+    limit: int | None = _f(None, "First N items of the suite (all when unset).", ge=1)
+
+
+class GatesSpec(_Model):
+    """Thresholds the final model must meet for the run to succeed."""
+
+    min_accuracy: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = _f(
+        {}, "Minimum accuracy per suite name, e.g. {bfcl-simple_python: 0.8}.", max_length=64)
+    max_false_call_rate: float | None = _f(None, "Highest tolerated false-call rate on the final model.",
+                                           ge=0.0, le=1.0)
+
+
+class EvaluationSpec(_Model):
+    """Which suites measure the models (base and after each stage)."""
+
+    suites: list[SuiteSpec] = _f([SuiteSpec(name=s) for s in REFERENCE_SUITES],
+                                 "Suites evaluated on every evaluated model.", max_length=32)
+    evaluate_base: bool = _f(True, "Evaluate the base model first (the 'before' of the comparison).")
+    evaluate_every_stage: bool = _f(True, "Evaluate after every stage; false: after the last stage only.")
+    gates: GatesSpec = _f(GatesSpec(), "Thresholds on the final model; failing one fails the run.")
+
+
+class Toleration(_Model):
+    """A pod toleration (core/v1 Toleration)."""
+
+    key: str | None = _f(None, "Taint key.", max_length=253)
+    operator: Literal["Exists", "Equal"] = _f("Equal", "Exists matches any value.")
+    value: str | None = _f(None, "Taint value.", max_length=63)
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = _f(None, "Taint effect (all if unset).")
+    toleration_seconds: int | None = _f(None, "How long a NoExecute taint is tolerated.", ge=0)
+
+
+class ResourcesSpec(_Model):
+    """Compute, placement and retry policy of the run's Jobs."""
+
+    gpus: int = _f(1, "nvidia.com/gpu per training and evaluation Job (0: CPU only).", ge=0, le=16)
+    memory: str = _f("48Gi", "Memory limit of GPU Jobs.", pattern=QUANTITY, max_length=32)
+    cpu: str = _f("8", "CPU request of GPU Jobs.", pattern=QUANTITY, max_length=32)
+    node_selector: dict[str, Annotated[str, Field(max_length=63)]] = _f({}, "Node labels GPU Jobs require.",
+                                                                         max_length=32)
+    tolerations: list[Toleration] = _f([], "Tolerations of GPU Jobs.", max_length=32)
+    priority_class_name: str | None = _f(None, "PriorityClass of all Jobs.", max_length=253)
+    kueue_queue: str | None = _f(None, "Kueue LocalQueue: Jobs are created suspended and admitted by Kueue.",
+                                 max_length=63, pattern=DNS_LABEL)
+    backoff_limit: int = _f(3, "Pod failures tolerated per Job (evictions and preemptions do not count).",
+                            ge=0, le=100)
+    active_deadline_seconds: int = _f(172800, "Wall-clock limit of one Job.", ge=60)
+    ttl_seconds_after_finished: int = _f(604800, "Finished Jobs are removed after this long.", ge=0)
+
+
+class ImagesSpec(_Model):
+    """Container images."""
+
+    jobs: str = _f(DEFAULT_JOBS_IMAGE, "Image with `kubetune-job` (prepare, train, evaluate).", max_length=512)
+    pull_policy: Literal["Always", "IfNotPresent", "Never"] = _f("IfNotPresent", "Image pull policy.")
+
+
+class FineTuneRunSpec(_Model):
+    """Desired run: base model -> ordered SFT stages -> evaluated, exported models in the object store."""
+
+    base_model: str = _f("Qwen/Qwen2.5-3B", "Base model: Hub id, s3:// URI, or bundled:smollm2-135m.",
+                         min_length=1, max_length=512)
+    storage: StorageSpec = _f(StorageSpec(), "Object store for data, checkpoints, models and reports.")
+    stages: list[StageSpec] = _f(..., "Ordered stages; stage i+1 starts from stage i's merged model.",
+                                 min_length=1, max_length=8)
+    lora: LoraSpec = _f(LoraSpec(), "LoRA adapter shape.")
+    training: TrainingSpec = _f(TrainingSpec(), "Training hyperparameters (stages may override).")
+    evaluation: EvaluationSpec = _f(EvaluationSpec(), "Evaluation suites and gates.")
+    resources: ResourcesSpec = _f(ResourcesSpec(), "Compute, placement and retries of the Jobs.")
+    images: ImagesSpec = _f(ImagesSpec(), "Container images.")
+    hub_token_secret: str | None = _f(None, "Secret with key HF_TOKEN for gated Hub models/datasets "
+                                      "(injected by reference only).", max_length=253, pattern=DNS_LABEL)
+    cleanup_policy: Literal["Retain", "Delete"] = _f("Retain", "Delete: remove the run's artifacts from the "
+                                                     "store when the FineTuneRun is deleted.")
+    pushgateway: str | None = _f(None, "Prometheus Pushgateway URL the jobs push kubetune_* metrics to.",
+                                 max_length=512)
+
+    @field_validator("stages")
+    @classmethod
+    def _unique_stage_names(cls, stages: list[StageSpec]) -> list[StageSpec]:
+        seen: set[str] = set()
+        for i, stage in enumerate(stages):
+            if stage.name in seen:
+                raise ValueError(f"stages[{i}].name {stage.name!r} is used twice; stage names must be unique")
+            seen.add(stage.name)
+        return stages
+
+    def stage_training(self, stage: StageSpec) -> TrainingSpec:
+        """spec.training with the stage's overrides applied."""
+        if stage.training is None:
+            return self.training
+        return self.training.model_copy(update=stage.training.model_dump(exclude_none=True))
+
+
+# ---------------------------------------------------------------- status
+
+class Condition(_Model):
+    """A Kubernetes-convention condition."""
+
+    type: str = _f(..., "Condition type (Succeeded, Progressing, Degraded).", max_length=64)
+    status: Literal["True", "False", "Unknown"] = _f(..., "True, False or Unknown.")
+    reason: str = _f(..., "CamelCase machine-readable reason.", max_length=128)
+    message: str = _f("", "Human-readable detail.", max_length=4096)
+    last_transition_time: str | None = _f(None, "When status last changed (RFC 3339).")
+    observed_generation: int | None = _f(None, "metadata.generation this condition describes.")
+
+
+class StageStatus(_Model):
+    """Training progress of one stage, read from its progress.json."""
+
+    name: str = _f(..., "Stage name.")
+    phase: str = _f("Pending", "Pending, Preparing, Training, Evaluating, Succeeded, Failed, Skipped.")
+    step: int | None = _f(None, "Optimizer steps done.")
+    total: int | None = _f(None, "Optimizer steps planned.")
+    loss: float | None = _f(None, "Latest training loss.")
+    tokens_per_second: float | None = _f(None, "Latest training throughput.")
+    checkpoint: str | None = _f(None, "Latest checkpoint URI.")
+
+
+class SuiteResult(_Model):
+    """One suite's result for one evaluated model."""
+
+    suite: str = _f(..., "Suite name.")
+    accuracy: float | None = _f(None, "Share of items passed.")
+    false_call_rate: float | None = _f(None, "Share of no-call items where the model called a tool.")
+
+
+class EvaluationResult(_Model):
+    """The evaluation of one model (base or after a stage)."""
+
+    label: str = _f(..., "Model label: base or the stage name.")
+    report: str = _f(..., "URI of report.json.")
+    accuracy: float | None = _f(None, "Mean accuracy over suites.")
+    suites: list[SuiteResult] = _f([], "Per-suite results.")
+
+
+class Artifacts(_Model):
+    """URIs of what the run produced."""
+
+    root: str | None = _f(None, "Run root in the store.")
+    datasets: dict[str, str] = _f({}, "Prepared data per stage.")
+    adapters: dict[str, str] = _f({}, "LoRA adapter per stage.")
+    models: dict[str, str] = _f({}, "Merged model per stage.")
+    final_model: str | None = _f(None, "Merged model of the last stage (what to serve).")
+
+
+class FineTuneRunStatus(_Model):
+    """Observed state, written by the operator."""
+
+    phase: str | None = _f(None, "Pending, Running, Succeeded or Failed.")
+    current_stage: str | None = _f(None, "Stage now being prepared/trained/evaluated.")
+    current_step: str | None = _f(None, "Plan step now running (e.g. train-chat).")
+    progress: str | None = _f(None, "step/total of the training stage now running.")
+    loss: float | None = _f(None, "Latest training loss.")
+    accuracy: float | None = _f(None, "Mean accuracy of the latest evaluated model.")
+    steps_done: list[str] = _f([], "Plan steps finished or verified.")
+    stages: list[StageStatus] = _f([], "Per-stage progress.")
+    evaluations: list[EvaluationResult] = _f([], "Evaluation results per model.")
+    artifacts: Artifacts = _f(Artifacts(), "Produced artifact URIs.")
+    conditions: list[Condition] = _f([], "Succeeded, Progressing, Degraded.", max_length=16)
+    observed_generation: int | None = _f(None, "metadata.generation last reconciled.")
+
+
+class ObjectMeta(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(..., max_length=63, pattern=DNS_LABEL)
+    namespace: str = "default"
+
+
+class FineTuneRun(BaseModel):
+    """A FineTuneRun manifest (what `kubectl apply` and `kubetune run` read)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+    api_version: Literal["kubetune.io/v1alpha1"] = Field(API_VERSION, alias="apiVersion")
+    kind: Literal["FineTuneRun"] = KIND
+    metadata: ObjectMeta
+    spec: FineTuneRunSpec
+    status: FineTuneRunStatus | None = None
+
+
+def field_path(loc: tuple[str | int, ...], root: str = "spec") -> str:
+    """pydantic error location -> `spec.stages[1].dataset.format` (camelCase, as in the manifest)."""
+    out = root
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after", "function-before") or "[" in str(part):
+            continue
+        else:
+            out += f".{to_camel(str(part)) if '_' in str(part) else part}"
+    return out.lstrip(".")
+
+
+def format_errors(exc: ValidationError, root: str = "spec") -> str:
+    lines = []
+    for err in exc.errors():
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{field_path(err['loc'], root)}: {msg}")
+    return "; ".join(lines)
+
+
+def parse_spec(obj: dict[str, Any]) -> FineTuneRunSpec:
+    """A FineTuneRun's spec dict -> typed spec with defaults; SpecError names the offending field."""
+    try:
+        return FineTuneRunSpec.model_validate(obj)
+    except ValidationError as exc:
+        raise SpecError(format_errors(exc)) from None
+
+
+def parse_manifest(obj: dict[str, Any]) -> FineTuneRun:
+    """A whole FineTuneRun document (apiVersion, kind, metadata, spec) -> typed model with defaults."""
+    try:
+        return FineTuneRun.model_validate(obj)
+    except ValidationError as exc:
+        raise SpecError(format_errors(exc, root="")) from None
+
+
+def load_manifest(path: str | Path) -> FineTuneRun:
+    """Read a YAML file holding one FineTuneRun; SpecError on a bad document (message names the field)."""
+    docs = [d for d in yaml.safe_load_all(Path(path).read_text()) if d]
+    runs = [d for d in docs if isinstance(d, dict) and d.get("kind") == KIND]
+    if len(runs) != 1:
+        raise SpecError(f"{path}: expected exactly one {KIND} document, found {len(runs)}")
+    return parse_manifest(runs[0])

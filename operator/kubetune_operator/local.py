@@ -1,0 +1,193 @@
+"""The local executor behind `kubetune run`: the operator's plan, run as subprocesses on this machine.
+
+The same manifest, the same typed validation, the same `build_plan` and the very `kubetune-job`
+command lines the Jobs run; only the executor differs. Artifacts go to a local directory (or the
+S3/MinIO endpoint the manifest names), so an interrupted run picks up where it stopped: finished
+steps verify and are skipped, and training resumes from its newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from kubetune_jobs import storage
+
+from . import api, validation
+from .layout import RunLayout
+from .plan import Step, build_plan, step_done
+
+JOB = [sys.executable, "-m", "kubetune_jobs.cli"]
+POLL_SECONDS = 2.0
+
+
+def default_store() -> Path:
+    root = os.environ.get("KUBETUNE_CACHE") or Path.home() / ".cache" / "kubetune"
+    return Path(root) / "runs"
+
+
+class RunFailed(RuntimeError):
+    """A step exited non-zero; the message holds its command and the end of its log."""
+
+
+@dataclass
+class LocalRun:
+    run: api.FineTuneRun
+    store: Path
+    console: Console
+
+    def __post_init__(self) -> None:
+        spec = self.run.spec
+        self.env = dict(os.environ)
+        if spec.storage.endpoint:
+            # The manifest's object store; credentials come from this shell's environment, as the
+            # operator takes them from the credentials Secret.
+            self.env["KUBETUNE_S3_ENDPOINT"] = spec.storage.endpoint
+            os.environ["KUBETUNE_S3_ENDPOINT"] = spec.storage.endpoint
+            self.root = f"s3://{spec.storage.bucket}"
+            self.logs = default_store().parent / "logs" / self.run.metadata.namespace / self.run.metadata.name
+        else:
+            self.root = str(self.store)
+            self.logs = self.store / self.run.metadata.namespace / self.run.metadata.name / "logs"
+        self.layout = RunLayout.of(self.root, self.run.metadata.namespace, self.run.metadata.name)
+        self.steps = build_plan(self.run.metadata.name, self.run.metadata.namespace, spec, self.root)
+
+    def execute(self) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        total = len(self.steps)
+        for number, step in enumerate(self.steps, 1):
+            prefix = f"[{number}/{total}] {step.name}"
+            if step_done(step, storage.location):
+                self.console.print(f"[green]✓[/] {prefix}: already done, skipped")
+                continue
+            started = time.monotonic()
+            self._run_step(step, prefix)
+            self.console.print(f"[green]✓[/] {prefix}: done in {_duration(time.monotonic() - started)}")
+
+    def _run_step(self, step: Step, prefix: str) -> None:
+        log_path = self.logs / f"{step.name}.log"
+        with open(log_path, "ab") as log, Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(), console=self.console, transient=True,
+        ) as bar:
+            log.write(f"\n$ kubetune-job {' '.join(step.args)}\n".encode())
+            log.flush()
+            proc = subprocess.Popen([*JOB, *step.args], stdout=log, stderr=subprocess.STDOUT, env=self.env)
+            task = bar.add_task(prefix, total=None, detail="")
+            try:
+                while proc.poll() is None:
+                    if step.kind == "train" and step.stage:
+                        self._show_training(bar, task, step.stage)
+                    time.sleep(POLL_SECONDS if step.kind == "train" else 0.5)
+            except KeyboardInterrupt:
+                # The job got the same SIGINT; give it time to checkpoint before giving up on it.
+                try:
+                    proc.wait(timeout=120)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                raise
+        if proc.returncode != 0:
+            tail = "".join(deque(log_path.read_text(errors="replace").splitlines(keepends=True), maxlen=15))
+            raise RunFailed(f"{step.name} failed (exit {proc.returncode}); log: {log_path}\n{tail}")
+
+    def _show_training(self, bar: Progress, task: int, stage: str) -> None:
+        try:
+            progress = storage.location(self.layout.progress(stage)).read_json()
+        except (FileNotFoundError, ValueError, storage.StorageError):
+            return
+        if not isinstance(progress, dict):
+            return
+        detail = []
+        if progress.get("loss") is not None:
+            detail.append(f"loss {progress['loss']:.3f}")
+        if progress.get("tokens_per_second"):
+            detail.append(f"{progress['tokens_per_second']:.0f} tok/s")
+        if progress.get("eta_seconds") is not None:
+            detail.append(f"ETA {_duration(progress['eta_seconds'])}")
+        bar.update(task, total=progress.get("total") or None, completed=progress.get("step") or 0,
+                   detail=", ".join(detail))
+
+    def reports(self) -> list[tuple[str, str]]:
+        """(label, report URI) of every evaluation in plan order."""
+        return [(s.label or s.name, s.outputs[0]) for s in self.steps if s.kind == "evaluate"]
+
+    def compare_table(self) -> str:
+        reports = self.reports()
+        if not reports:
+            return ""
+        local = []
+        for label, uri in reports:
+            loc = storage.location(uri)
+            if not loc.exists():
+                continue
+            if storage.is_remote(uri):
+                path = self.logs / f"report-{label}.json"
+                path.write_bytes(loc.read_bytes())
+                local.append(str(path))
+            else:
+                local.append(uri)
+        out = subprocess.run([*JOB, "evaluate", "--compare", *local], capture_output=True, text=True,
+                             env=self.env)
+        return out.stdout if out.returncode == 0 else out.stderr
+
+    def final_model(self) -> str:
+        return self.layout.merged(self.run.spec.stages[-1].name)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def load(path: str | Path) -> api.FineTuneRun:
+    """Read and validate a manifest exactly as the operator does; SpecError names every bad field."""
+    run = api.load_manifest(path)
+    found = validation.problems(run.spec)
+    if found:
+        raise api.SpecError("; ".join(found))
+    return run
+
+
+def run(manifest: str | Path, store: Path | None, serve: bool, port: int, console: Console) -> int:
+    try:
+        spec_run = load(manifest)
+    except api.SpecError as exc:
+        console.print(f"[red]invalid manifest[/] {manifest}: {exc}")
+        return 2
+    local = LocalRun(spec_run, Path(store or default_store()).expanduser(), console)
+    name = spec_run.metadata.name
+    console.print(f"[bold]kubetune run[/] {name}: {len(local.steps)} steps, base model "
+                  f"{spec_run.spec.base_model}, artifacts in {local.layout.root}")
+    started = time.monotonic()
+    try:
+        local.execute()
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/]; run the same command again to resume {name}")
+        return 130
+    except RunFailed as exc:
+        console.print(f"[red]✗[/] {exc}")
+        return 1
+    except storage.StorageError as exc:
+        console.print(f"[red]✗[/] {exc}")
+        return 1
+    console.print(f"\n[bold]{name}[/] finished in {_duration(time.monotonic() - started)}\n")
+    table = local.compare_table()
+    if table:
+        console.print(table, markup=False, highlight=False)
+    console.print(f"model:     {local.final_model()}")
+    console.print(f"reports:   {', '.join(uri for _, uri in local.reports())}")
+    console.print(f"logs:      {local.logs}")
+    summary = {"run": name, "model": local.final_model(), "reports": dict(local.reports())}
+    storage.location(local.layout.root).child("summary.json").write_bytes(json.dumps(summary, indent=2).encode())
+    if serve:
+        return subprocess.call([*JOB, "serve", "--model", local.final_model(), "--port", str(port)], env=local.env)
+    return 0

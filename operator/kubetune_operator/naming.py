@@ -1,0 +1,44 @@
+"""Names and labels of the objects the operator creates: deterministic, DNS-safe, one home."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from .api import GROUP
+
+LABEL_RUN = f"{GROUP}/run"
+LABEL_STEP = f"{GROUP}/step"
+LABEL_KIND = f"{GROUP}/step-kind"
+LABEL_STAGE = f"{GROUP}/stage"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "kubetune-operator"
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+FINALIZER = f"{GROUP}/cleanup"
+
+_MAX = 63  # a Job's name becomes its pods' `job-name` label value: at most 63 characters
+
+
+def dns_label(text: str, limit: int = _MAX) -> str:
+    """Lowercase DNS-1123 label; when too long, a short hash of the full text keeps it unique."""
+    clean = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-") or "x"
+    if len(clean) <= limit:
+        return clean
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    return f"{clean[: limit - 9].rstrip('-')}-{digest}"
+
+
+def job_name(run: str, step: str) -> str:
+    """The one name of a step's Job: the same on every reconcile, so 'already exists' means adopt."""
+    return dns_label(f"{run}-{step}")
+
+
+def labels(run: str, step: str | None = None, kind: str | None = None, stage: str | None = None) -> dict[str, str]:
+    out = {LABEL_MANAGED_BY: MANAGED_BY, "app.kubernetes.io/part-of": "kubetune", LABEL_RUN: dns_label(run)}
+    if step:
+        out[LABEL_STEP] = dns_label(step)
+    if kind:
+        out[LABEL_KIND] = kind
+    if stage:
+        out[LABEL_STAGE] = dns_label(stage)
+    return out

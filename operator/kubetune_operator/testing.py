@@ -1,0 +1,271 @@
+"""Run the operator against kopf's Kubernetes emulator (kmock) in-process: for tests and bench/operator.py.
+
+    with EmulatedCluster() as cluster, OperatorThread(cluster.url):
+        cluster.create(run_manifest)
+        cluster.wait_for(lambda: cluster.jobs("default"))
+
+kmock (a dev dependency) is imported only here. The emulator runs in its own thread and event loop; the
+operator in another (kopf's shutdown must not cancel the emulator's tasks). Clients talk to it over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import itertools
+import json
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import kmock
+
+from . import api
+
+_rv = itertools.count(1)
+
+
+@attrs.frozen
+class _PatchConflict(kmock.KubernetesError):
+    status: int = 422
+    reason: str = "Invalid"
+    message: str = "the object has been modified; please apply your changes to the latest version"
+
+
+class MetadataEmulator(kmock.KubernetesEmulator):
+    """kmock plus the server-side metadata kopf and clients rely on: uid, creationTimestamp, generation,
+    namespace, generateName, and an increasing resourceVersion on every write."""
+
+    async def _handle(self, request: kmock.Request):  # type: ignore[override]
+        if request.resource is not None and request.action == kmock.action.UPDATE and isinstance(request.data, list):
+            # JSON patch, which kopf sends with a `test` of resourceVersion. kmock answers a failed test with
+            # 500 (kopf then retries the stale patch for seconds); the apiserver answers 422, upon which kopf
+            # re-reads the object. Emulate that, and move resourceVersion like any other write.
+            # kmock's watch also replays existing objects on every (re)connect, so kopf may act on a stale
+            # copy; the apiserver would have streamed the newer version, so re-announce it with the 422.
+            key = (request.resource, request.namespace, request.name)
+            raw = None
+            try:
+                raw = self._objects[key].raw
+            except (KeyError, LookupError):
+                pass
+            current = (raw or {}).get("metadata", {}).get("resourceVersion")
+            for op in request.data:
+                if op.get("op") == "test" and op.get("path") == "/metadata/resourceVersion" \
+                        and current is not None and op.get("value") != current:
+                    await self._buses[request.resource].put({"type": "MODIFIED", "object": raw})
+                    raise _PatchConflict()
+            request.data.append({"op": "add", "path": "/metadata/resourceVersion", "value": str(next(_rv))})
+        if request.resource is not None and isinstance(request.data, dict):
+            meta = request.data.setdefault("metadata", {})
+            if request.action == kmock.action.CREATE:
+                if not meta.get("name") and meta.get("generateName"):
+                    meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+                if request.namespace:
+                    meta.setdefault("namespace", request.namespace)
+                meta.setdefault("uid", str(uuid.uuid4()))
+                meta.setdefault("creationTimestamp",
+                                datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+                meta["generation"] = 1
+                meta["resourceVersion"] = str(next(_rv))
+            elif request.action == kmock.action.UPDATE and request.name:
+                meta["resourceVersion"] = str(next(_rv))
+                if "spec" in request.data and not request.subresource:
+                    key = (request.resource, request.namespace, request.name)
+                    try:
+                        old = self._objects[key].raw
+                        meta["generation"] = int(old.get("metadata", {}).get("generation") or 1) + 1
+                    except (KeyError, LookupError):
+                        pass
+        try:
+            return await super()._handle(request)
+        finally:
+            # kmock keeps every request for assertions and matches each new one by scanning that history,
+            # so a long bench turns quadratic. Nothing here asserts on requests: forget each once served.
+            for k, seen in enumerate(self._requests):
+                if seen is request:
+                    del self._requests[k]
+                    break
+
+
+    # kmock finds one object by scanning every stored object (events included), so each GET slows down as
+    # a bench piles up runs; the apiserver looks objects up by key. Serve single-object reads by key.
+    def _lookup(self, resource: Any, namespace: str | None, name: str | None) -> Any:
+        obj = self._objects._objects.get((resource, namespace, name))
+        return None if obj is None or obj.deleted else obj
+
+    async def _serve_fetch(self, request: kmock.Request):  # type: ignore[override]
+        obj = self._lookup(request.resource, request.namespace, request.name)
+        if obj is None:
+            return await super()._serve_fetch(request)  # the stock path raises the proper 404
+        return obj.raw
+
+    async def _serve_create(self, request: kmock.Request):  # type: ignore[override]
+        meta = request.data.get("metadata", {})
+        obj = self._lookup(request.resource, request.namespace or meta.get("namespace"), meta.get("name"))
+        return obj.raw if obj is not None else await super()._serve_create(request)
+
+    async def _serve_update(self, request: kmock.Request):  # type: ignore[override]
+        obj = self._objects._objects.get((request.resource, request.namespace, request.name))
+        return obj.last.raw if obj is not None else await super()._serve_update(request)
+
+    def _get_resources(self):  # type: ignore[override]
+        # Stock kmock adds the resource of every stored object on each call (a scan per request); every
+        # resource used here is declared (bundled built-ins and the CRD), so the declared list is complete.
+        return kmock.KubernetesScaffold._get_resources(self)
+
+    def has(self, api_version: str, plural: str, namespace: str, name: str) -> bool:
+        """Whether an object exists (a key lookup in-process, no HTTP)."""
+        group, _, version = api_version.rpartition("/")
+        return self._lookup(kmock.resource(group, version, plural), namespace, name) is not None
+
+
+class EmulatedCluster:
+    """The emulator served on a loopback port from a background thread, with a tiny sync HTTP client."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True, name="kmock")
+        self.emulator: MetadataEmulator | None = None
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with MetadataEmulator() as emu, kmock.Server(emu) as server:
+            emu.resources.load_bundled()
+            emu.resources[f"{api.GROUP}/{api.VERSION}/{api.PLURAL}"] = kmock.ResourceInfo(
+                kind=api.KIND, singular=api.SINGULAR, namespaced=True,
+                verbs={"list", "watch", "get", "create", "patch", "update", "delete"}, subresources={"status"})
+            self.emulator = emu
+            self.url = str(server.url).rstrip("/")
+            self._ready.set()
+            await self._stop.wait()
+
+    def __enter__(self) -> EmulatedCluster:
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise RuntimeError("the kmock emulator did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop and self._stop:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    # -- HTTP client
+    def request(self, method: str, path: str, body: Any = None,
+                content_type: str = "application/json") -> dict[str, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": content_type})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read() or b"{}")
+
+    @staticmethod
+    def path(api_version: str, plural: str, namespace: str, name: str | None = None) -> str:
+        base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+        return f"{base}/namespaces/{namespace}/{plural}" + (f"/{name}" if name else "")
+
+    def create(self, obj: dict[str, Any], plural: str | None = None) -> dict[str, Any]:
+        plural = plural or (api.PLURAL if obj["kind"] == api.KIND else obj["kind"].lower() + "s")
+        ns = obj["metadata"].get("namespace", "default")
+        return self.request("POST", self.path(obj["apiVersion"], plural, ns), obj)
+
+    def get(self, api_version: str, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.request("GET", self.path(api_version, plural, namespace, name))
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise
+
+    def patch(self, api_version: str, plural: str, namespace: str, name: str, patch: dict[str, Any],
+              subresource: str = "") -> dict[str, Any]:
+        path = self.path(api_version, plural, namespace, name) + (f"/{subresource}" if subresource else "")
+        return self.request("PATCH", path, patch, "application/merge-patch+json")
+
+    def delete(self, api_version: str, plural: str, namespace: str, name: str) -> None:
+        self.request("DELETE", self.path(api_version, plural, namespace, name))
+
+    def list(self, api_version: str, plural: str, namespace: str) -> list[dict[str, Any]]:
+        return self.request("GET", self.path(api_version, plural, namespace)).get("items", [])
+
+    def run(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.get(api.API_VERSION, api.PLURAL, namespace, name)
+
+    def jobs(self, namespace: str, run: str | None = None) -> list[dict[str, Any]]:
+        jobs = self.list("batch/v1", "jobs", namespace)
+        if run is None:
+            return jobs
+        return [j for j in jobs if any(r.get("name") == run for r in j["metadata"].get("ownerReferences") or [])]
+
+    def finish_job(self, namespace: str, name: str, succeeded: bool = True, reason: str = "BackoffLimitExceeded",
+                   message: str = "Job has reached the specified backoff limit") -> None:
+        """What the Job controller would write when the Job's pod ends."""
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if succeeded:
+            status = {"succeeded": 1, "startTime": now, "completionTime": now,
+                      "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": now}]}
+        else:
+            status = {"failed": 1, "startTime": now,
+                      "conditions": [{"type": "Failed", "status": "True", "reason": reason, "message": message,
+                                      "lastTransitionTime": now}]}
+        self.patch("batch/v1", "jobs", namespace, name, {"status": status}, subresource="status")
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.02,
+             what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class OperatorThread:
+    """The real operator (kopf with kubetune's handlers) in its own thread and event loop."""
+
+    def __init__(self, url: str, namespace: str | None = None) -> None:
+        self.url = url
+        self.namespace = namespace
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, daemon=True, name="kopf")
+        self.error: BaseException | None = None
+
+    def _main(self) -> None:
+        import kopf
+
+        from . import handlers  # noqa: F401 - registers the handlers
+
+        try:
+            asyncio.run(kopf.operator(
+                standalone=True, clusterwide=self.namespace is None,
+                namespaces=[self.namespace] if self.namespace else [],
+                stop_flag=self._stop, ready_flag=self._ready, memo=kopf.Memo()))
+        except BaseException as exc:  # noqa: BLE001 - surfaced to the test
+            self.error = exc
+            self._ready.set()
+
+    def __enter__(self) -> OperatorThread:
+        os.environ["KUBETUNE_KUBE_URL"] = self.url
+        self._thread.start()
+        if not self._ready.wait(30) or self.error:
+            raise RuntimeError(f"the operator did not start: {self.error!r}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)

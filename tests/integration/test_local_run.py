@@ -1,0 +1,139 @@
+"""`kubetune run`: the operator's plan executed locally, end to end, on a reduced quickstart.
+
+One run is shared by the tests below (it trains and evaluates a real model for minutes on CPU):
+it is interrupted with SIGINT during stage 2, then run again, and must finish without redoing
+preparation or stage 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICKSTART = ROOT / "manifests" / "examples" / "quickstart.yaml"
+pytestmark = pytest.mark.slow
+
+
+def reduced_quickstart(dest: Path) -> Path:
+    """The quickstart with fewer steps and smaller slices, everything else as shipped."""
+    doc = yaml.safe_load(QUICKSTART.read_text())
+    doc["metadata"]["name"] = "quickstart-ci"
+    spec = doc["spec"]
+    spec["training"].update(maxSteps=3, saveSteps=2)
+    spec["stages"][0]["dataset"]["maxSamples"] = 60
+    spec["stages"][1]["dataset"]["maxSamples"] = 200
+    spec["stages"][1]["training"].update(maxSteps=30, saveSteps=5)
+    for suite in spec["evaluation"]["suites"]:
+        suite["limit"] = 8
+    path = dest / "quickstart-ci.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def kubetune(*args: str, env: dict | None = None) -> subprocess.Popen:
+    # A wide terminal, so rich does not wrap the messages the tests look for.
+    env = {**(env or os.environ), "COLUMNS": "400", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "kubetune_operator.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("local-run")
+    manifest = reduced_quickstart(tmp)
+    store = tmp / "store"
+    run_root = store / "default" / "quickstart-ci"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    first = kubetune("run", str(manifest), "--store", str(store), env=env)
+    # Interrupt once stage 2 has written a checkpoint, as a user pressing Ctrl-C would.
+    checkpoints = run_root / "stages" / "tools" / "checkpoints"
+    deadline = time.monotonic() + 1500
+    while time.monotonic() < deadline and first.poll() is None:
+        if any((p / "_COMPLETE").exists() for p in checkpoints.glob("step-*")):
+            break
+        time.sleep(1)
+    assert first.poll() is None, f"run ended before stage 2 checkpointed:\n{first.stdout.read()}"
+    before = {p: p.stat().st_mtime_ns for p in (run_root / "data").rglob("*") if p.is_file()}
+    stage1 = (run_root / "stages" / "chat" / "merged" / "_COMPLETE").stat().st_mtime_ns
+    first.send_signal(signal.SIGINT)
+    out1, _ = first.communicate(timeout=300)
+    assert first.returncode == 130, out1
+    assert not (run_root / "stages" / "tools" / "merged" / "_COMPLETE").exists()
+
+    second = kubetune("run", str(manifest), "--store", str(store), env=env)
+    out2, _ = second.communicate(timeout=1800)
+    assert second.returncode == 0, out2
+    return {"root": run_root, "out1": out1, "out2": out2, "data_mtimes": before, "stage1_mtime": stage1,
+            "manifest": manifest}
+
+
+def test_rerun_skips_finished_steps_and_resumes_training(finished_run: dict) -> None:
+    out = finished_run["out2"]
+    for step in ("prepare-chat", "prepare-tools", "eval-base", "train-chat", "eval-chat"):
+        assert f"{step}: already done, skipped" in out
+    root: Path = finished_run["root"]
+    after = {p: p.stat().st_mtime_ns for p in finished_run["data_mtimes"]}
+    assert after == finished_run["data_mtimes"], "preparation was redone"
+    assert (root / "stages" / "chat" / "merged" / "_COMPLETE").stat().st_mtime_ns == finished_run["stage1_mtime"]
+    log = (root / "logs" / "train-tools.log").read_text()
+    assert "resum" in log.lower(), "stage 2 did not resume from its checkpoint"
+
+
+def test_artifacts_and_reports(finished_run: dict) -> None:
+    root: Path = finished_run["root"]
+    for stage in ("chat", "tools"):
+        assert (root / "data" / stage / "stats.json").exists()
+        assert (root / "stages" / stage / "adapter" / "_COMPLETE").exists()
+        assert (root / "stages" / stage / "merged" / "_COMPLETE").exists()
+    reports = {label: json.loads((root / "eval" / label / "report.json").read_text())
+               for label in ("base", "chat", "tools")}
+    for report in reports.values():
+        assert report["complete"] is True
+        suites = {item["suite"] for item in report["items"]}
+        assert suites == {"seed-tools", "bfcl-simple_python", "bfcl-irrelevance"}
+    summary = finished_run["out2"]
+    assert "base" in summary and "tools" in summary  # the before/after table
+
+
+def _accuracy(report: dict, suites: set[str]) -> float:
+    items = [i for i in report["items"] if i["suite"] in suites]
+    return sum(i["passed"] for i in items) / len(items)
+
+
+def test_stage_two_calls_tools_better_than_the_base_model(finished_run: dict) -> None:
+    root: Path = finished_run["root"]
+    tool_suites = {"seed-tools", "bfcl-simple_python"}
+    base = _accuracy(json.loads((root / "eval" / "base" / "report.json").read_text()), tool_suites)
+    tuned = _accuracy(json.loads((root / "eval" / "tools" / "report.json").read_text()), tool_suites)
+    assert tuned > base, f"tool-calling accuracy after stage 2 {tuned:.2f} is not above the base model's {base:.2f}"
+
+
+def test_invalid_manifest_stops_before_any_work(tmp_path: Path) -> None:
+    doc = yaml.safe_load(QUICKSTART.read_text())
+    doc["spec"]["stages"][1]["dataset"]["format"] = "sharegpt"
+    doc["spec"]["lora"]["r"] = 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    store = tmp_path / "store"
+    proc = kubetune("run", str(bad), "--store", str(store))
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    assert "spec.stages[1].dataset.format" in out and "spec.lora.r" in out
+    assert not store.exists()
+
+    from kubetune_operator import api
+
+    with pytest.raises(api.SpecError) as info:
+        api.parse_manifest(doc)
+    # The operator reports the very same messages.
+    assert str(info.value).split("; ")[0] in out

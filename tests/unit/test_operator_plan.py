@@ -1,0 +1,118 @@
+"""The pure plan: order, exact command lines (parsed by the jobs' own CLI), chaining, and done-detection."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from test_operator_api import EXAMPLE, minimal
+
+from kubetune_jobs.cli import build_parser
+from kubetune_jobs.storage import location
+from kubetune_operator import api, layout, naming
+from kubetune_operator.plan import build_plan, step_done
+
+
+def reference() -> api.FineTuneRunSpec:
+    return api.load_manifest(EXAMPLE).spec
+
+
+def test_order_of_the_reference_run() -> None:
+    steps = build_plan("ref", "ml", reference(), "s3://kubetune")
+    assert [s.name for s in steps] == ["prepare-chat", "prepare-tools", "eval-base", "train-chat", "eval-chat",
+                                       "train-tools", "eval-tools"]
+    assert [s.kind for s in steps] == ["prepare", "prepare", "evaluate", "train", "evaluate", "train", "evaluate"]
+    assert [s.gpu for s in steps] == [False, False, True, True, True, True, True]
+
+
+def test_every_command_line_parses_with_the_jobs_cli() -> None:
+    parser = build_parser()
+    for spec in (reference(), api.parse_spec(minimal())):
+        for step in build_plan("ref", "ml", spec, "s3://kubetune"):
+            args = parser.parse_args(list(step.args))
+            assert args.command == step.kind
+
+
+def test_stages_chain_through_merged_models_and_layout() -> None:
+    spec = reference()
+    steps = {s.name: build_parser().parse_args(list(s.args)) for s in build_plan("ref", "ml", spec, "s3://b")}
+    run = layout.RunLayout.of("s3://b", "ml", "ref")
+    assert run.root == "s3://b/ml/ref"
+    assert steps["prepare-chat"].output == "s3://b/ml/ref/data/chat"
+    assert steps["train-chat"].model == "Qwen/Qwen2.5-3B"
+    assert steps["train-chat"].output == run.stage("chat") == "s3://b/ml/ref/stages/chat"
+    assert steps["train-tools"].model == run.merged("chat") == "s3://b/ml/ref/stages/chat/merged"
+    assert steps["train-tools"].data == run.data("tools")
+    assert steps["eval-tools"].local_model == run.merged("tools")
+    assert steps["eval-tools"].output == "s3://b/ml/ref/eval/tools"
+    assert steps["eval-base"].local_model == "Qwen/Qwen2.5-3B"
+    assert steps["eval-base"].suite == api.REFERENCE_SUITES
+    assert steps["train-tools"].run_name == "ref" and steps["train-tools"].stage_name == "tools"
+    assert steps["eval-chat"].model_label == "chat"
+    t = steps["train-chat"]
+    assert (t.lora_r, t.lora_alpha, t.batch_size, t.grad_accum, t.learning_rate, t.load_in_4bit, t.precision) == (
+        16, 16, 4, 4, 2e-4, True, "bf16")
+    prep = steps["prepare-tools"]
+    assert (prep.format, prep.max_samples, prep.no_call_fraction) == ("xlam", 60000, 0.1)
+    assert prep.no_call_source == "HuggingFaceH4/ultrachat_200k"
+
+
+def test_options_change_the_plan() -> None:
+    raw = minimal()
+    raw["evaluation"] = {"evaluateBase": False, "evaluateEveryStage": False,
+                         "suites": [{"name": "heldout", "limit": 5}, {"name": "chat", "limit": 9}]}
+    raw["pushgateway"] = "http://pgw:9091"
+    raw["resources"] = {"gpus": 0}
+    raw["stages"][1]["training"] = {"maxSteps": 3, "loadIn4bit": False}
+    steps = build_plan("r", "default", api.parse_spec(raw), "/tmp/out")
+    assert [s.name for s in steps] == ["prepare-chat", "prepare-tools", "train-chat", "train-tools", "eval-tools"]
+    assert not any(s.gpu for s in steps)
+    parsed = {s.name: build_parser().parse_args(list(s.args)) for s in steps}
+    assert parsed["eval-tools"].limit == 9 and parsed["eval-tools"].pushgateway == "http://pgw:9091"
+    assert parsed["train-tools"].max_steps == 3 and parsed["train-tools"].load_in_4bit is False
+    assert parsed["train-chat"].max_steps == -1 and parsed["train-chat"].load_in_4bit is True
+    assert parsed["train-chat"].pushgateway == "http://pgw:9091"
+    raw["evaluation"]["suites"] = []
+    assert all(s.kind != "evaluate" for s in build_plan("r", "default", api.parse_spec(raw), "/tmp/out"))
+
+
+def test_plan_is_deterministic_and_accepts_a_wire_dict() -> None:
+    a = build_plan("r", "ns", minimal(), "s3://b")
+    b = build_plan("r", "ns", api.parse_spec(minimal()), "s3://b")
+    assert a == b
+
+
+def test_job_names_are_deterministic_dns_labels() -> None:
+    assert naming.job_name("ref", "train-chat") == "ref-train-chat"
+    long = naming.job_name("x" * 60, "eval-tools")
+    assert len(long) <= 63 and long == naming.job_name("x" * 60, "eval-tools")
+    assert long != naming.job_name("x" * 60, "eval-chat")
+    assert naming.dns_label("Run_Name.v2") == "run-name-v2"
+
+
+def test_step_done_needs_verified_outputs(tmp_path: Path) -> None:
+    steps = {s.name: s for s in build_plan("r", "ns", minimal(), str(tmp_path))}
+    run = layout.RunLayout.of(str(tmp_path), "ns", "r")
+    prep, train, ev = steps["prepare-chat"], steps["train-chat"], steps["eval-chat"]
+    assert not any(step_done(s, location) for s in (prep, train, ev))
+
+    data = Path(run.data("chat"))
+    data.mkdir(parents=True)
+    (data / "stats.json").write_text(json.dumps({"rows": 3}))
+    assert not step_done(prep, location), "stats.json without a content hash does not prove the data"
+    (data / "stats.json").write_text(json.dumps({"content_hash": "ab", "files": {"train.jsonl": "x"}}))
+    assert not step_done(prep, location), "a file stats.json vouches for is missing"
+    (data / "train.jsonl").write_text("{}\n")
+    assert step_done(prep, location)
+
+    Path(run.adapter("chat")).mkdir(parents=True)
+    assert not step_done(train, location)
+    Path(run.merged("chat")).mkdir(parents=True)
+    (Path(run.merged("chat")) / "_COMPLETE").write_text("{}")
+    assert step_done(train, location)
+
+    Path(run.eval("chat")).mkdir(parents=True)
+    Path(run.report("chat")).write_text(json.dumps({"complete": False, "suites": {}}))
+    assert not step_done(ev, location), "a partial report is not done"
+    Path(run.report("chat")).write_text(json.dumps({"complete": True, "suites": {}}))
+    assert step_done(ev, location)

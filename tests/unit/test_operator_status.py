@@ -1,0 +1,51 @@
+"""Pure status helpers: Kubernetes-convention conditions, Job states, progress/report parsing, gates."""
+
+from __future__ import annotations
+
+from kubetune_operator import api
+from kubetune_operator import status as st
+
+
+def test_last_transition_time_moves_only_when_status_flips() -> None:
+    c = st.set_condition([], "Succeeded", "Unknown", "InProgress", "step a", 1, at="2026-01-01T00:00:00Z")
+    c = st.set_condition(c, "Succeeded", "Unknown", "InProgress", "step b", 2, at="2026-01-01T00:05:00Z")
+    cond = st.condition(c, "Succeeded")
+    assert cond["lastTransitionTime"] == "2026-01-01T00:00:00Z" and cond["message"] == "step b"
+    assert cond["observedGeneration"] == 2
+    c = st.set_condition(c, "Succeeded", "True", "AllStepsSucceeded", "done", 2, at="2026-01-01T01:00:00Z")
+    assert st.condition(c, "Succeeded")["lastTransitionTime"] == "2026-01-01T01:00:00Z"
+    c = st.set_condition(c, "Degraded", "False", "AsExpected", "", 2)
+    c = st.set_condition(c, "Progressing", "False", "Completed", "", 2)
+    assert [x["type"] for x in c] == ["Succeeded", "Progressing", "Degraded"]
+
+
+def test_job_state() -> None:
+    assert st.job_state({"status": {}})[0] == "running"
+    assert st.job_state({"spec": {"suspend": True}, "status": {}})[0] == "suspended"
+    assert st.job_state({"status": {"succeeded": 1}})[0] == "succeeded"
+    failed = {"status": {"failed": 4, "conditions": [{"type": "Failed", "status": "True",
+                                                      "reason": "BackoffLimitExceeded", "message": "limit"}]}}
+    assert st.job_state(failed) == ("failed", "BackoffLimitExceeded", "limit")
+
+
+def test_progress_and_report_parsing() -> None:
+    assert st.stage_progress({"state": "running", "step": 40, "total": 100, "loss": 1.25,
+                              "tokens_per_second": 3000.5, "eta_seconds": 10}) == {
+        "step": 40, "total": 100, "loss": 1.25, "tokensPerSecond": 3000.5}
+    assert st.stage_progress(None) == {}
+    report = {"complete": True, "suites": {"heldout": {"accuracy": 0.5, "false_call_rate": 0.1},
+                                           "chat": {"loss": 1.0}}}
+    results = st.suite_results(report)
+    assert results == [{"suite": "heldout", "accuracy": 0.5, "falseCallRate": 0.1}, {"suite": "chat"}]
+    assert st.mean_accuracy(results) == 0.5
+
+
+def test_gates() -> None:
+    gates = api.GatesSpec(min_accuracy={"heldout": 0.6}, max_false_call_rate=0.2)
+    assert st.gate_failures(api.GatesSpec(), None) == []
+    assert st.gate_failures(gates, None) == ["the final evaluation report could not be read"]
+    ok = [{"suite": "heldout", "accuracy": 0.7, "falseCallRate": 0.1}]
+    assert st.gate_failures(gates, ok) == []
+    bad = [{"suite": "heldout", "accuracy": 0.5, "falseCallRate": 0.3}]
+    msgs = st.gate_failures(gates, bad)
+    assert len(msgs) == 2 and msgs[0].startswith("spec.evaluation.gates.minAccuracy.heldout")
