@@ -88,3 +88,27 @@ def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.terminate()
         proc.wait(10)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A randomly initialised, tiny Qwen2-architecture model saved with the SmolLM2 tokenizer (whose
+    vocabulary it matches); returns its directory. For testing mechanics, not what a model learns."""
+    import torch
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    from kubetune_jobs.models import resolve
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve("bundled:smollm2-135m"))
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(config)
+    dest = tmp_path_factory.mktemp("tiny-qwen2")
+    model.save_pretrained(dest)
+    tokenizer.save_pretrained(dest)
+    return str(dest)

@@ -131,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.command in ("train", "evaluate", "serve"):
+        from .runtime import configure_threads
+
+        configure_threads()
     module = importlib.import_module(SUBCOMMANDS[args.command][1])
     try:
         return int(module.run(args) or 0)

@@ -174,6 +174,8 @@ class EvaluationSpec(_Model):
                                  "Suites evaluated on every evaluated model.", max_length=32)
     evaluate_base: bool = _f(True, "Evaluate the base model first (the 'before' of the comparison).")
     evaluate_every_stage: bool = _f(True, "Evaluate after every stage; false: after the last stage only.")
+    max_new_tokens: int = _f(512, "Longest answer generated per item (tool calls are short; chat answers longer).",
+                             ge=16, le=8192)
     gates: GatesSpec = _f(GatesSpec(), "Thresholds on the final model; failing one fails the run.")
 
 

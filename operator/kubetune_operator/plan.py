@@ -97,7 +97,8 @@ def _evaluate(layout: RunLayout, run_name: str, spec: api.FineTuneRunSpec, label
     args = ["evaluate", "--local-model", model, "--output", layout.eval(label), "--data", data]
     for s in suites:
         args += ["--suite", s.name]
-    args += [*_opt("--limit", _suite_limit(suites)), "--run-name", run_name, "--model-label", label,
+    args += [*_opt("--limit", _suite_limit(suites)), "--max-new-tokens", str(spec.evaluation.max_new_tokens),
+             "--run-name", run_name, "--model-label", label,
              *_opt("--pushgateway", spec.pushgateway)]
     return Step(f"eval-{label}", "evaluate", tuple(args), (layout.report(label),), gpu=spec.resources.gpus > 0,
                 stage=stage, label=label, inputs=(model, data))

@@ -1,0 +1,1 @@
+"""The `train` job: one supervised fine-tuning stage (LoRA/QLoRA) with checkpoints in the object store."""

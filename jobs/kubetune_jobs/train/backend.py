@@ -1,0 +1,168 @@
+"""The two ways of building the model to train: Unsloth on CUDA, TRL + PEFT elsewhere.
+
+Only model construction and the merged export differ between them; data, masking, callbacks,
+checkpoints and the trainer itself (TRL's SFTTrainer, which Unsloth patches) are shared.
+
+Import order matters: Unsloth patches transformers, TRL and PEFT when it is imported, so `choose()`
+decides without importing any of them, and `prepare()` imports Unsloth before anything else that
+pulls in transformers. Nothing in this module imports transformers at module level.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from .. import models
+from .config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+class BackendError(RuntimeError):
+    """The requested backend cannot run here; the message says why."""
+
+
+def cuda_available() -> bool:
+    import torch  # torch itself is fine to import before Unsloth; transformers is not
+
+    return torch.cuda.is_available()
+
+
+def choose(requested: str) -> str:
+    """`unsloth` or `trl` for `--backend auto|unsloth|trl`."""
+    cuda = cuda_available()
+    has_unsloth = importlib.util.find_spec("unsloth") is not None
+    if requested == "unsloth":
+        if not cuda:
+            raise BackendError("--backend unsloth needs a CUDA device; use --backend trl on this machine")
+        if not has_unsloth:
+            raise BackendError("--backend unsloth: the `unsloth` package is not installed (extra `gpu`)")
+        return "unsloth"
+    if requested == "auto" and cuda:
+        if has_unsloth:
+            return "unsloth"
+        log.warning("CUDA is available but unsloth is not installed; training with TRL + PEFT")
+    return "trl"
+
+
+def prepare(backend: str) -> None:
+    """Import what must come first. Call before anything imports transformers, trl or peft."""
+    if backend == "unsloth":
+        import unsloth  # noqa: F401  (patches transformers/trl/peft on import)
+
+
+@dataclass(frozen=True)
+class Precision:
+    name: str  # bf16 | fp16 | fp32
+
+    @property
+    def dtype(self) -> Any:
+        import torch
+
+        return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[self.name]
+
+
+def precision(requested: str) -> Precision:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if requested == "auto":
+        if cuda:
+            return Precision("bf16" if torch.cuda.is_bf16_supported() else "fp16")
+        # bf16 autocast on CPU is slower than fp32 on most CPUs and loses small LoRA updates.
+        return Precision("fp32")
+    if requested == "fp16" and not cuda:
+        raise BackendError("--precision fp16 needs a CUDA device")
+    return Precision(requested)
+
+
+def optimizer(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    return "adamw_8bit" if cuda_available() else "adamw_torch"
+
+
+def gradient_checkpointing(cfg: TrainConfig) -> bool:
+    return cfg.gradient_checkpointing if cfg.gradient_checkpointing is not None else cuda_available()
+
+
+def load_tokenizer(path: str, ref: str) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except Exception as exc:  # noqa: BLE001 - any loader failure becomes one line naming the model
+        raise models.ModelError(f"cannot load the tokenizer of model {ref}: {_first_line(exc)}") from exc
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(cfg: TrainConfig, backend: str, path: str, prec: Precision) -> tuple[Any, Any | None]:
+    """The PEFT-wrapped model to train, and (Unsloth only) the tokenizer it patched."""
+    if cfg.load_in_4bit and not cuda_available():
+        raise BackendError("--load-in-4bit needs a CUDA device (bitsandbytes)")
+    try:
+        if backend == "unsloth":
+            return _load_unsloth(cfg, path, prec)
+        return _load_trl(cfg, path, prec), None
+    except (BackendError, models.ModelError):
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise models.ModelError(f"cannot load model {cfg.model}: {_first_line(exc)}") from exc
+
+
+def _lora_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+    return {"r": cfg.lora_r, "lora_alpha": cfg.lora_alpha, "lora_dropout": cfg.lora_dropout,
+            "target_modules": list(cfg.target_modules), "bias": "none"}
+
+
+def _load_trl(cfg: TrainConfig, path: str, prec: Precision) -> Any:
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"dtype": prec.dtype}
+    if cfg.load_in_4bit:
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=prec.dtype,
+        )
+        kwargs["device_map"] = {"": 0}
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    gc = gradient_checkpointing(cfg)
+    if cfg.load_in_4bit:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gc)
+    elif gc:
+        # LoRA leaves the embeddings frozen; checkpointed blocks need an input that requires grad.
+        model.enable_input_require_grads()
+    return get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **_lora_kwargs(cfg)))
+
+
+def _load_unsloth(cfg: TrainConfig, path: str, prec: Precision) -> tuple[Any, Any]:
+    from unsloth import FastLanguageModel
+
+    model, tokenizer = FastLanguageModel.from_pretrained(
+        model_name=path,
+        max_seq_length=cfg.max_seq_length,
+        dtype=None if cfg.precision == "auto" else prec.dtype,  # None: Unsloth picks bf16 where supported
+        load_in_4bit=cfg.load_in_4bit,
+    )
+    model = FastLanguageModel.get_peft_model(
+        model,
+        use_gradient_checkpointing="unsloth" if gradient_checkpointing(cfg) else False,
+        random_state=cfg.seed,
+        **_lora_kwargs(cfg),
+    )
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

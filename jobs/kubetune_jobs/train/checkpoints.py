@@ -1,0 +1,111 @@
+"""Checkpoints in the object store: published whole, resumed from the newest complete one, pruned.
+
+The Trainer writes its checkpoint (adapter, optimizer, scheduler, RNG state, trainer state with the
+step) into a local temporary directory; `on_save` publishes it to `<output>/checkpoints/step-<n>/`
+with `Location.upload_dir`, whose `_COMPLETE` manifest goes last. A directory without the manifest
+(an upload cut short by SIGKILL) is never resumed from and is removed by the next prune. The store is
+the source of truth: a restarted pod starts with an empty local disk.
+
+SIGTERM (a preempted pod's grace period) asks the Trainer to save at the end of the current step and
+stop; the run then exits with 143 and the next start resumes from that checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+from pathlib import Path
+from typing import Any
+
+from .. import storage
+
+log = logging.getLogger(__name__)
+CHECKPOINTS_DIR = "checkpoints"
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+EXIT_PREEMPTED = 143  # 128 + SIGTERM, what a shell reports for a terminated process
+
+
+def step_dir_name(step: int) -> str:
+    return f"step-{step}"
+
+
+class CheckpointStore:
+    def __init__(self, output: storage.Location, keep: int) -> None:
+        self.root = output.child(CHECKPOINTS_DIR)
+        self.keep = keep
+
+    def _steps(self) -> list[int]:
+        return sorted(int(m.group(1)) for name in self.root.list() if (m := _STEP_DIR.match(name)))
+
+    def complete_steps(self) -> list[int]:
+        return [s for s in self._steps() if self.root.child(step_dir_name(s)).is_complete_dir()]
+
+    def latest(self) -> int | None:
+        steps = self.complete_steps()
+        return steps[-1] if steps else None
+
+    def download(self, step: int, local_root: Path) -> Path:
+        """Fetch checkpoint `step` into `local_root/checkpoint-<step>` (the Trainer's naming)."""
+        loc = self.root.child(step_dir_name(step))
+        dest = local_root / f"checkpoint-{step}"
+        if isinstance(loc, storage.LocalLocation):
+            # The Trainer only reads a checkpoint, but it is cheap to keep the store's copy pristine.
+            import shutil
+
+            shutil.copytree(loc.path, dest, dirs_exist_ok=True)
+            return dest
+        return loc.download_dir(dest)
+
+    def publish(self, local: Path, step: int) -> None:
+        target = self.root.child(step_dir_name(step))
+        target.upload_dir(local)
+        log.info("checkpoint step %d published to %s", step, target.uri)
+        self.prune()
+
+    def prune(self) -> None:
+        complete = self.complete_steps()
+        keep = set(complete[-self.keep:])
+        for step in self._steps():
+            if step not in keep:
+                self.root.child(step_dir_name(step)).delete()
+
+
+class Preemption:
+    """Turns SIGTERM into 'save a checkpoint after this step and stop'."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def install(self) -> None:
+        self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def uninstall(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        log.warning("SIGTERM: saving a checkpoint after the current step, then stopping")
+        self.requested = True
+
+
+def make_callback(store: CheckpointStore, preemption: Preemption) -> Any:
+    """A TrainerCallback that publishes every checkpoint the Trainer saves and honours SIGTERM."""
+    from transformers import TrainerCallback
+
+    class CheckpointCallback(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if preemption.requested:
+                control.should_save = True
+                control.should_training_stop = True
+            return control
+
+        def on_save(self, args, state, control, **kwargs):
+            local = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if local.is_dir():
+                store.publish(local, state.global_step)
+            return control
+
+    return CheckpointCallback()

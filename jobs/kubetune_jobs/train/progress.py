@@ -1,0 +1,84 @@
+"""Progress for people and for the operator: `<output>/progress.json` and pushed metrics.
+
+progress.json holds step, total, loss, learning_rate, tokens_per_second, eta_seconds, epoch and state
+(`starting`, `running`, `exporting`, `succeeded`, `preempted`, `failed`), plus `start_step` (the step
+this process resumed from) and eval losses. The local progress bar is the Trainer's own (tqdm).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from .. import storage
+from . import metrics
+
+log = logging.getLogger(__name__)
+PROGRESS_FILE = "progress.json"
+
+
+class Progress:
+    """The current state of a stage; every update rewrites progress.json and pushes the gauges."""
+
+    def __init__(self, output: storage.Location, pushgateway: str | None, run: str, stage: str) -> None:
+        self.loc = output.child(PROGRESS_FILE)
+        self.pusher = metrics.MetricsPusher(pushgateway, run, stage) if pushgateway else None
+        self.data: dict[str, Any] = {"state": "starting", "step": 0, "total": None, "loss": None,
+                                     "learning_rate": None, "tokens_per_second": None, "eta_seconds": None,
+                                     "epoch": None, "start_step": None, "eval_loss": None,
+                                     "eval_loss_start": None, "error": None}
+
+    def update(self, **fields: Any) -> None:
+        self.data.update(fields)
+        self.data["updated_at"] = time.time()
+        try:
+            self.loc.write_json(self.data)
+        except (OSError, storage.StorageError) as exc:
+            log.warning("could not write %s: %s", self.loc.uri, exc)
+        if self.pusher:
+            d = self.data
+            self.pusher.push({metrics.STEP: d["step"], metrics.TOTAL_STEPS: d["total"], metrics.LOSS: d["loss"],
+                              metrics.TOKENS_PER_SECOND: d["tokens_per_second"],
+                              metrics.LEARNING_RATE: d["learning_rate"], metrics.EVAL_LOSS: d["eval_loss"]})
+
+
+def make_callback(progress: Progress) -> Any:
+    """A TrainerCallback feeding `progress` (built lazily: transformers is imported after the backend)."""
+    from transformers import TrainerCallback
+
+    class ProgressCallback(TrainerCallback):
+        def __init__(self) -> None:
+            self.t0 = 0.0
+            self.step0 = 0
+            self.tokens0 = 0
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.t0 = time.monotonic()
+            self.step0 = state.global_step
+            self.tokens0 = state.num_input_tokens_seen
+            if self.step0:
+                log.info("resumed at step %d of %d", self.step0, state.max_steps)
+            progress.update(state="running", step=state.global_step, total=state.max_steps,
+                            start_step=state.global_step, epoch=state.epoch)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = logs or {}
+            elapsed = max(time.monotonic() - self.t0, 1e-9)
+            done = state.global_step - self.step0
+            fields: dict[str, Any] = {"step": state.global_step, "total": state.max_steps, "epoch": state.epoch,
+                                      "tokens_per_second": round((state.num_input_tokens_seen - self.tokens0)
+                                                                 / elapsed, 2)}
+            if done > 0:
+                fields["eta_seconds"] = round((state.max_steps - state.global_step) * elapsed / done, 1)
+            if "loss" in logs:
+                fields["loss"] = float(logs["loss"])
+            if "learning_rate" in logs:
+                fields["learning_rate"] = float(logs["learning_rate"])
+            if "eval_loss" in logs:
+                # Step 0 is the evaluation before training, which run.py records as eval_loss_start.
+                if state.global_step > 0:
+                    fields["eval_loss"] = float(logs["eval_loss"])
+            progress.update(**fields)
+
+    return ProgressCallback()

@@ -1,0 +1,192 @@
+"""`kubetune-job train`: one SFT stage, from prepared data to a published adapter and merged model.
+
+Order of work is chosen so that cheap checks fail first and nothing is half-written: the store is
+checked, the dataset found and tokenized, and the model loaded before any artifact is written; the
+adapter and merged model are published whole (with `_COMPLETE`) only after training finished.
+A second run with the same flags resumes from the newest complete checkpoint, or, when the stage
+already succeeded, does nothing and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import models, storage
+from . import backend as backends
+from .checkpoints import EXIT_PREEMPTED, CheckpointStore, Preemption
+from .config import TrainConfig
+from .data import TRAIN_FILE, DataError, load_datasets
+from .export import ADAPTER_DIR, MERGED_DIR, export
+from .progress import PROGRESS_FILE, Progress
+
+log = logging.getLogger(__name__)
+
+
+def _already_done(output: storage.Location, cfg: TrainConfig) -> bool:
+    progress = output.child(PROGRESS_FILE)
+    if not progress.exists():
+        return False
+    try:
+        state = progress.read_json()
+    except (ValueError, FileNotFoundError):
+        return False
+    published = output.child(ADAPTER_DIR).is_complete_dir() and (
+        cfg.no_merge or output.child(MERGED_DIR).is_complete_dir())
+    return isinstance(state, dict) and state.get("state") == "succeeded" and published
+
+
+def _previous_eval_loss(output: storage.Location) -> float | None:
+    # A resumed run does not evaluate before training again; the first run's figure is carried over.
+    try:
+        state = output.child(PROGRESS_FILE).read_json()
+    except (ValueError, FileNotFoundError, storage.StorageError):
+        return None
+    return state.get("eval_loss_start") if isinstance(state, dict) else None
+
+
+def _sft_config(cfg: TrainConfig, workdir: Path, prec: backends.Precision, backend: str, has_eval: bool) -> Any:
+    from trl import SFTConfig
+
+    gc = backends.gradient_checkpointing(cfg) and backend == "trl"  # Unsloth does its own checkpointing
+    return SFTConfig(
+        output_dir=str(workdir / "trainer"),
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float below 1 is a fraction of the total steps
+        weight_decay=cfg.weight_decay,
+        optim=backends.optimizer(cfg.optim),
+        bf16=prec.name == "bf16",
+        fp16=prec.name == "fp16",
+        gradient_checkpointing=gc,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if gc else None,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=1,  # local copies only; the store keeps --keep-checkpoints
+        eval_strategy="steps" if has_eval and cfg.eval_steps else "no",
+        eval_steps=cfg.eval_steps or None,
+        logging_steps=cfg.logging_steps,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        report_to="none",
+        max_length=cfg.max_seq_length,
+        packing=cfg.packing,
+        include_num_input_tokens_seen="non_padding",
+        dataloader_num_workers=0,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = TrainConfig.from_args(args)
+    output, data = storage.location(cfg.output), storage.location(cfg.data)
+    output.check()
+    data.check()
+    if _already_done(output, cfg):
+        print(f"kubetune-job train: {output.uri} already holds a finished stage; nothing to do")
+        return 0
+    if not data.child(TRAIN_FILE).exists():
+        raise DataError(f"missing dataset: {data.child(TRAIN_FILE).uri} does not exist")
+
+    backend = backends.choose(cfg.backend)
+    backends.prepare(backend)  # before anything below imports transformers
+    prec = backends.precision(cfg.precision)
+    base_path = models.resolve(cfg.model)
+    tokenizer = backends.load_tokenizer(base_path, cfg.model)
+    train_ds, eval_ds, stats = load_datasets(cfg.data, tokenizer, cfg.max_seq_length)
+    log.info("data: %d training rows (%d tokens, %d dropped), %d eval rows", stats["train_rows"],
+             stats["train_tokens"], stats["train_dropped"], stats["eval_rows"])
+
+    store = CheckpointStore(output, cfg.keep_checkpoints)
+    resume_step = store.latest()
+    model, backend_tokenizer = backends.load_model(cfg, backend, base_path, prec)
+    log.info("backend %s, precision %s, model %s", backend, prec.name, cfg.model)
+
+    progress = Progress(output, cfg.pushgateway, cfg.run_name, cfg.stage_name)
+    preemption = Preemption()
+    preemption.install()
+    try:
+        with tempfile.TemporaryDirectory(prefix="kubetune-train-") as tmp:
+            return _train(cfg, backend, prec, base_path, model, backend_tokenizer or tokenizer, train_ds, eval_ds,
+                          store, resume_step, progress, preemption, output, Path(tmp))
+    except BaseException as exc:
+        progress.update(state="failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise
+    finally:
+        preemption.uninstall()
+
+
+def _train(cfg: TrainConfig, backend: str, prec: backends.Precision, base_path: str, model: Any, tokenizer: Any,
+           train_ds: Any, eval_ds: Any, store: CheckpointStore, resume_step: int | None, progress: Progress,
+           preemption: Preemption, output: storage.Location, workdir: Path) -> int:
+    from trl import SFTTrainer
+
+    from . import checkpoints
+    from . import progress as progress_mod
+
+    trainer = SFTTrainer(
+        model=model,
+        args=_sft_config(cfg, workdir, prec, backend, eval_ds is not None),
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        callbacks=[progress_mod.make_callback(progress), checkpoints.make_callback(store, preemption)],
+    )
+    resume_path = None
+    if resume_step is not None:
+        resume_path = str(store.download(resume_step, workdir / "resume"))
+        log.info("resuming from checkpoint step %d (%s)", resume_step, store.root.child(f"step-{resume_step}").uri)
+        progress.update(eval_loss_start=_previous_eval_loss(output))
+    elif eval_ds is not None:
+        # The loss before any training, to compare against at the end.
+        progress.update(eval_loss_start=trainer.evaluate()["eval_loss"])
+    if preemption.requested:
+        progress.update(state="preempted")
+        print("kubetune-job train: SIGTERM before training started; nothing to save", file=sys.stderr)
+        return EXIT_PREEMPTED
+
+    started = time.monotonic()
+    trainer.train(resume_from_checkpoint=resume_path)
+    step = trainer.state.global_step
+    if preemption.requested and step < trainer.state.max_steps:
+        progress.update(state="preempted", step=step)
+        print(f"kubetune-job train: stopped by SIGTERM at step {step}; checkpoint published, "
+              "run again to resume", file=sys.stderr)
+        return EXIT_PREEMPTED
+
+    if eval_ds is not None:
+        progress.update(eval_loss=trainer.evaluate()["eval_loss"])
+    progress.update(state="exporting", step=step)
+    trainer_model = trainer.model
+    del trainer
+    export(trainer_model, tokenizer, backend=backend, base_path=base_path, prec=prec, merge=not cfg.no_merge,
+           output=output, workdir=workdir / "export")
+    progress.update(state="succeeded", eta_seconds=0)
+    _summary(cfg, progress.data, time.monotonic() - started, output)
+    return 0
+
+
+def _summary(cfg: TrainConfig, p: dict[str, Any], seconds: float, output: storage.Location) -> None:
+    def fmt(x: Any) -> str:
+        return f"{x:.4f}" if isinstance(x, float) else str(x)
+
+    lines = [
+        f"stage {cfg.stage_name} of run {cfg.run_name}: trained {cfg.model}",
+        f"  steps        {p['step']}/{p['total']} (started at {p['start_step']}) in {seconds:.0f}s",
+        f"  loss         {fmt(p['loss'])}",
+        f"  eval loss    {fmt(p['eval_loss_start'])} -> {fmt(p['eval_loss'])}",
+        f"  tokens/s     {fmt(p['tokens_per_second'])}",
+        f"  adapter      {output.child(ADAPTER_DIR).uri}",
+    ]
+    if not cfg.no_merge:
+        lines.append(f"  merged       {output.child(MERGED_DIR).uri}")
+    print("\n".join(lines))
