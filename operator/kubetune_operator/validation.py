@@ -45,7 +45,12 @@ def problems(spec: api.FineTuneRunSpec) -> list[str]:
         t = spec.stage_training(stage)
         if t.backend == "unsloth" and spec.resources.gpus == 0:
             out.append(f"spec.stages[{i}].training.backend: unsloth needs a GPU (spec.resources.gpus is 0)")
+        overrides = stage.training.model_dump(exclude_none=True) if stage.training else {}
+        if overrides.get("load_in_4bit") and spec.resources.gpus == 0:
+            out.append(f"spec.stages[{i}].training.loadIn4bit: 4-bit QLoRA needs a GPU (spec.resources.gpus is 0)")
     t = spec.training
+    if t.load_in_4bit and spec.resources.gpus == 0:
+        out.append("spec.training.loadIn4bit: 4-bit QLoRA needs a GPU (spec.resources.gpus is 0); set it to false")
     if t.backend == "unsloth" and spec.resources.gpus == 0:
         out.append("spec.training.backend: unsloth needs a GPU (spec.resources.gpus is 0)")
     if spec.storage.credentials_secret is None and spec.storage.endpoint:

@@ -252,3 +252,17 @@ def test_parquet_source(tmp_path: Path) -> None:
     assert prepare("--format", "xlam", "--source", str(tmp_path / "x.parquet"), "--output", str(out),
                    "--no-call-fraction", "0", "--eval-fraction", "0") == 0
     assert json.loads((out / "stats.json").read_text())["train_rows"] == 6
+
+
+def test_near_miss_no_call_rows_come_from_tool_requests_with_unfitting_tools(xlam_out: Path) -> None:
+    rows = all_rows(xlam_out)
+    stats = json.loads((xlam_out / "stats.json").read_text())
+    assert stats["no_call"]["near_miss"] == 1 and stats["no_call"]["from_chat"] == 1
+    queries = {r["messages"][0]["content"]: r for r in rows if r["kind"] == "call"}
+    near = [r for r in rows if r["kind"] == "no_call" and r["messages"][0]["content"] in queries]
+    assert len(near) == 1
+    offered = {t["function"]["name"] for t in near[0]["tools"]}
+    needed = {t["function"]["name"] for t in queries[near[0]["messages"][0]["content"]]["tools"]}
+    assert offered and not offered & needed
+    answer = near[0]["messages"][-1]
+    assert answer["role"] == "assistant" and not answer.get("tool_calls") and answer["content"]

@@ -136,18 +136,11 @@ def _words(text: str) -> set[str]:
     return {w for w in "".join(c.lower() if c.isalnum() else " " for c in text).split() if len(w) > 3}
 
 
-def no_call(
-    chat_row: dict[str, Any], tool_pool: list[dict[str, Any]], rng: random.Random, max_tools: int = 3
-) -> dict[str, Any]:
-    """A converted chat row offered tools that do not fit it; the plain-text answer stays the target.
-
-    Tools whose name or description shares a word with the user's request are not offered, so the
-    right behaviour really is to answer without calling.
-    """
-    request = " ".join(m["content"] for m in chat_row["messages"] if m["role"] == "user")
+def _unrelated_tools(request: str, exclude: set[str], tool_pool: list[dict[str, Any]], rng: random.Random,
+                     max_tools: int) -> list[dict[str, Any]]:
     words = _words(request)
     chosen: list[dict[str, Any]] = []
-    names: set[str] = set()
+    names = set(exclude)
     want = rng.randint(1, max_tools)
     for _ in range(want * 8):
         if len(chosen) == want or not tool_pool:
@@ -160,4 +153,39 @@ def no_call(
         names.add(fn["name"])
     if not chosen:
         raise Dropped("no_unrelated_tools")
+    return chosen
+
+
+NEAR_MISS_ANSWERS = (
+    "None of the tools I have can do that: {names} {verb} meant for something else. "
+    "If you can give me the details, I can try to help without a tool.",
+    "I can't do this with the available tools: {names} {verb} not cover this request.",
+    "There is no suitable tool for this request here ({names} {verb} unrelated), so I won't call one. "
+    "Could you tell me more, or provide a tool that fits?",
+)
+
+
+def near_miss(call_row: dict[str, Any], tool_pool: list[dict[str, Any]], rng: random.Random,
+              max_tools: int = 3) -> dict[str, Any]:
+    """A converted tool request offered only tools that cannot serve it, answered in text without a call."""
+    user = next(m for m in call_row["messages"] if m["role"] == "user")
+    needed = {t["function"]["name"] for t in call_row["tools"]}
+    tools = _unrelated_tools(user["content"], needed, tool_pool, rng, max_tools)
+    names = ", ".join(t["function"]["name"] for t in tools)
+    answer = rng.choice(NEAR_MISS_ANSWERS).format(names=names, verb="is" if len(tools) == 1 else "are")
+    system = [m for m in call_row["messages"] if m["role"] == "system"]
+    messages = [*system, user, {"role": "assistant", "content": answer}]
+    return {"messages": messages, "tools": tools, "kind": "no_call"}
+
+
+def no_call(
+    chat_row: dict[str, Any], tool_pool: list[dict[str, Any]], rng: random.Random, max_tools: int = 3
+) -> dict[str, Any]:
+    """A converted chat row offered tools that do not fit it; the plain-text answer stays the target.
+
+    Tools whose name or description shares a word with the user's request are not offered, so the
+    right behaviour really is to answer without calling.
+    """
+    request = " ".join(m["content"] for m in chat_row["messages"] if m["role"] == "user")
+    chosen = _unrelated_tools(request, set(), tool_pool, rng, max_tools)
     return {"messages": chat_row["messages"], "tools": chosen, "kind": "no_call"}

@@ -142,18 +142,30 @@ def prepare(
         pool = sorted({json.dumps(t, sort_keys=True): t for t in shared.values()}.items())
         tools = [t for _, t in pool]
         wanted = round(len(rows) * args.no_call_fraction / (1 - args.no_call_fraction))
+        # Part of the no-call rows are near misses: a real tool request offered only tools that cannot
+        # serve it. Chat rows alone teach "small talk gets no call" but not "this task fits no tool".
+        want_near = round(wanted * args.near_miss_share)
+        near = []
+        for row in rng.sample(rows, len(rows)):
+            if len(near) == want_near:
+                break
+            try:
+                near.append(convert.near_miss(row, tools, rng))
+            except convert.Dropped as exc:
+                nc_tally.drop(exc.reason, exc.detail)
         generated = []
         for chat in chats:
-            if len(generated) == wanted:
+            if len(generated) + len(near) == wanted:
                 break
             try:
                 generated.append(convert.no_call(chat, tools, rng))
             except convert.Dropped as exc:
                 nc_tally.drop(exc.reason, exc.detail)
-        rows.extend(generated)
+        rows.extend(generated + near)
         rng.shuffle(rows)
         no_call_stats = {
-            "fraction": args.no_call_fraction, "wanted": wanted, "generated": len(generated),
+            "fraction": args.no_call_fraction, "wanted": wanted, "generated": len(generated) + len(near),
+            "from_chat": len(generated), "near_miss": len(near),
             "source_rows_read": nc_tally.read, "source_dropped": dict(sorted(nc_tally.dropped.items())),
         }
 
