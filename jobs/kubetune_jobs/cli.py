@@ -88,7 +88,8 @@ def _evaluate(sub: argparse._SubParsersAction) -> None:
     target.add_argument("--predictions", help="JSONL of {id, tool_calls|text} to score without a model")
     p.add_argument("--model", help="served model name (with --endpoint)")
     p.add_argument("--output", help="directory or s3:// prefix for report.json and report.md")
-    p.add_argument("--data", help="prepare output (eval.jsonl) for the heldout and chat suites")
+    p.add_argument("--data", action="append", default=None,
+                   help="prepare output (eval.jsonl) for the heldout and chat suites (repeatable)")
     p.add_argument("--limit", type=int, default=None, help="first N items of each suite")
     p.add_argument("--concurrency", type=int, default=8, help="requests in flight (endpoint)")
     p.add_argument("--batch-size", type=int, default=8, help="generation batch (local model)")

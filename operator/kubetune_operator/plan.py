@@ -92,16 +92,18 @@ def _suite_limit(suites: list[api.SuiteSpec]) -> int | None:
 def _evaluate(layout: RunLayout, run_name: str, spec: api.FineTuneRunSpec, label: str, model: str,
               stage: str | None) -> Step:
     suites = spec.evaluation.suites
-    # The heldout and chat suites read the last stage's prepared eval.jsonl (tools + no-call + chat rows).
-    data = layout.data(spec.stages[-1].name)
-    args = ["evaluate", "--local-model", model, "--output", layout.eval(label), "--data", data]
+    # The heldout and chat suites read every stage's held-out rows (chat rows, tool and no-call rows).
+    data = [layout.data(s.name) for s in spec.stages]
+    args = ["evaluate", "--local-model", model, "--output", layout.eval(label)]
+    for d in data:
+        args += ["--data", d]
     for s in suites:
         args += ["--suite", s.name]
     args += [*_opt("--limit", _suite_limit(suites)), "--max-new-tokens", str(spec.evaluation.max_new_tokens),
              "--run-name", run_name, "--model-label", label,
              *_opt("--pushgateway", spec.pushgateway)]
     return Step(f"eval-{label}", "evaluate", tuple(args), (layout.report(label),), gpu=spec.resources.gpus > 0,
-                stage=stage, label=label, inputs=(model, data))
+                stage=stage, label=label, inputs=(model, *data))
 
 
 def build_plan(run_name: str, namespace: str, spec: api.FineTuneRunSpec | dict[str, Any], root_uri: str) -> list[Step]:

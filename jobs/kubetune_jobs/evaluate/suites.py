@@ -69,7 +69,7 @@ def validate(names: list[str]) -> list[str]:
     return out
 
 
-def load(name: str, *, data: str | None = None, limit: int | None = None) -> list[Item]:
+def load(name: str, *, data: str | list[str] | None = None, limit: int | None = None) -> list[Item]:
     if name.startswith(BFCL_PREFIX):
         items = bfcl_items(name[len(BFCL_PREFIX):])
     elif name == SEED_SUITE:
@@ -127,10 +127,20 @@ def _row_kind(row: dict[str, Any]) -> str:
     return "no_call" if row.get("tools") else "chat"
 
 
-def heldout_items(data: str | None, *, chat: bool) -> list[Item]:
+def heldout_items(data: str | list[str] | None, *, chat: bool) -> list[Item]:
+    """Held-out rows of one or more prepare outputs (a run's chat stage and tools stage, say)."""
     suite = CHAT_SUITE if chat else HELDOUT_SUITE
-    if not data:
+    dirs = [data] if isinstance(data, str) else list(data or [])
+    if not dirs:
         raise SuiteError(f"the {suite} suite needs --data (the prepare output holding eval.jsonl)")
+    items: list[Item] = []
+    for i, directory in enumerate(dirs):
+        # Ids stay those of a single --data, so reports of one-directory runs keep their item ids.
+        items += _heldout_from(directory, suite, chat, prefix=suite if len(dirs) == 1 else f"{suite}_{i}")
+    return items
+
+
+def _heldout_from(data: str, suite: str, chat: bool, prefix: str) -> list[Item]:
     loc = storage.location(data).child("eval.jsonl")
     if not loc.exists():
         raise SuiteError(f"{loc} does not exist (the {suite} suite reads prepare's eval.jsonl)")
@@ -150,7 +160,7 @@ def heldout_items(data: str | None, *, chat: bool) -> list[Item]:
         kind = _row_kind(row)
         if (kind == "chat") != chat:
             continue
-        item_id = f"{suite}_{lineno - 1}"
+        item_id = f"{prefix}_{lineno - 1}"
         prompt = messages[:last]
         if chat:
             items.append(Item(id=item_id, suite=suite, category="chat", messages=prompt, tools=[],
