@@ -103,23 +103,29 @@ def parse_tool_calls(text: str) -> ParsedOutput:
         except json.JSONDecodeError as exc:
             errors.append(f"tool call is not valid JSON ({exc.msg}): {body[:80]!r}")
             continue
-        if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
-            errors.append(f"tool call has no string 'name': {body[:80]!r}")
-            continue
-        args = obj.get("arguments", {})
-        if isinstance(args, str):
-            # Some models emit arguments as a JSON string; hermes accepts that too.
-            try:
-                args = json.loads(args)
-            except json.JSONDecodeError:
-                errors.append(f"arguments of {obj['name']!r} are not a JSON object")
-                continue
-        if not isinstance(args, dict):
-            errors.append(f"arguments of {obj['name']!r} are not a JSON object")
-            continue
-        calls.append({"name": obj["name"], "arguments": args})
+        call, error = decode_call(obj)
+        if error:
+            errors.append(error)
+        else:
+            calls.append(call)
     content = _TOOL_CALL.sub("", text).replace(END_OF_TURN, "").strip()
     return ParsedOutput(content=content, calls=calls, errors=errors)
+
+
+def decode_call(obj: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """One `{"name", "arguments"}` object as hermes reads it: `arguments` may be an object or a JSON
+    string of one (some models and APIs send strings). Returns the plain call, or why it is not one."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
+        return None, f"tool call has no string 'name': {str(obj)[:80]!r}"
+    args = obj.get("arguments", {})
+    if isinstance(args, str):
+        try:
+            args = json.loads(args) if args.strip() else {}
+        except json.JSONDecodeError as exc:
+            return None, f"arguments of {obj['name']!r} are not valid JSON ({exc.msg})"
+    if not isinstance(args, dict):
+        return None, f"arguments of {obj['name']!r} are not a JSON object"
+    return {"name": obj["name"], "arguments": args}, None
 
 
 def assistant_calls(message: dict[str, Any]) -> list[dict[str, Any]]:

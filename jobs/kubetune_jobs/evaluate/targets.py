@@ -19,7 +19,7 @@ from typing import Any
 from tqdm import tqdm
 
 from .. import storage
-from ..chat_template import END_OF_TURN, parse_tool_calls, render
+from ..chat_template import END_OF_TURN, decode_call, parse_tool_calls, render
 from .suites import Item
 
 log = logging.getLogger(__name__)
@@ -49,21 +49,11 @@ def decode_calls(raw_calls: list[Any]) -> tuple[list[dict[str, Any]], list[str]]
     may be a JSON string or an object."""
     calls, errors = [], []
     for raw in raw_calls:
-        fn = raw.get("function", raw) if isinstance(raw, dict) else None
-        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-            errors.append(f"tool call has no string 'name': {str(raw)[:80]!r}")
-            continue
-        args = fn.get("arguments", {})
-        if isinstance(args, str):
-            try:
-                args = json.loads(args) if args.strip() else {}
-            except json.JSONDecodeError as exc:
-                errors.append(f"arguments of {fn['name']!r} are not valid JSON ({exc.msg})")
-                continue
-        if not isinstance(args, dict):
-            errors.append(f"arguments of {fn['name']!r} are not a JSON object")
-            continue
-        calls.append({"name": fn["name"], "arguments": args})
+        call, error = decode_call(raw.get("function", raw) if isinstance(raw, dict) else raw)
+        if error:
+            errors.append(error)
+        else:
+            calls.append(call)
     return calls, errors
 
 
