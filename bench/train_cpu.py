@@ -6,8 +6,9 @@ Both sides train LoRA r16 on all linear layers of SmolLM2-135M-Instruct over the
 (tests/fixtures/toolcalls, assistant-only labels), batch 4, fp32, for the same number of optimizer
 steps, and are measured in this one process run. Both figures come from the same progress callback
 (the job's progress.json `tokens_per_second`: non-padding tokens per second from the start of training
-to the last logged step). Our side also runs TRL's per-step token accuracy/entropy metrics. Prints both
-and their ratio.
+to the last logged step). Our side is TRL's SFTTrainer with the job's lean loss (logits only where a token
+is labelled) and its per-step token accuracy; the baseline is the model's own full-logits loss. Prints
+both and their ratio.
 """
 
 from __future__ import annotations

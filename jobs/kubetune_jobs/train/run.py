@@ -128,12 +128,11 @@ def run(args: argparse.Namespace) -> int:
 def _train(cfg: TrainConfig, backend: str, prec: backends.Precision, base_path: str, model: Any, tokenizer: Any,
            train_ds: Any, eval_ds: Any, store: CheckpointStore, resume_step: int | None, progress: Progress,
            preemption: Preemption, output: storage.Location, workdir: Path) -> int:
-    from trl import SFTTrainer
-
     from . import checkpoints
     from . import progress as progress_mod
+    from .trainer import trainer_class
 
-    trainer = SFTTrainer(
+    trainer = trainer_class(backend)(
         model=model,
         args=_sft_config(cfg, workdir, prec, backend, eval_ds is not None),
         train_dataset=train_ds,
