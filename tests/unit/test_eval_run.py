@@ -37,6 +37,28 @@ def test_seed_tools_asset_is_consistent():
         assert checker.check(item.functions, calls, item.ground_truth, item.category).passed, item.id
 
 
+def test_seed_tools_accept_documented_defaults():
+    # A call that passes a parameter's documented default value is as right as one that omits it.
+    import re
+
+    documented = {}
+    for tool in suites.seed_tools():
+        for param, spec in tool["function"]["parameters"]["properties"].items():
+            found = re.search(r"\(default (\w+)\)", spec.get("description", ""))
+            if found:
+                documented[(tool["function"]["name"], param)] = json.loads(found.group(1))
+    assert documented, "the seed tools document some defaults"
+    checked = 0
+    for item in suites.load("seed-tools"):
+        for call in item.ground_truth:
+            for name, params in call.items():
+                for param, accepted in params.items():
+                    if (name, param) in documented and "" in accepted:
+                        assert documented[name, param] in accepted, (item.id, name, param)
+                        checked += 1
+    assert checked
+
+
 def test_ground_truth_predictions_score_perfectly(tmp_path, capsys):
     items = suites.load("seed-tools") + suites.load("bfcl-parallel", limit=20) + suites.load("bfcl-irrelevance", limit=5)
     write_preds(tmp_path / "p.jsonl", items, openai_style=True)
