@@ -28,8 +28,9 @@ def _prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-call-split", default=None, help="split of a Hub no-call source (default: train_sft)")
     p.add_argument("--no-call-fraction", type=float, default=0.1,
                    help="share of the output that are no-call examples (xlam format only)")
-    p.add_argument("--near-miss-share", type=float, default=0.5,
-                   help="share of the no-call examples made from tool requests offered only unfitting tools")
+    p.add_argument("--near-miss-share", type=float, default=0.3,
+                   help="share of the no-call examples made from tool requests offered only unfitting tools "
+                        "(the rest are chat turns offered unrelated tools)")
     p.add_argument("--system-prompt", default=None, help="system prompt added to every conversation")
     p.add_argument("--max-samples", type=int, default=None, help="keep at most this many converted rows")
     p.add_argument("--eval-fraction", type=float, default=0.02, help="share of rows held out in eval.jsonl")

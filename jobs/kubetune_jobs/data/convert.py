@@ -136,6 +136,12 @@ def _words(text: str) -> set[str]:
     return {w for w in "".join(c.lower() if c.isalnum() else " " for c in text).split() if len(w) > 3}
 
 
+# No-call rows offer 1-NO_CALL_MAX_TOOLS unrelated tools. Whether to call depends on the request, not on
+# how many tools are listed, and each tool costs ~110 prompt tokens: on the quickstart, no-call rows with
+# 1-2 tools taught the decision better per training second than rows with up to six (BENCHMARKS.md).
+NO_CALL_MAX_TOOLS = 2
+
+
 def _unrelated_tools(request: str, exclude: set[str], tool_pool: list[dict[str, Any]], rng: random.Random,
                      max_tools: int) -> list[dict[str, Any]]:
     words = _words(request)
@@ -166,7 +172,7 @@ NEAR_MISS_ANSWERS = (
 
 
 def near_miss(call_row: dict[str, Any], tool_pool: list[dict[str, Any]], rng: random.Random,
-              max_tools: int = 3) -> dict[str, Any]:
+              max_tools: int = NO_CALL_MAX_TOOLS) -> dict[str, Any]:
     """A converted tool request offered only tools that cannot serve it, answered in text without a call."""
     user = next(m for m in call_row["messages"] if m["role"] == "user")
     needed = {t["function"]["name"] for t in call_row["tools"]}
@@ -179,7 +185,8 @@ def near_miss(call_row: dict[str, Any], tool_pool: list[dict[str, Any]], rng: ra
 
 
 def no_call(
-    chat_row: dict[str, Any], tool_pool: list[dict[str, Any]], rng: random.Random, max_tools: int = 3
+    chat_row: dict[str, Any], tool_pool: list[dict[str, Any]], rng: random.Random,
+    max_tools: int = NO_CALL_MAX_TOOLS,
 ) -> dict[str, Any]:
     """A converted chat row offered tools that do not fit it; the plain-text answer stays the target.
 

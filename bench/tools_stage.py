@@ -1,0 +1,105 @@
+"""One variant of the quickstart's stage 2 (function calling): data knobs -> prepare -> train -> evaluate.
+
+    .venv/bin/python bench/tools_stage.py NAME --stage1 DIR [--config JSON] [--work /tmp/kubetune-variants]
+
+How the quickstart's tools stage was chosen (BENCHMARKS.md, "choosing the tools stage"): each variant
+regenerates the synthetic tool set with some generator settings, prepares it with a no-call mix, trains
+stage 2 from the same stage-1 model (`--stage1`: a finished quickstart's stages/chat/merged) and
+evaluates on the demo's suites, printing times and accuracies as one JSON line. The baseline is the
+stage-1 model evaluated on the same suites (`--config '{"skip_train": true}'`).
+
+--config keys (all optional): source (a tool set to use instead of generating one), seed, synthetic (module settings of kubetune_jobs.data.synthetic, e.g.
+{"PARALLEL_SHARE": 0.3, "MAX_OFFERED": 6}), no_call_max_tools, no_call, near_miss, rows, max_samples,
+eval_fraction, limit, skip_train, train ({"steps", "lr", "bs", "max_len", "precision"}).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+JOB = [sys.executable, "-m", "kubetune_jobs.cli"]
+TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("name")
+    ap.add_argument("--stage1", required=True, help="stage-1 merged model directory")
+    ap.add_argument("--config", default="{}", help="JSON settings, see above")
+    ap.add_argument("--work", default="/tmp/kubetune-variants")
+    args = ap.parse_args()
+    cfg = json.loads(args.config)
+    work = Path(args.work) / args.name
+    work.mkdir(parents=True, exist_ok=True)
+
+    from kubetune_jobs import cli
+    from kubetune_jobs.data import convert, synthetic
+
+    for key, value in cfg.get("synthetic", {}).items():
+        setattr(synthetic, key, tuple(value) if isinstance(value, list) else value)
+    if cfg.get("source"):  # e.g. bundled:quickstart-tools, as shipped
+        source = cfg["source"]
+    else:
+        source = work / "tools.jsonl"
+        source.write_bytes(synthetic.write_jsonl(synthetic.xlam_rows(cfg.get("rows", 600), seed=cfg.get("seed", 1))))
+    if "no_call_max_tools" in cfg:
+        convert.no_call = functools.partial(convert.no_call, max_tools=cfg["no_call_max_tools"])
+        convert.near_miss = functools.partial(convert.near_miss, max_tools=cfg["no_call_max_tools"])
+
+    times: dict[str, float] = {}
+    t0 = time.monotonic()
+    rc = cli.main(["prepare", "--format", "xlam", "--source", str(source), "--output", str(work / "data"),
+                   "--max-samples", str(cfg.get("max_samples", 600)),
+                   "--eval-fraction", str(cfg.get("eval_fraction", 0.02)),
+                   "--no-call-source", "bundled:quickstart-chat",
+                   "--no-call-fraction", str(cfg.get("no_call", 0.5)),
+                   "--near-miss-share", str(cfg.get("near_miss", 0.3))])
+    if rc:
+        sys.exit(f"prepare failed with {rc}")
+    times["prepare"] = time.monotonic() - t0
+
+    def job(argv: list[str], log: str) -> float:
+        start = time.monotonic()
+        with open(work / log, "w") as f:
+            if subprocess.run([*JOB, *argv], stdout=f, stderr=subprocess.STDOUT).returncode:
+                sys.exit(f"{argv[0]} failed; see {work / log}")
+        return time.monotonic() - start
+
+    model = args.stage1
+    if not cfg.get("skip_train"):
+        tr = cfg.get("train", {})
+        times["train"] = job([
+            "train", "--model", args.stage1, "--data", str(work / "data"), "--output", str(work / "out"),
+            "--backend", "trl", "--lora-r", "16", "--lora-alpha", "16", "--lora-dropout", "0.0",
+            "--target-modules", TARGETS, "--batch-size", str(tr.get("bs", 4)), "--grad-accum", "1",
+            "--learning-rate", str(tr.get("lr", 0.002)), "--max-steps", str(tr.get("steps", 48)),
+            "--max-seq-length", str(tr.get("max_len", 1024)), "--warmup-ratio", "0.05",
+            "--lr-scheduler", "linear", "--precision", tr.get("precision", "fp32"),
+            "--save-steps", "1000", "--keep-checkpoints", "1"], "train.log")
+        model = str(work / "out" / "merged")
+    times["evaluate"] = job([
+        "evaluate", "--local-model", model, "--output", str(work / "eval"), "--suite", "seed-tools",
+        "--suite", "bfcl-simple_python", "--suite", "bfcl-irrelevance", "--limit", str(cfg.get("limit", 16)),
+        "--max-new-tokens", "96"], "eval.log")
+
+    report = json.loads((work / "eval" / "report.json").read_text())
+    progress_file = work / "out" / "progress.json"
+    progress = json.loads(progress_file.read_text()) if progress_file.exists() else {}
+    print(json.dumps({
+        "variant": args.name, "config": cfg, "seconds": {k: round(v) for k, v in times.items()},
+        "tokens_per_second": progress.get("tokens_per_second"),
+        "eval_loss": [progress.get("eval_loss_start"), progress.get("eval_loss")],
+        "suites": {name: {k: agg.get(k) for k in ("accuracy", "false_call_rate", "missed_call_rate")}
+                   for name, agg in report["suites"].items()},
+    }))
+
+
+if __name__ == "__main__":
+    main()
