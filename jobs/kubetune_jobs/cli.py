@@ -82,7 +82,7 @@ def _train(sub: argparse._SubParsersAction) -> None:
 def _evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="function-calling accuracy, no-call behaviour and chat quality")
     p.add_argument("--suite", action="append", default=[],
-                   help="bfcl-<category>, seed-tools, heldout, chat (repeatable)")
+                   help="bfcl-<category>, seed-tools, heldout, chat; NAME:N for its first N items (repeatable)")
     target = p.add_mutually_exclusive_group()
     target.add_argument("--endpoint", help="OpenAI-compatible base URL (…/v1); key from KUBETUNE_API_KEY")
     target.add_argument("--local-model", help="model reference evaluated in-process (transformers)")
@@ -91,7 +91,7 @@ def _evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", help="directory or s3:// prefix for report.json and report.md")
     p.add_argument("--data", action="append", default=None,
                    help="prepare output (eval.jsonl) for the heldout and chat suites (repeatable)")
-    p.add_argument("--limit", type=int, default=None, help="first N items of each suite")
+    p.add_argument("--limit", type=int, default=None, help="first N items of each suite without its own :N")
     p.add_argument("--concurrency", type=int, default=8, help="requests in flight (endpoint)")
     p.add_argument("--batch-size", type=int, default=8, help="generation batch (local model)")
     p.add_argument("--max-new-tokens", type=int, default=256)

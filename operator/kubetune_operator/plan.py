@@ -82,13 +82,6 @@ def _train(layout: RunLayout, run_name: str, spec: api.FineTuneRunSpec, stage: a
                 inputs=(model, layout.data(stage.name)))
 
 
-def _suite_limit(suites: list[api.SuiteSpec]) -> int | None:
-    # kubetune-job evaluate takes one --limit for all suites: when every suite sets one, the largest
-    # applies; any suite without a limit means full suites.
-    limits = [s.limit for s in suites]
-    return None if not limits or any(x is None for x in limits) else max(x for x in limits if x is not None)
-
-
 def _evaluate(layout: RunLayout, run_name: str, spec: api.FineTuneRunSpec, label: str, model: str,
               stage: str | None) -> Step:
     suites = spec.evaluation.suites
@@ -98,8 +91,8 @@ def _evaluate(layout: RunLayout, run_name: str, spec: api.FineTuneRunSpec, label
     for d in data:
         args += ["--data", d]
     for s in suites:
-        args += ["--suite", s.name]
-    args += [*_opt("--limit", _suite_limit(suites)), "--max-new-tokens", str(spec.evaluation.max_new_tokens),
+        args += ["--suite", s.name if s.limit is None else f"{s.name}:{s.limit}"]
+    args += ["--max-new-tokens", str(spec.evaluation.max_new_tokens),
              "--run-name", run_name, "--model-label", label,
              *_opt("--pushgateway", spec.pushgateway)]
     return Step(f"eval-{label}", "evaluate", tuple(args), (layout.report(label),), gpu=spec.resources.gpus > 0,

@@ -165,3 +165,18 @@ def test_heldout_rows_scored_by_exact_calls(tmp_path):
                   "--output", str(tmp_path / "o"))
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert rc == 0 and [r["passed"] for r in report["items"]] == [False, True]  # exact: "oslo" != "Oslo"
+
+
+def test_each_suite_takes_its_own_item_count(tmp_path):
+    items = suites.load("seed-tools") + suites.load("bfcl-irrelevance", limit=3)
+    write_preds(tmp_path / "p.jsonl", items)
+    rc = evaluate("--suite", "seed-tools", "--suite", "bfcl-irrelevance:3", "--predictions", str(tmp_path / "p.jsonl"),
+                  "--output", str(tmp_path / "out"))
+    assert rc == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["suites"]["seed-tools"]["items"] == len(suites.load("seed-tools"))
+    assert report["suites"]["bfcl-irrelevance"]["items"] == 3
+    assert suites.validate(["seed-tools:2", "heldout"], 7) == {"seed-tools": 2, "heldout": 7}
+    for bad in ("seed-tools:0", "seed-tools:x", "nope:3"):
+        with pytest.raises(suites.SuiteError):
+            suites.validate([bad])

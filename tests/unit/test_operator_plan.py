@@ -8,6 +8,7 @@ from pathlib import Path
 from test_operator_api import EXAMPLE, minimal
 
 from kubetune_jobs.cli import build_parser
+from kubetune_jobs.evaluate import suites
 from kubetune_jobs.storage import location
 from kubetune_operator import api, layout, naming
 from kubetune_operator.plan import build_plan, step_done
@@ -68,7 +69,10 @@ def test_options_change_the_plan() -> None:
     assert [s.name for s in steps] == ["prepare-chat", "prepare-tools", "train-chat", "train-tools", "eval-tools"]
     assert not any(s.gpu for s in steps)
     parsed = {s.name: build_parser().parse_args(list(s.args)) for s in steps}
-    assert parsed["eval-tools"].limit == 9 and parsed["eval-tools"].pushgateway == "http://pgw:9091"
+    evaluate = parsed["eval-tools"]
+    # Each suite keeps its own limit, as the job reads them.
+    assert suites.validate(evaluate.suite, evaluate.limit) == {"heldout": 5, "chat": 9}
+    assert evaluate.pushgateway == "http://pgw:9091"
     assert parsed["train-tools"].max_steps == 3 and parsed["train-tools"].load_in_4bit is False
     assert parsed["train-chat"].max_steps == -1 and parsed["train-chat"].load_in_4bit is True
     assert parsed["train-chat"].pushgateway == "http://pgw:9091"

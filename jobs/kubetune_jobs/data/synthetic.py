@@ -732,7 +732,7 @@ def _tool_row(rng: random.Random, row_id: int) -> dict[str, Any]:
         plan = [rng.choice(_TOOLS)]
     elif rng.random() < 0.5:  # the same tool several times with different arguments
         plan = [rng.choice(_TOOLS)] * rng.choice((2, 2, 2, 3))
-        if rng.random() < LISTED_SHARE:
+        if LISTED_SHARE and rng.random() < LISTED_SHARE:  # 0 draws nothing: earlier data sets replay
             listed = _listed(plan[0], rng, len(plan))
     else:  # several different tools, one call each
         plan = rng.sample(_TOOLS, rng.choice((2, 2, 2, 3)))

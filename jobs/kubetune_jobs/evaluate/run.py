@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.compare:
             return _compare(args.compare)
-        names = suite_mod.validate(args.suite)
+        limits = suite_mod.validate(args.suite, args.limit)
+        names = list(limits)
         if not args.output:
             raise EvaluateError("--output is required (directory or s3:// prefix for report.json)")
         if not (args.endpoint or args.local_model or args.predictions):
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
             raise EvaluateError("the chat suite needs a model (--local-model or --endpoint), not --predictions")
         if CHAT in names and args.endpoint and not args.judge_endpoint:
             raise EvaluateError("the chat suite over an endpoint needs --judge-endpoint (loss needs --local-model)")
-        items = [it for name in names for it in suite_mod.load(name, data=args.data, limit=args.limit)]
+        items = [it for name in names for it in suite_mod.load(name, data=args.data, limit=limits[name])]
         preds, extra = _answer(args, items)
     except (EvaluateError, suite_mod.SuiteError, TargetError) as exc:
         print(f"kubetune-job evaluate: error: {exc}", file=sys.stderr)

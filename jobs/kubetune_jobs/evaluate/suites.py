@@ -56,16 +56,23 @@ class Item:
         return self.name_map.get(name, name)
 
 
-def validate(names: list[str]) -> list[str]:
-    """The requested suites, deduplicated in order; an unknown name is an error naming the known ones."""
-    if not names:
+def validate(specs: list[str], default_limit: int | None = None) -> dict[str, int | None]:
+    """`--suite NAME` or `NAME:N` (its first N items) -> {name: limit} in order, deduplicated (the last
+    spec of a name wins); an unknown name is an error naming the known ones. A suite without its own
+    N takes `default_limit` (`--limit`)."""
+    if not specs:
         raise SuiteError(f"no --suite given; known suites: {', '.join(KNOWN)}")
-    out: list[str] = []
-    for name in names:
+    out: dict[str, int | None] = {}
+    for spec in specs:
+        name, sep, count = spec.partition(":")
         if name not in KNOWN:
             raise SuiteError(f"unknown suite {name!r}; known suites: {', '.join(KNOWN)}")
-        if name not in out:
-            out.append(name)
+        limit = default_limit
+        if sep:
+            if not count.isdigit() or int(count) < 1:
+                raise SuiteError(f"--suite {spec!r}: the item count after ':' must be a positive integer")
+            limit = int(count)
+        out[name] = limit
     return out
 
 
