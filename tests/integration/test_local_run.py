@@ -42,8 +42,11 @@ def reduced_quickstart(dest: Path) -> Path:
 def kubetune(*args: str, env: dict | None = None) -> subprocess.Popen:
     # A wide terminal, so rich does not wrap the messages the tests look for.
     env = {**(env or os.environ), "COLUMNS": "400", "PYTHONUNBUFFERED": "1"}
+    # A shell running this suite in the background hands its children SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler; restore the default so the interrupt below is Ctrl-C's.
     return subprocess.Popen([sys.executable, "-m", "kubetune_operator.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env)
+                            stderr=subprocess.STDOUT, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 @pytest.fixture(scope="module")
