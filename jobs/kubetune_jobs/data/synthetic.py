@@ -687,8 +687,12 @@ def _call(tool: _Tool, rng: random.Random) -> tuple[str, dict[str, Any]]:
     if tool.joint is not None:
         values.update(tool.joint(rng))
     text = template.format(**{k: _say(tool, k, values[k]) for k in named})
-    args = {k: values[k] for k in tool.params if k in named or not tool.params[k].optional}
-    return text, args
+    return text, _arguments(tool, named, values)
+
+
+def _arguments(tool: _Tool, named: frozenset[str], values: dict[str, Any]) -> dict[str, Any]:
+    """A call's arguments: the required parameters and the optional ones the query names."""
+    return {k: values[k] for k in tool.params if k in named or not tool.params[k].optional}
 
 
 def _sentence(text: str) -> str:
@@ -722,7 +726,7 @@ def _listed(tool: _Tool, rng: random.Random, n: int) -> tuple[str, list[dict[str
     if len(listed) < n:
         return None
     text = template.format(**{k: _and(listed) if k == key else _say(tool, k, values[k]) for k in named})
-    args = {k: values[k] for k in tool.params if k in named or not tool.params[k].optional}
+    args = _arguments(tool, named, values)
     return text, [{**args, key: value} for value in listed]
 
 

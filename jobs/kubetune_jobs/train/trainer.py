@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from trl import SFTTrainer
 
-IGNORE = -100
+from .data import IGNORE_INDEX as IGNORE
 
 
 def labelled_positions(labels: torch.Tensor) -> torch.Tensor:
