@@ -9,8 +9,10 @@ evaluates on the demo's suites, printing times and accuracies as one JSON line. 
 stage-1 model evaluated on the same suites (`--config '{"skip_train": true}'`).
 
 --config keys (all optional): source (a tool set to use instead of generating one), seed, synthetic (module settings of kubetune_jobs.data.synthetic, e.g.
-{"PARALLEL_SHARE": 0.3, "MAX_OFFERED": 6}), no_call_max_tools, no_call, near_miss, rows, max_samples,
-eval_fraction, limit, skip_train, train ({"steps", "lr", "bs", "max_len", "precision"}).
+{"PARALLEL_SHARE": 0.3, "MAX_OFFERED": 6}), conversations (module settings of kubetune_jobs.data.conversations,
+e.g. {"HARD_NEAR_MISS_SHARE": 0}), no_call_max_tools, no_call, near_miss, turns, rows, max_samples,
+eval_fraction, limit (BFCL slices), seed_limit (default: all seed-tools items), max_new_tokens
+(default 96, as the variants in BENCHMARKS.md were measured; the quickstart now uses 128), skip_train, train ({"steps", "lr", "bs", "max_len", "precision"}).
 """
 
 from __future__ import annotations
@@ -40,10 +42,12 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
 
     from kubetune_jobs import cli
-    from kubetune_jobs.data import convert, synthetic
+    from kubetune_jobs.data import conversations, convert, synthetic
 
     for key, value in cfg.get("synthetic", {}).items():
         setattr(synthetic, key, tuple(value) if isinstance(value, list) else value)
+    for key, value in cfg.get("conversations", {}).items():
+        setattr(conversations, key, value)
     if cfg.get("source"):  # e.g. bundled:quickstart-tools, as shipped
         source = cfg["source"]
     else:
@@ -60,7 +64,8 @@ def main() -> None:
                    "--eval-fraction", str(cfg.get("eval_fraction", 0.02)),
                    "--no-call-source", "bundled:quickstart-chat",
                    "--no-call-fraction", str(cfg.get("no_call", 0.5)),
-                   "--near-miss-share", str(cfg.get("near_miss", 0.3))])
+                   "--near-miss-share", str(cfg.get("near_miss", 0.3)),
+                   "--turns-per-row", str(cfg.get("turns", 1))])
     if rc:
         sys.exit(f"prepare failed with {rc}")
     times["prepare"] = time.monotonic() - t0
@@ -85,9 +90,10 @@ def main() -> None:
             "--save-steps", "1000", "--keep-checkpoints", "1"], "train.log")
         model = str(work / "out" / "merged")
     times["evaluate"] = job([
-        "evaluate", "--local-model", model, "--output", str(work / "eval"), "--suite", "seed-tools",
-        "--suite", "bfcl-simple_python", "--suite", "bfcl-irrelevance", "--limit", str(cfg.get("limit", 16)),
-        "--max-new-tokens", "96"], "eval.log")
+        "evaluate", "--local-model", model, "--output", str(work / "eval"),
+        "--suite", "seed-tools" + (f":{cfg['seed_limit']}" if "seed_limit" in cfg else ""),
+        "--suite", f"bfcl-simple_python:{cfg.get('limit', 16)}", "--suite", f"bfcl-irrelevance:{cfg.get('limit', 16)}",
+        "--max-new-tokens", str(cfg.get("max_new_tokens", 96))], "eval.log")
 
     report = json.loads((work / "eval" / "report.json").read_text())
     progress_file = work / "out" / "progress.json"

@@ -31,6 +31,9 @@ def _prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--near-miss-share", type=float, default=0.3,
                    help="share of the no-call examples made from tool requests offered only unfitting tools "
                         "(the rest are chat turns offered unrelated tools)")
+    p.add_argument("--turns-per-row", type=int, default=1,
+                   help="xlam only: build conversations of up to this many requests sharing one tools block "
+                        "(call and no-call turns mixed at --no-call-fraction); 1 keeps one request per row")
     p.add_argument("--system-prompt", default=None, help="system prompt added to every conversation")
     p.add_argument("--max-samples", type=int, default=None, help="keep at most this many converted rows")
     p.add_argument("--eval-fraction", type=float, default=0.02, help="share of rows held out in eval.jsonl")

@@ -91,6 +91,9 @@ class DatasetSpec(_Model):
     no_call_split: str | None = _f(None, "Split of a Hub no-call source (default: train_sft).", max_length=64)
     no_call_fraction: float = _f(0.1, "Share of the stage's rows that are no-call examples (xlam only).",
                                  ge=0.0, le=0.9)
+    turns_per_row: int = _f(1, "Requests per training row sharing one tools block (xlam only): up to this many "
+                               "call and no-call turns in one conversation, so the tools' schemas are paid once "
+                               "per row. 1 keeps one request per row.", ge=1, le=16)
     system_prompt: str | None = _f(None, "System prompt added to every conversation.", max_length=4096)
     eval_fraction: float = _f(0.02, "Share of rows held out in eval.jsonl.", gt=0.0, lt=0.5)
 

@@ -54,7 +54,8 @@ def _prepare(layout: RunLayout, stage: api.StageSpec) -> Step:
             "--eval-fraction", str(d.eval_fraction), *_opt("--system-prompt", d.system_prompt)]
     if d.format == "xlam":
         args += [*_opt("--no-call-source", d.no_call_source), *_opt("--no-call-split", d.no_call_split),
-                 "--no-call-fraction", str(d.no_call_fraction if d.no_call_source else 0.0)]
+                 "--no-call-fraction", str(d.no_call_fraction if d.no_call_source else 0.0),
+                 "--turns-per-row", str(d.turns_per_row)]
     return Step(f"prepare-{stage.name}", "prepare", tuple(args), (layout.stats(stage.name),), gpu=False,
                 stage=stage.name, inputs=(d.source,))
 

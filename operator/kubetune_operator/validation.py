@@ -39,6 +39,9 @@ def problems(spec: api.FineTuneRunSpec) -> list[str]:
         d = stage.dataset
         if d.format != "xlam" and d.no_call_source:
             out.append(f"spec.stages[{i}].dataset.noCallSource: only the xlam format mixes in no-call rows")
+        if d.format != "xlam" and d.turns_per_row > 1:
+            out.append(f"spec.stages[{i}].dataset.turnsPerRow: only the xlam format groups requests under one "
+                       "tools block; chat rows keep their own turns")
         if d.format == "xlam" and d.no_call_fraction > 0 and not d.no_call_source:
             out.append(f"spec.stages[{i}].dataset.noCallSource: required when noCallFraction > 0 "
                        "(xlam alone teaches the model to call tools when it should not)")

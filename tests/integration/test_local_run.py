@@ -31,7 +31,7 @@ def reduced_quickstart(dest: Path) -> Path:
     spec["training"].update(maxSteps=3, saveSteps=2)
     spec["stages"][0]["dataset"]["maxSamples"] = 60
     spec["stages"][1]["dataset"]["maxSamples"] = 200
-    spec["stages"][1]["training"].update(maxSteps=20, saveSteps=5)
+    spec["stages"][1]["training"].update(maxSteps=14, saveSteps=5)
     for suite in spec["evaluation"]["suites"]:
         suite["limit"] = 8
     path = dest / "quickstart-ci.yaml"

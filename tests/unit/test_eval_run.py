@@ -180,3 +180,16 @@ def test_each_suite_takes_its_own_item_count(tmp_path):
     for bad in ("seed-tools:0", "seed-tools:x", "nope:3"):
         with pytest.raises(suites.SuiteError):
             suites.validate([bad])
+
+
+def test_output_cut_off_by_the_token_limit_is_named_in_the_reason():
+    from kubetune_jobs.evaluate.report import score_item
+    from kubetune_jobs.evaluate.targets import from_text
+
+    item = suites.load("seed-tools")[0]
+    text = '<tool_call>\n{"name": "get_weather", "arguments": {"location": "Par'
+    cut = score_item(item, from_text(text, 0.1, cut_off=True))
+    assert not cut["passed"] and cut["cut_off"] is True
+    assert cut["reason"].startswith("unparseable output (cut off at the --max-new-tokens limit)")
+    whole = score_item(item, from_text(text, 0.1))
+    assert whole["reason"].startswith("unparseable output:") and whole["cut_off"] is False

@@ -124,6 +124,7 @@ INVALID = [
      "spec.evaluation.gates.minAccuracy.chat", "not one of"),
     (_set("stages.0.dataset.noCallSource", "x"), "spec.stages[0].dataset.noCallSource", "only the xlam"),
     (_set("stages.1.dataset.noCallSource", None), "spec.stages[1].dataset.noCallSource", "required"),
+    (_set("stages.0.dataset.turnsPerRow", 4), "spec.stages[0].dataset.turnsPerRow", "only the xlam"),
     (_set("storage.endpoint", "http://minio:9000"), "spec.storage.credentialsSecret", "required"),
 ]
 

@@ -54,7 +54,7 @@ def test_stages_chain_through_merged_models_and_layout() -> None:
     assert (t.lora_r, t.lora_alpha, t.batch_size, t.grad_accum, t.learning_rate, t.load_in_4bit, t.precision) == (
         16, 16, 4, 4, 2e-4, True, "bf16")
     prep = steps["prepare-tools"]
-    assert (prep.format, prep.max_samples, prep.no_call_fraction) == ("xlam", 60000, 0.1)
+    assert (prep.format, prep.max_samples, prep.no_call_fraction, prep.turns_per_row) == ("xlam", 60000, 0.1, 1)
     assert prep.no_call_source == "HuggingFaceH4/ultrachat_200k"
 
 
@@ -65,10 +65,12 @@ def test_options_change_the_plan() -> None:
     raw["pushgateway"] = "http://pgw:9091"
     raw["resources"] = {"gpus": 0}
     raw["stages"][1]["training"] = {"maxSteps": 3, "loadIn4bit": False}
+    raw["stages"][1]["dataset"]["turnsPerRow"] = 4
     steps = build_plan("r", "default", api.parse_spec(raw), "/tmp/out")
     assert [s.name for s in steps] == ["prepare-chat", "prepare-tools", "train-chat", "train-tools", "eval-tools"]
     assert not any(s.gpu for s in steps)
     parsed = {s.name: build_parser().parse_args(list(s.args)) for s in steps}
+    assert parsed["prepare-tools"].turns_per_row == 4
     evaluate = parsed["eval-tools"]
     # Each suite keeps its own limit, as the job reads them.
     assert suites.validate(evaluate.suite, evaluate.limit) == {"heldout": 5, "chat": 9}

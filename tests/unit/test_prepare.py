@@ -205,7 +205,7 @@ def test_max_samples_and_eval_split(tmp_path: Path) -> None:
     stats = json.loads((out / "stats.json").read_text())
     assert (stats["train_rows"], stats["eval_rows"]) == (3, 1)
     assert len(read_rows(out / "train.jsonl")) == 3 and len(read_rows(out / "eval.jsonl")) == 1
-    assert stats["tools_per_row"] and stats["calls_per_row"]
+    assert stats["tools_per_row"] and stats["calls_per_turn"] and stats["turns_per_row"] == {"1": stats["rows_out"]}
     assert stats["content_hash"] and stats["files"]["train.jsonl"]
 
 
@@ -266,3 +266,62 @@ def test_near_miss_no_call_rows_come_from_tool_requests_with_unfitting_tools(xla
     assert offered and not offered & needed
     answer = near[0]["messages"][-1]
     assert answer["role"] == "assistant" and not answer.get("tool_calls") and answer["content"]
+
+
+def _exchanges(row: dict) -> list[tuple[str, dict]]:
+    turns = [m for m in row["messages"] if m["role"] != "system"]
+    return [(u["content"], a) for u, a in zip(turns[::2], turns[1::2], strict=True)]
+
+
+def test_turns_per_row_shares_one_tools_block_and_keeps_every_request(tmp_path: Path) -> None:
+    common = ["--format", "xlam", "--source", "bundled:quickstart-tools", "--max-samples", "120",
+              "--no-call-source", "bundled:quickstart-chat", "--no-call-fraction", "0.5", "--eval-fraction", "0.05"]
+    assert prepare(*common, "--output", str(tmp_path / "single")) == 0
+    assert prepare(*common, "--output", str(tmp_path / "grouped"), "--turns-per-row", "4") == 0
+    single, grouped = all_rows(tmp_path / "single"), all_rows(tmp_path / "grouped")
+    stats = json.loads((tmp_path / "grouped" / "stats.json").read_text())
+
+    wanted = {r["messages"][-2]["content"]: r["messages"][-1]["tool_calls"] for r in single if r["kind"] == "call"}
+    asked: dict[str, list] = {}
+    no_call_turns = first_turn_calls = sharing_words = 0
+    for row in grouped:
+        offered = {t["function"]["name"]: t for t in row["tools"]}
+        exchanges = _exchanges(row)
+        assert 1 <= len(exchanges) <= 4
+        first_turn_calls += bool(exchanges[0][1].get("tool_calls"))
+        _, spans = chat_template.render(row, return_assistant_mask=True)
+        assert len(spans) == len(exchanges), "every assistant turn is trained, not only the last"
+        for request, answer in exchanges:
+            if answer.get("tool_calls"):
+                assert request not in asked
+                asked[request] = answer["tool_calls"]
+                for call in answer["tool_calls"]:
+                    schema = offered[call["function"]["name"]]["function"]["parameters"]
+                    assert set(schema.get("required", [])) <= set(call["function"]["arguments"])
+                continue
+            no_call_turns += 1
+            assert answer["content"].strip()
+            if request in wanted:  # a near miss: the tools it needs are not offered here
+                assert not {c["function"]["name"] for c in wanted[request]} & set(offered)
+                sharing_words += bool(convert.content_words(request) & set().union(*map(convert.tool_words, row["tools"])))
+            else:  # a chat turn shares no word with the offered tools
+                assert not convert.content_words(request) & set().union(*map(convert.tool_words, row["tools"]))
+    # Every converted request is asked exactly once, with the calls it had on its own.
+    assert asked == wanted
+    assert stats["kinds"] == {"call": len(wanted), "no_call": no_call_turns}
+    assert stats["no_call_share"] == pytest.approx(0.5, abs=0.02)
+    # Some near misses share words with the offered tools (word overlap alone must not decide a call),
+    # and some conversations offer a single tool, as BFCL irrelevance does.
+    assert 0 < stats["no_call"]["near_miss_sharing_words"] == sharing_words < stats["no_call"]["near_miss"]
+    assert sum(len(r["tools"]) == 1 for r in grouped) >= 0.1 * len(grouped)
+    assert stats["turns_per_row"].get("4", 0) >= 0.6 * len(grouped)
+    # The point: each tools block is rendered for several requests, so far fewer blocks are trained on.
+    assert sum(len(r["tools"]) for r in grouped) < 0.4 * sum(len(r["tools"]) for r in single)
+    # Evaluation asks the first turn, so it holds calls and no-calls alike.
+    assert 0.25 * len(grouped) < first_turn_calls < 0.75 * len(grouped)
+
+
+def test_turns_per_row_must_be_positive(tmp_path: Path, capsys) -> None:
+    assert prepare("--format", "xlam", "--source", str(XLAM), "--output", str(tmp_path / "o"),
+                   "--no-call-fraction", "0", "--turns-per-row", "0") == 1
+    assert "--turns-per-row" in capsys.readouterr().err

@@ -157,3 +157,16 @@ def test_bundled_files_equal_what_the_script_writes(tmp_path: Path) -> None:
         assert len(fresh) < 1_000_000
         rows = [json.loads(line) for line in fresh.splitlines()]
         assert rows and all(list(r) == sorted(r) for r in rows)
+
+
+def test_bundled_data_never_asks_a_seed_tools_question() -> None:
+    """The held-out seed-tools prompts stay out of what the demo trains on, in any phrasing wrapper."""
+    seed = json.loads((ROOT / "jobs" / "kubetune_jobs" / "assets" / "seed_tools.json").read_text())
+    prompts = {it["prompt"].lower().rstrip(".?!") for it in seed["items"]}
+    for name in ("quickstart-chat.jsonl", "quickstart-tools.jsonl"):
+        asked = [
+            str(r.get("query") or "") + "\n" + "\n".join(m["content"] for m in r.get("messages", []) if m["role"] == "user")
+            for r in map(json.loads, (DATASETS / name).read_text().splitlines())
+        ]
+        leaked = sorted(p for p in prompts if any(p in text.lower() for text in asked))
+        assert not leaked, f"{name} asks held-out seed-tools questions: {leaked}"

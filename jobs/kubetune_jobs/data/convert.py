@@ -132,8 +132,15 @@ def xlam(row: dict[str, Any], system_prompt: str | None = None) -> dict[str, Any
 CONVERTERS = {"ultrachat": ultrachat, "xlam": xlam}
 
 
-def _words(text: str) -> set[str]:
+def content_words(text: str) -> set[str]:
+    """Lower-cased words longer than three letters: what decides whether a request touches a tool."""
     return {w for w in "".join(c.lower() if c.isalnum() else " " for c in text).split() if len(w) > 3}
+
+
+def tool_words(tool: dict[str, Any]) -> set[str]:
+    """Words of a tool's name and description: a request sharing one of them may be meant for it."""
+    fn = tool["function"]
+    return content_words(fn["name"].replace("_", " ") + " " + fn.get("description", ""))
 
 
 # No-call rows offer 1-NO_CALL_MAX_TOOLS unrelated tools. Whether to call depends on the request, not on
@@ -144,7 +151,7 @@ NO_CALL_MAX_TOOLS = 2
 
 def _unrelated_tools(request: str, exclude: set[str], tool_pool: list[dict[str, Any]], rng: random.Random,
                      max_tools: int) -> list[dict[str, Any]]:
-    words = _words(request)
+    words = content_words(request)
     chosen: list[dict[str, Any]] = []
     names = set(exclude)
     want = rng.randint(1, max_tools)
@@ -152,11 +159,11 @@ def _unrelated_tools(request: str, exclude: set[str], tool_pool: list[dict[str, 
         if len(chosen) == want or not tool_pool:
             break
         tool = tool_pool[rng.randrange(len(tool_pool))]
-        fn = tool["function"]
-        if fn["name"] in names or words & _words(fn["name"].replace("_", " ") + " " + fn.get("description", "")):
+        name = tool["function"]["name"]
+        if name in names or words & tool_words(tool):
             continue
         chosen.append(tool)
-        names.add(fn["name"])
+        names.add(name)
     if not chosen:
         raise Dropped("no_unrelated_tools")
     return chosen
@@ -171,14 +178,18 @@ NEAR_MISS_ANSWERS = (
 )
 
 
+def near_miss_answer(tools: list[dict[str, Any]], rng: random.Random) -> str:
+    names = ", ".join(t["function"]["name"] for t in tools)
+    return rng.choice(NEAR_MISS_ANSWERS).format(names=names, verb="is" if len(tools) == 1 else "are")
+
+
 def near_miss(call_row: dict[str, Any], tool_pool: list[dict[str, Any]], rng: random.Random,
               max_tools: int = NO_CALL_MAX_TOOLS) -> dict[str, Any]:
     """A converted tool request offered only tools that cannot serve it, answered in text without a call."""
     user = next(m for m in call_row["messages"] if m["role"] == "user")
     needed = {t["function"]["name"] for t in call_row["tools"]}
     tools = _unrelated_tools(user["content"], needed, tool_pool, rng, max_tools)
-    names = ", ".join(t["function"]["name"] for t in tools)
-    answer = rng.choice(NEAR_MISS_ANSWERS).format(names=names, verb="is" if len(tools) == 1 else "are")
+    answer = near_miss_answer(tools, rng)
     system = [m for m in call_row["messages"] if m["role"] == "system"]
     messages = [*system, user, {"role": "assistant", "content": answer}]
     return {"messages": messages, "tools": tools, "kind": "no_call"}

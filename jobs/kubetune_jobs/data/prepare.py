@@ -20,7 +20,7 @@ from typing import Any
 from tqdm import tqdm
 
 from .. import storage
-from . import convert
+from . import conversations, convert
 from .sources import MalformedRow, Source
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,12 @@ def _measure(rows: list[dict[str, Any]], tokenizer_ref: str | None) -> list[int]
     return lengths
 
 
+def _turn(row: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+    """What one assistant turn teaches: a call (and how many), no call although tools are offered, or chat."""
+    calls = len(answer.get("tool_calls") or [])
+    return {"kind": "call" if calls else "no_call" if row["tools"] else "chat", "calls": calls}
+
+
 def serialize(rows: list[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows).encode()
 
@@ -129,15 +135,29 @@ def prepare(
         rows = rows[: args.max_samples]
 
     no_call_stats: dict[str, Any] = {"fraction": 0.0, "generated": 0}
+    if args.format == "xlam" and args.no_call_fraction > 0 and nc_source is None:
+        raise ValueError(
+            f"--no-call-fraction {args.no_call_fraction} needs --no-call-source (chat rows to pair "
+            "with unrelated tools), or set --no-call-fraction 0"
+        )
+    nc_tally = Tally()
+    chats: list[dict[str, Any]] = []
     if args.format == "xlam" and args.no_call_fraction > 0:
-        if nc_source is None:
-            raise ValueError(
-                f"--no-call-fraction {args.no_call_fraction} needs --no-call-source (chat rows to pair "
-                "with unrelated tools), or set --no-call-fraction 0"
-            )
-        nc_tally = Tally()
         chats = convert_rows(nc_source, "ultrachat", args.system_prompt, nc_tally, "converting no-call chats")
         rng.shuffle(chats)
+    if args.format == "xlam" and args.turns_per_row > 1:
+        rows, counts = conversations.group(rows, chats, rng, turns=args.turns_per_row,
+                                           no_call_fraction=args.no_call_fraction,
+                                           near_miss_share=args.near_miss_share)
+        rng.shuffle(rows)
+        no_call_stats = {
+            "fraction": args.no_call_fraction, "generated": counts["from_chat"] + counts["near_miss"],
+            "from_chat": counts["from_chat"], "near_miss": counts["near_miss"],
+            "near_miss_sharing_words": counts["hard_near_miss"], "short": counts["short_of_no_call"],
+            "source_rows_read": nc_tally.read,
+            "source_dropped": dict(sorted(nc_tally.dropped.items())),
+        }
+    elif args.format == "xlam" and args.no_call_fraction > 0:
         shared = {id(t): t for r in rows for t in r["tools"]}
         pool = sorted({json.dumps(t, sort_keys=True): t for t in shared.values()}.items())
         tools = [t for _, t in pool]
@@ -184,6 +204,7 @@ def prepare(
         reasons = ", ".join(f"{k}={v}" for k, v in tally.dropped.most_common()) or "the source is empty"
         raise ValueError(f"no usable rows in {args.source} ({tally.read} read; dropped: {reasons})")
 
+    turns = [_turn(row, m) for row in rows for m in row["messages"] if m["role"] == "assistant"]
     n_eval = min(len(rows) - 1, max(1, round(len(rows) * args.eval_fraction))) if args.eval_fraction > 0 else 0
     files = {"eval.jsonl": serialize(rows[:n_eval]), "train.jsonl": serialize(rows[n_eval:])}
     hashes = {name: storage.sha256_bytes(data) for name, data in files.items()}
@@ -197,14 +218,13 @@ def prepare(
         "rows_out": len(rows),
         "train_rows": len(rows) - n_eval,
         "eval_rows": n_eval,
-        "kinds": dict(sorted(Counter(r["kind"] for r in rows).items())),
+        "kinds": dict(sorted(Counter(t["kind"] for t in turns).items())),
         "no_call": no_call_stats,
-        "no_call_share": round(sum(r["kind"] == "no_call" for r in rows) / len(rows), 4),
+        "no_call_share": round(sum(t["kind"] == "no_call" for t in turns) / len(turns), 4),
         "tools_per_row": {str(k): v for k, v in sorted(Counter(len(r["tools"]) for r in rows).items())},
-        "calls_per_row": {
-            str(k): v
-            for k, v in sorted(Counter(len(r["messages"][-1].get("tool_calls") or []) for r in rows).items())
-        },
+        "turns_per_row": {str(k): v for k, v in sorted(Counter(
+            sum(m["role"] == "assistant" for m in r["messages"]) for r in rows).items())},
+        "calls_per_turn": {str(k): v for k, v in sorted(Counter(t["calls"] for t in turns).items())},
         "length": {"unit": "tokens" if args.tokenizer else "characters", **_percentiles(lengths)},
         "files": hashes,
         "content_hash": storage.sha256_bytes(files["train.jsonl"] + files["eval.jsonl"]),
@@ -273,6 +293,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--no-call-fraction must be in [0, 1)")
     if not 0 <= args.eval_fraction < 1:
         raise ValueError("--eval-fraction must be in [0, 1)")
+    if args.turns_per_row < 1:
+        raise ValueError("--turns-per-row must be at least 1")
     main, no_call = sources(args)
     expected = fingerprint(args, main, no_call)
     done = verify(out, expected)

@@ -885,7 +885,7 @@ _FACTS: tuple[tuple[str, str], ...] = (
 
 # Slot families add many more, still correct, question/answer pairs.
 _CAPITALS = (
-    ("France", "Paris"), ("Japan", "Tokyo"), ("Canada", "Ottawa"), ("Australia", "Canberra"), ("Brazil", "Brasilia"),
+    ("France", "Paris"), ("Japan", "Tokyo"), ("Canada", "Ottawa"), ("Brazil", "Brasilia"),
     ("Kenya", "Nairobi"), ("Egypt", "Cairo"), ("Norway", "Oslo"), ("Spain", "Madrid"), ("Italy", "Rome"),
     ("Germany", "Berlin"), ("India", "New Delhi"), ("Mexico", "Mexico City"), ("Argentina", "Buenos Aires"),
     ("Portugal", "Lisbon"), ("Poland", "Warsaw"), ("Greece", "Athens"), ("Turkey", "Ankara"),
@@ -894,7 +894,7 @@ _CAPITALS = (
     ("Finland", "Helsinki"), ("Nigeria", "Abuja"), ("Morocco", "Rabat"), ("Switzerland", "Bern"),
 )
 _SYNONYMS = (
-    ("happy", "glad, cheerful or content"), ("big", "large, huge or enormous"), ("fast", "quick, rapid or swift"),
+    ("big", "large, huge or enormous"), ("fast", "quick, rapid or swift"),
     ("smart", "clever, bright or intelligent"), ("tired", "weary, exhausted or sleepy"),
     ("beautiful", "lovely, gorgeous or attractive"), ("difficult", "hard, tough or challenging"),
     ("angry", "cross, furious or irritated"), ("small", "little, tiny or compact"), ("begin", "start, commence or launch"),

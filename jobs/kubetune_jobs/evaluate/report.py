@@ -79,13 +79,14 @@ def score_item(item: Item, pred: Prediction | None) -> dict[str, Any]:
         category = item.category if item.ground_truth else "irrelevance"
         verdict = checker.check(item.functions, calls, item.ground_truth, category)
     if not verdict.passed and unparseable and item.expects_call:
-        verdict = checker.Verdict(False, f"unparseable output: {pred.errors[0]}")
+        limit = " (cut off at the --max-new-tokens limit)" if pred.cut_off else ""
+        verdict = checker.Verdict(False, f"unparseable output{limit}: {pred.errors[0]}")
     rec.update(
         passed=verdict.passed, reason=verdict.reason, scored=True,
         expects_call=item.expects_call, called=bool(calls), unparseable=unparseable,
         name_correct=(sorted(c["name"] for c in calls) == _expected_names(item)) if item.expects_call else None,
         schema_violations=schema_violations(item, pred.calls) if not unparseable else [],
-        calls=calls, latency_s=pred.latency_s,
+        calls=calls, latency_s=pred.latency_s, cut_off=pred.cut_off,
     )
     if pred.text:
         rec["text"] = pred.text[:500]

@@ -37,11 +37,13 @@ class Prediction:
     errors: list[str] = field(default_factory=list)  # call markup that did not decode
     latency_s: float | None = None
     failure: str | None = None  # no answer at all (request failed)
+    cut_off: bool = False  # generation hit the token limit before the answer ended
 
 
-def from_text(text: str, latency_s: float | None = None) -> Prediction:
+def from_text(text: str, latency_s: float | None = None, cut_off: bool = False) -> Prediction:
     parsed = parse_tool_calls(text)
-    return Prediction(calls=parsed.calls, text=parsed.content, errors=parsed.errors, latency_s=latency_s)
+    return Prediction(calls=parsed.calls, text=parsed.content, errors=parsed.errors, latency_s=latency_s,
+                      cut_off=cut_off)
 
 
 def decode_calls(raw_calls: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
@@ -125,11 +127,12 @@ class EndpointTarget:
         latency = time.perf_counter() - start
         message = resp.choices[0].message
         content = message.content or ""
+        cut_off = resp.choices[0].finish_reason == "length"
         if message.tool_calls:
             calls, errors = decode_calls([tc.model_dump() for tc in message.tool_calls])
-            return Prediction(calls=calls, text=content, errors=errors, latency_s=latency)
+            return Prediction(calls=calls, text=content, errors=errors, latency_s=latency, cut_off=cut_off)
         # A server whose parser did not take the markup leaves it in content; read it like raw text.
-        return from_text(content, latency)
+        return from_text(content, latency, cut_off)
 
     def predict(self, items: list[Item], desc: str = "requests") -> dict[str, Prediction]:
         out: dict[str, Prediction] = {}
@@ -191,10 +194,11 @@ class LocalTarget:
                 latency = time.perf_counter() - t0  # each item of a batch waits for the whole batch
                 new = generated[:, enc["input_ids"].shape[1]:]
                 for item, ids in zip(batch, new, strict=True):
-                    text = self._cut(self.tokenizer.decode(ids, skip_special_tokens=False))
+                    raw = self.tokenizer.decode(ids, skip_special_tokens=False)
+                    text = self._cut(raw)
                     if self.tokenizer.pad_token:
                         text = text.replace(self.tokenizer.pad_token, "")
-                    out[item.id] = from_text(text, latency)
+                    out[item.id] = from_text(text, latency, cut_off=text == raw and len(ids) == self.max_new_tokens)
                 bar.update(len(batch))
         return out
 
