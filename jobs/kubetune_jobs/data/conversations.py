@@ -10,7 +10,9 @@ A conversation is built around one converted call row (its tools are the convers
 - further call turns come from other call rows whose calls use only tools offered here, with the
   very same schemas, so every call stays valid against the block;
 - no-call turns are chat exchanges whose request shares no word with the offered tools, and near
-  misses: another row's tool request whose tools are not offered here, answered without a call.
+  misses: another row's tool request whose tools are not offered here, answered without a call
+  (`HARD_NEAR_MISS_SHARE` of them share a word with an offered tool);
+- `ONLY_CALLED_TOOLS_SHARE` of the conversations offer only the tools their founding row calls.
 Turns are shuffled, so the first turn (what evaluation asks) is a call as often as in the whole mix.
 Rows whose calls find no partner stay shorter conversations; nothing is dropped for lack of one.
 """
@@ -32,7 +34,7 @@ _ATTEMPTS = 40
 # The request still needs a tool not offered here, so this assumes tools with different names do
 # different things, as in our catalogue.
 HARD_NEAR_MISS_SHARE = 0.5
-# Share of conversations offering only the tools the anchor request calls (often one). BFCL's
+# Share of conversations offering only the tools their founding row calls (often one). BFCL's
 # irrelevance category offers a single tool; the lone offered tool must not be called by default.
 ONLY_CALLED_TOOLS_SHARE = 0.3
 
