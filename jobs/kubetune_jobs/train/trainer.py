@@ -7,7 +7,8 @@ most positions carry no loss at all: `LeanSFTTrainer` asks the model for logits 
 that predict a labelled token (`logits_to_keep`, the model's own head, scaling and soft-capping included)
 and takes the cross-entropy there. Same loss, same gradients; token accuracy stays in the logs because
 it falls out of those logits for free. Unsloth patches SFTTrainer with its own fused loss, so the
-Unsloth backend keeps the stock class.
+Unsloth backend keeps the stock class. `LeanSFTTrainer` also batches rows of similar length together
+(`sampling.LengthWindowSampler`), so less of each step goes to padding.
 
 Import only after `backend.prepare()`: this module imports trl.
 """
@@ -21,6 +22,7 @@ import torch
 from trl import SFTTrainer
 
 from .data import IGNORE_INDEX as IGNORE
+from .sampling import LengthWindowSampler
 
 
 def labelled_positions(labels: torch.Tensor) -> torch.Tensor:
@@ -61,6 +63,13 @@ def labelled_loss(model: Any, inputs: dict[str, Any], num_items_in_batch: Any = 
 
 
 class LeanSFTTrainer(SFTTrainer):
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.args.packing or dataset is None or "input_ids" not in getattr(dataset, "column_names", ()):
+            return super()._get_train_sampler(train_dataset)
+        return LengthWindowSampler([len(ids) for ids in dataset["input_ids"]], self.args.per_device_train_batch_size,
+                                   seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         result = labelled_loss(model, inputs, num_items_in_batch)
         loss = result.loss
