@@ -274,7 +274,7 @@ def _summary(stats: dict[str, Any], out: storage.Location, seconds: float) -> No
     table.add_row("rows read", str(stats["rows_read"]))
     table.add_row("dropped", ", ".join(f"{k} {v}" for k, v in stats["dropped"].items()) or "none")
     table.add_row("written", f"{stats['train_rows']} train + {stats['eval_rows']} eval")
-    table.add_row("kinds", ", ".join(f"{k} {v}" for k, v in stats["kinds"].items()))
+    table.add_row("turns by kind", ", ".join(f"{k} {v}" for k, v in stats["kinds"].items()))
     table.add_row("no-call share", f"{stats['no_call_share']:.1%}")
     length = stats["length"]
     if "p50" in length:
