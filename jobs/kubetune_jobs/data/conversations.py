@@ -91,8 +91,8 @@ def _near_miss(rows: list[dict[str, Any]], tools: list[dict[str, Any]], words: s
     return [chosen, {"role": "assistant", "content": convert.near_miss_answer(tools, rng)}], overlaps
 
 
-def _partners(tools: list[dict[str, Any]], by_tool: dict[str, list[int]], rows: list[dict[str, Any]],
-              used: set[int], want: int) -> Iterator[int]:
+def _partners(tools: list[dict[str, Any]], by_tool: dict[str, list[int]], called: list[set[str]],
+              row_schemas: list[dict[str, str]], used: set[int], want: int) -> Iterator[int]:
     """Unused call rows whose calls all use one of `tools`, with the very same schema."""
     schemas = _schemas(tools)
     found = 0
@@ -104,8 +104,7 @@ def _partners(tools: list[dict[str, Any]], by_tool: dict[str, list[int]], rows: 
             if i in used or i in seen:
                 continue
             seen.add(i)
-            row_schemas = _schemas(rows[i]["tools"])
-            if all(schemas.get(n) == row_schemas[n] for n in _called(rows[i])):
+            if all(schemas.get(n) == row_schemas[i][n] for n in called[i]):
                 found += 1
                 yield i
 
@@ -122,9 +121,12 @@ def group(
     if turns < 2:
         raise ValueError("group() builds conversations of at least 2 turns")
     calls_per_conversation = max(1, round(turns * (1 - no_call_fraction)))
+    # Worked out once per row: every conversation looks its candidates up here.
+    called = [_called(row) for row in call_rows]
+    row_schemas = [_schemas(row["tools"]) for row in call_rows]
     by_tool: dict[str, list[int]] = defaultdict(list)
-    for i, row in enumerate(call_rows):
-        for name in _called(row):
+    for i, names in enumerate(called):
+        for name in names:
             by_tool[name].append(i)
     pool = _Chats(chats)
     used: set[int] = set()
@@ -136,8 +138,8 @@ def group(
         used.add(a)
         tools = anchor["tools"]
         if rng.random() < ONLY_CALLED_TOOLS_SHARE:
-            tools = [t for t in tools if t["function"]["name"] in _called(anchor)]
-        members = [a, *_partners(tools, by_tool, call_rows, used, calls_per_conversation - 1)]
+            tools = [t for t in tools if t["function"]["name"] in called[a]]
+        members = [a, *_partners(tools, by_tool, called, row_schemas, used, calls_per_conversation - 1)]
         used.update(members)
         exchanges = [_exchange(call_rows[i]) for i in members]
         counts["call"] += len(members)

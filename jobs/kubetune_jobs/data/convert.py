@@ -132,6 +132,11 @@ def xlam(row: dict[str, Any], system_prompt: str | None = None) -> dict[str, Any
 CONVERTERS = {"ultrachat": ultrachat, "xlam": xlam}
 
 
+def turn_kind(answer: dict[str, Any], tools_offered: bool) -> str:
+    """What one assistant turn teaches: a call, no call although tools are offered, or plain chat."""
+    return "call" if answer.get("tool_calls") else "no_call" if tools_offered else "chat"
+
+
 def content_words(text: str) -> set[str]:
     """Lower-cased words longer than three letters: what decides whether a request touches a tool."""
     return {w for w in "".join(c.lower() if c.isalnum() else " " for c in text).split() if len(w) > 3}

@@ -114,9 +114,7 @@ def _measure(rows: list[dict[str, Any]], tokenizer_ref: str | None) -> list[int]
 
 
 def _turn(row: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
-    """What one assistant turn teaches: a call (and how many), no call although tools are offered, or chat."""
-    calls = len(answer.get("tool_calls") or [])
-    return {"kind": "call" if calls else "no_call" if row["tools"] else "chat", "calls": calls}
+    return {"kind": convert.turn_kind(answer, bool(row["tools"])), "calls": len(answer.get("tool_calls") or [])}
 
 
 def serialize(rows: list[dict[str, Any]]) -> bytes:

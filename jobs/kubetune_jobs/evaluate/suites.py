@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import storage
 from ..chat_template import assistant_calls
+from ..data import convert
 from . import bfcl
 
 SEED_SUITE = "seed-tools"
@@ -128,10 +129,7 @@ def seed_items() -> list[Item]:
 def _row_kind(row: dict[str, Any]) -> str:
     if row.get("kind") in ("call", "no_call", "chat"):
         return row["kind"]
-    last = row["messages"][-1]
-    if last.get("tool_calls"):
-        return "call"
-    return "no_call" if row.get("tools") else "chat"
+    return convert.turn_kind(row["messages"][-1], bool(row.get("tools")))
 
 
 def heldout_items(data: str | list[str] | None, *, chat: bool) -> list[Item]:
