@@ -1,14 +1,16 @@
-"""Training throughput on CPU: our train job vs plain HF Trainer + PEFT, same model, data and settings.
+"""Training throughput on CPU: our train job vs plain HF Trainer + PEFT, in fp32 and bf16 autocast.
 
-    .venv/bin/python bench/train_cpu.py [--model bundled:smollm2-135m] [--steps 8]
+    .venv/bin/python bench/train_cpu.py [--model bundled:smollm2-135m] [--steps 8] [--precisions fp32,bf16]
 
 Both sides train LoRA r16 on all linear layers of SmolLM2-135M-Instruct over the same tokenized rows
-(tests/fixtures/toolcalls, assistant-only labels), batch 4, fp32, for the same number of optimizer
-steps, and are measured in this one process run. Both figures come from the same progress callback
-(the job's progress.json `tokens_per_second`: non-padding tokens per second from the start of training
-to the last logged step). Our side is TRL's SFTTrainer with the job's lean loss (logits only where a token
-is labelled) and its per-step token accuracy; the baseline is the model's own full-logits loss. Prints
-both and their ratio.
+(tests/fixtures/toolcalls, assistant-only labels), batch 4, for the same number of optimizer steps, in
+each precision, all in this one process run. Every figure comes from the same progress callback (the
+job's progress.json `tokens_per_second`: non-padding tokens per second from the start of training to
+the last logged step). Our side is TRL's SFTTrainer with the job's lean loss (logits only where a
+token is labelled) and its per-step token accuracy; the baseline is the model's own full-logits loss.
+bf16 is autocast: frozen weights in bf16, LoRA weights and optimizer state in fp32 (what
+`--precision auto` picks on a CPU with bf16 matrix units). Prints tokens/s for each side and
+precision, the ratios, and our held-out loss in each precision (the same learning, or not).
 """
 
 from __future__ import annotations
@@ -24,19 +26,21 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "fixtures" / "toolcalls"
 
 
-def ours(model: str, steps: int, work: Path) -> float:
+def ours(model: str, steps: int, precision: str, work: Path) -> tuple[float, float]:
+    """Tokens/s and the held-out loss after training."""
     from kubetune_jobs import cli
 
-    out = work / "ours"
+    out = work / f"ours-{precision}"
     rc = cli.main(["train", "--model", model, "--data", str(DATA), "--output", str(out), "--max-steps", str(steps),
                    "--batch-size", "4", "--grad-accum", "1", "--max-seq-length", "384", "--save-steps", "1000",
-                   "--no-merge"])
+                   "--precision", precision, "--no-merge"])
     if rc:
         sys.exit(f"our trainer failed with {rc}")
-    return float(json.loads((out / "progress.json").read_text())["tokens_per_second"])
+    progress = json.loads((out / "progress.json").read_text())
+    return float(progress["tokens_per_second"]), float(progress["eval_loss"])
 
 
-def baseline(model: str, steps: int, work: Path) -> float:
+def baseline(model: str, steps: int, precision: str, work: Path) -> float:
     import torch
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model
@@ -58,14 +62,15 @@ def baseline(model: str, steps: int, work: Path) -> float:
     tokenizer = AutoTokenizer.from_pretrained(path)
     rows = read_rows(storage.location(DATA / "train.jsonl"), required=True)
     tokenized = tokenize_rows(rows, tokenizer, 384).rows
-    base = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if precision == "bf16" else torch.float32)
     peft_model = get_peft_model(base, LoraConfig(r=16, lora_alpha=16, lora_dropout=0.0, task_type="CAUSAL_LM",
                                                  target_modules=DEFAULT_TARGET_MODULES.split(",")))
-    args = TrainingArguments(output_dir=str(work / "hf"), per_device_train_batch_size=4, max_steps=steps,
+    args = TrainingArguments(output_dir=str(work / f"hf-{precision}"), per_device_train_batch_size=4, max_steps=steps,
                              learning_rate=2e-4, save_strategy="no", report_to="none", logging_steps=1,
-                             seed=42, data_seed=42, include_num_input_tokens_seen="non_padding")
+                             seed=42, data_seed=42, include_num_input_tokens_seen="non_padding",
+                             bf16=precision == "bf16", use_cpu=True)
     # Measured by the very callback that gives our job its figure, so both numbers mean the same thing.
-    measured = Progress(storage.location(work / "hf-progress"), None, "bench", "hf")
+    measured = Progress(storage.location(work / f"hf-progress-{precision}"), None, "bench", "hf")
     trainer = Trainer(model=peft_model, args=args, train_dataset=Dataset.from_list(tokenized),
                       data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
                       callbacks=[make_callback(measured)])
@@ -77,16 +82,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="bundled:smollm2-135m")
     parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated; the first is the baseline")
     args = parser.parse_args()
+    precisions = args.precisions.split(",")
+    results: dict[str, tuple[float, float, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.monotonic()
-        hf = baseline(args.model, args.steps, Path(tmp))
-        ours_tps = ours(args.model, args.steps, Path(tmp))
+        for precision in precisions:
+            hf = baseline(args.model, args.steps, precision, Path(tmp))
+            ours_tps, loss = ours(args.model, args.steps, precision, Path(tmp))
+            results[precision] = (ours_tps, hf, loss)
         elapsed = time.monotonic() - t0
+    first = results[precisions[0]][0]
     print(f"\nCPU LoRA training, {args.model}, {args.steps} steps of batch 4 (tokens/s, non-padding):")
-    print(f"  kubetune train (TRL SFTTrainer + PEFT)  {ours_tps:8.1f}")
-    print(f"  plain HF Trainer + PEFT                 {hf:8.1f}")
-    print(f"  ratio                                   {ours_tps / hf:8.2f}x   ({elapsed:.0f}s total)")
+    print(f"  {'precision':10} {'kubetune train':>15} {'plain HF + PEFT':>16} {'ratio':>6} "
+          f"{'vs ' + precisions[0]:>9} {'held-out loss':>14}")
+    for precision, (tps, hf, loss) in results.items():
+        print(f"  {precision:10} {tps:15.1f} {hf:16.1f} {tps / hf:5.2f}x {tps / first:8.2f}x {loss:14.4f}")
+    print(f"  ({elapsed:.0f}s total)")
 
 
 if __name__ == "__main__":

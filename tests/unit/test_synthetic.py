@@ -83,7 +83,19 @@ def test_tool_rows_have_xlam_shape(tool_rows: list[dict]) -> None:
         assert not {t["name"] for t in offered} & synthetic.SEED_TOOL_NAMES
 
 
-def test_every_call_is_offered_and_well_typed(tool_rows: list[dict]) -> None:
+@pytest.fixture(scope="module")
+def respelled_rows() -> list[dict]:
+    share = synthetic.RESPELLED_SHARE
+    synthetic.RESPELLED_SHARE = 0.5
+    try:
+        return synthetic.xlam_rows(3000, seed=7)
+    finally:
+        synthetic.RESPELLED_SHARE = share
+
+
+@pytest.mark.parametrize("rows", ["tool_rows", "respelled_rows"])
+def test_every_call_is_offered_and_well_typed(rows: str, request: pytest.FixtureRequest) -> None:
+    tool_rows = request.getfixturevalue(rows)
     optional_set = 0
     for row in tool_rows:
         offered = {t["name"]: t for t in json.loads(row["tools"])}
@@ -132,6 +144,27 @@ def test_tool_rows_are_varied(tool_rows: list[dict]) -> None:
     names_used = {c["name"] for r in tool_rows for c in json.loads(r["answers"])}
     assert names_used == {t["name"] for t in synthetic.tool_catalogue()}
     assert len({r["query"] for r in tool_rows}) > 0.95 * len(tool_rows)
+
+
+def test_respelled_rows_spell_whole_rows_otherwise_and_keep_the_schemas(respelled_rows: list[dict]) -> None:
+    catalogue = {t["name"]: t for t in synthetic.tool_catalogue()}
+    camel_seed = {synthetic._camel(n) for n in synthetic.SEED_TOOL_NAMES}
+    # A catalogue tool under another spelling: same description and parameter specs, in the same order.
+    by_shape = {(t["description"], json.dumps(list(t["parameters"].values()))): t for t in catalogue.values()}
+    respelled = 0
+    for row in respelled_rows:
+        offered = json.loads(row["tools"])
+        names = {t["name"] for t in offered}
+        assert not names & (synthetic.SEED_TOOL_NAMES | camel_seed), row
+        if names - set(catalogue):
+            respelled += 1
+        for tool in offered:
+            original = by_shape[(tool["description"], json.dumps(list(tool["parameters"].values())))]
+            assert len(tool["parameters"]) == len(original["parameters"])
+    assert 0.3 < respelled / len(respelled_rows) < 0.55  # half the rows, less those with nothing to respell
+    spelled = {c["name"] for r in respelled_rows for c in json.loads(r["answers"])}
+    assert {"getForecast", "fetch_forecast", "fetchForecast", "get_forecast"} <= spelled
+    assert any(k == "fromUnit" for r in respelled_rows for c in json.loads(r["answers"]) for k in c["arguments"])
 
 
 def test_chat_rows_are_short_conversations_without_tools(chats: list[dict]) -> None:

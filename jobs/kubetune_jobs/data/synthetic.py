@@ -38,6 +38,11 @@ LISTED_SHARE = 0.5
 DISTRACTORS_SINGLE = (5, 15, 25, 25, 20, 10)
 DISTRACTORS_SEVERAL = (40, 40, 20)
 MAX_OFFERED = 6
+# Share of rows whose tools are spelled otherwise than in the catalogue: camelCase names and parameters,
+# another verb (fetch_ for get_), or both. Real APIs name one operation many ways; a model that only
+# ever sees one spelling per tool can call it from memory instead of reading the offered schema.
+# 0 draws nothing, so earlier data sets replay.
+RESPELLED_SHARE = 0.0
 
 _REQUIRED = object()  # marks a parameter without a default
 
@@ -664,6 +669,39 @@ _SCHEMAS = {t.name: t.schema() for t in _TOOLS}
 _SCHEMA_JSON = {name: json.dumps(s, ensure_ascii=False) for name, s in _SCHEMAS.items()}
 _NAMES_SORTED = tuple(t.name for t in _TOOLS)
 
+# ---------------------------------------------------------------------------------------------------
+# Spellings. Spelling 0 is the catalogue's; a row draws one spelling for all the tools it offers, so
+# rows of one spelling can still share a conversation (conversations need identical schemas).
+
+_VERBS = {"get": "fetch", "convert": "transform", "solve": "compute", "summarize": "describe", "check": "verify",
+          "create": "add", "list": "show", "find": "lookup", "read": "open", "search": "lookup",
+          "compress": "archive", "place": "submit", "cancel": "void", "track": "trace", "transfer": "move",
+          "send": "dispatch", "post": "publish", "play": "stream", "scale": "resize", "set": "add",
+          "start": "begin", "count": "tally", "update": "edit", "generate": "make", "reserve": "book"}
+SPELLINGS = 4  # catalogue, camelCase, other verb, both
+
+
+def _camel(snake: str) -> str:
+    head, *rest = snake.split("_")
+    return head + "".join(w[:1].upper() + w[1:] for w in rest)
+
+
+def _respell(snake: str, spelling: int, is_name: bool) -> str:
+    if is_name and spelling in (2, 3):
+        verb, _, rest = snake.partition("_")
+        snake = f"{_VERBS.get(verb, verb)}_{rest}" if rest else snake
+    return _camel(snake) if spelling in (1, 3) else snake
+
+
+@cache
+def _spelled(name: str, spelling: int) -> tuple[str, dict[str, str], str]:
+    """A catalogue tool in one spelling: its name, catalogue parameter -> spelled parameter, schema JSON."""
+    schema = _SCHEMAS[name]
+    keys = {k: _respell(k, spelling, is_name=False) for k in schema["parameters"]}
+    spelled = {**schema, "name": _respell(name, spelling, is_name=True),
+               "parameters": {keys[k]: v for k, v in schema["parameters"].items()}}
+    return spelled["name"], keys, json.dumps(spelled, ensure_ascii=False)
+
 
 def tool_catalogue() -> list[dict[str, Any]]:
     """Every tool schema, xlam style: `{name, description, parameters: {p: {description, type, default?}}}`."""
@@ -754,11 +792,16 @@ def _tool_row(rng: random.Random, row_id: int) -> dict[str, Any]:
     offered = needed + [n for n in rng.sample(_NAMES_SORTED, extra + len(needed)) if n not in needed][:extra]
     rng.shuffle(offered)
     prefix = rng.choice(_PREFIXES)
+    spelling = rng.randrange(1, SPELLINGS) if RESPELLED_SHARE and rng.random() < RESPELLED_SHARE else 0
+    answers = []
+    for name, _, args in calls:
+        spelled, keys, _ = _spelled(name, spelling)
+        answers.append({"name": spelled, "arguments": {keys[k]: v for k, v in args.items()}})
     return {
         "id": row_id,
         "query": prefix + (text if prefix.endswith(", ") else _sentence(text)),
-        "tools": "[" + ", ".join(_SCHEMA_JSON[n] for n in offered) + "]",
-        "answers": json.dumps([{"name": n, "arguments": a} for n, _, a in calls], ensure_ascii=False),
+        "tools": "[" + ", ".join(_spelled(n, spelling)[2] for n in offered) + "]",
+        "answers": json.dumps(answers, ensure_ascii=False),
     }
 
 

@@ -5,8 +5,9 @@ trained on (`serving.apply_serving_template`). Both directories are built locall
 
 Precision of the merged weights: on CUDA the merge is written in the training precision (bf16 where
 supported); from a 4-bit run the adapter is merged into the base reloaded in 16 bits, never into the
-quantized weights. On CPU (training in fp32) the merged model stays fp32: rounding to bf16 can erase
-small LoRA updates, and the CPU path is for tests and demos, not for serving.
+quantized weights. On CPU the merged model is fp32 whatever the training precision (bf16 autocast
+leaves the LoRA weights fp32): rounding the merge to bf16 can erase small LoRA updates, and the CPU
+path is for tests and demos, not for serving.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import serving, storage
-from .backend import Precision
+from .backend import Precision, cuda_available
 
 log = logging.getLogger(__name__)
 ADAPTER_DIR = "adapter"
@@ -56,9 +57,10 @@ def export(model: Any, tokenizer: Any, *, backend: str, base_path: str, prec: Pr
 def _merge_trl(base_path: str, adapter: Path, prec: Precision, dest: Path) -> None:
     # The base is reloaded unquantized rather than merging in place, so a 4-bit (QLoRA) run merges into
     # 16-bit weights too, and the published adapter is proven to load.
+    import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=prec.dtype)
+    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=prec.dtype if cuda_available() else torch.float32)
     merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
     merged.save_pretrained(dest)

@@ -68,6 +68,7 @@ def _sft_config(cfg: TrainConfig, workdir: Path, prec: backends.Precision, backe
         optim=backends.optimizer(cfg.optim),
         bf16=prec.name == "bf16",
         fp16=prec.name == "fp16",
+        use_cpu=not backends.cuda_available(),  # transformers refuses bf16 autocast on CPU without it
         gradient_checkpointing=gc,
         gradient_checkpointing_kwargs={"use_reentrant": False} if gc else None,
         save_strategy="steps",
