@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -89,7 +90,9 @@ class LocalRun:
                         self._show_training(bar, task, step.stage)
                     time.sleep(POLL_SECONDS if step.kind == "train" else 0.5)
             except KeyboardInterrupt:
-                # The job got the same SIGINT; give it time to checkpoint before giving up on it.
+                # A terminal's Ctrl-C reaches the job too, a SIGINT sent to this process alone does not:
+                # SIGTERM asks it for the same thing either way (checkpoint after this step, then stop).
+                proc.send_signal(signal.SIGTERM)
                 try:
                     proc.wait(timeout=120)
                 except subprocess.TimeoutExpired:

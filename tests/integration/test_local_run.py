@@ -1,8 +1,9 @@
 """`kubetune run`: the operator's plan executed locally, end to end, on a reduced quickstart.
 
 One run is shared by the tests below (it trains and evaluates a real model for minutes on CPU):
-it is interrupted with SIGINT during stage 2, then run again, and must finish without redoing
-preparation or stage 1.
+it is interrupted with Ctrl-C (SIGINT to its process group) during stage 2, which must leave a
+checkpoint of the step it stopped at; then run again, it must finish without redoing preparation or
+stage 1, resuming stage 2 from that checkpoint.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ def reduced_quickstart(dest: Path) -> Path:
     spec["training"].update(maxSteps=3, saveSteps=2)
     spec["stages"][0]["dataset"]["maxSamples"] = 60
     spec["stages"][1]["dataset"]["maxSamples"] = 200
-    # An early first checkpoint leaves most of stage 2 to interrupt, however fast the machine trains.
-    spec["stages"][1]["training"].update(maxSteps=14, saveSteps=3)
+    # No periodic checkpoint in stage 2: the only one is what Ctrl-C makes the job write.
+    spec["stages"][1]["training"].update(maxSteps=14, saveSteps=1000)
     for suite in spec["evaluation"]["suites"]:
         suite["limit"] = 8
     path = dest / "quickstart-ci.yaml"
@@ -45,8 +46,9 @@ def kubetune(*args: str, env: dict | None = None) -> subprocess.Popen:
     env = {**(env or os.environ), "COLUMNS": "400", "PYTHONUNBUFFERED": "1"}
     # A shell running this suite in the background hands its children SIGINT ignored, and Python then
     # installs no KeyboardInterrupt handler; restore the default so the interrupt below is Ctrl-C's.
+    # Its own session, so a Ctrl-C can go to its whole process group as a terminal's does.
     return subprocess.Popen([sys.executable, "-m", "kubetune_operator.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env,
+                            stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
@@ -59,26 +61,34 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
     first = kubetune("run", str(manifest), "--store", str(store), env=env)
-    # Interrupt once stage 2 has written a checkpoint, as a user pressing Ctrl-C would.
-    checkpoints = run_root / "stages" / "tools" / "checkpoints"
+    # Ctrl-C at a terminal (SIGINT to the whole process group) once stage 2 has trained a step.
+    tools = run_root / "stages" / "tools"
     deadline = time.monotonic() + 1500
     while time.monotonic() < deadline and first.poll() is None:
-        if any((p / "_COMPLETE").exists() for p in checkpoints.glob("step-*")):
-            break
-        time.sleep(1)
-    assert first.poll() is None, f"run ended before stage 2 checkpointed:\n{first.stdout.read()}"
+        try:
+            if json.loads((tools / "progress.json").read_text()).get("step", 0) >= 1:
+                break
+        except (FileNotFoundError, ValueError):
+            pass
+        time.sleep(0.5)
+    assert first.poll() is None, f"run ended before stage 2 trained a step:\n{first.stdout.read()}"
     before = {p: p.stat().st_mtime_ns for p in (run_root / "data").rglob("*") if p.is_file()}
     stage1 = (run_root / "stages" / "chat" / "merged" / "_COMPLETE").stat().st_mtime_ns
-    first.send_signal(signal.SIGINT)
+    os.killpg(first.pid, signal.SIGINT)
     out1, _ = first.communicate(timeout=300)
     assert first.returncode == 130, out1
-    assert not (run_root / "stages" / "tools" / "merged" / "_COMPLETE").exists()
+    assert not (tools / "merged" / "_COMPLETE").exists()
+    interrupted = json.loads((tools / "progress.json").read_text())
+    assert interrupted["state"] == "preempted", interrupted
+    # The interrupt's own checkpoint, at the step training stopped.
+    assert sorted(p.name for p in (tools / "checkpoints").glob("step-*") if (p / "_COMPLETE").exists()) == [
+        f"step-{interrupted['step']}"]
 
     second = kubetune("run", str(manifest), "--store", str(store), env=env)
     out2, _ = second.communicate(timeout=1800)
     assert second.returncode == 0, out2
     return {"root": run_root, "out1": out1, "out2": out2, "data_mtimes": before, "stage1_mtime": stage1,
-            "manifest": manifest}
+            "manifest": manifest, "interrupted_step": interrupted["step"]}
 
 
 def test_rerun_skips_finished_steps_and_resumes_training(finished_run: dict) -> None:
@@ -90,7 +100,8 @@ def test_rerun_skips_finished_steps_and_resumes_training(finished_run: dict) -> 
     assert after == finished_run["data_mtimes"], "preparation was redone"
     assert (root / "stages" / "chat" / "merged" / "_COMPLETE").stat().st_mtime_ns == finished_run["stage1_mtime"]
     log = (root / "logs" / "train-tools.log").read_text()
-    assert "resum" in log.lower(), "stage 2 did not resume from its checkpoint"
+    assert f"resuming from checkpoint step {finished_run['interrupted_step']}" in log, \
+        "stage 2 did not resume from the checkpoint Ctrl-C made it write"
 
 
 def test_artifacts_and_reports(finished_run: dict) -> None:

@@ -1,5 +1,5 @@
 """Preemption and crashes: a killed run resumes from its newest complete checkpoint in the store
-(a local directory or S3 over HTTP), and SIGTERM writes a checkpoint before exiting."""
+(a local directory or S3 over HTTP), and SIGTERM or Ctrl-C writes a checkpoint before exiting."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kubetune_jobs import storage
-from kubetune_jobs.train.checkpoints import EXIT_PREEMPTED, CheckpointStore
+from kubetune_jobs.train.checkpoints import EXIT_INTERRUPTED, EXIT_PREEMPTED, CheckpointStore
 
 DATA = Path(__file__).parent.parent / "fixtures" / "toolcalls"
 TOTAL = 12
@@ -91,16 +91,20 @@ def test_sigkill_then_rerun_resumes_from_the_checkpoint(store: str, tiny_qwen2: 
     assert any("lora_A" in name for name, _ in model.named_parameters())
 
 
-def test_sigterm_writes_a_checkpoint_and_exits_143(tiny_qwen2: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, EXIT_PREEMPTED), (signal.SIGINT, EXIT_INTERRUPTED)])
+def test_sigterm_or_ctrl_c_writes_a_checkpoint_and_stops(sig: signal.Signals, code: int, tiny_qwen2: str,
+                                                          tmp_path: Path) -> None:
     out = storage.location(tmp_path / "stage")
     ckpts = CheckpointStore(out, keep=2)
     cmd = train_cmd(tiny_qwen2, str(DATA), out.uri, "--max-steps", "200", "--save-steps", "1000")
     with open(tmp_path / "run.log", "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        # SIGINT's default disposition, as at a terminal (a background shell would hand it over ignored).
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         wait_for(lambda: progress(out).get("step", 0) >= 2, proc)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         proc.wait(120)
-    assert proc.returncode == EXIT_PREEMPTED, (tmp_path / "run.log").read_text()[-3000:]
+    assert proc.returncode == code, (tmp_path / "run.log").read_text()[-3000:]
     p = progress(out)
     assert p["state"] == "preempted" and 2 <= p["step"] < 200
     # The checkpoint is the preemption's own (no --save-steps boundary was reached) and it is complete.

@@ -6,8 +6,9 @@ with `Location.upload_dir`, whose `_COMPLETE` manifest goes last. A directory wi
 (an upload cut short by SIGKILL) is never resumed from and is removed by the next prune. The store is
 the source of truth: a restarted pod starts with an empty local disk.
 
-SIGTERM (a preempted pod's grace period) asks the Trainer to save at the end of the current step and
-stop; the run then exits with 143 and the next start resumes from that checkpoint.
+SIGTERM (a preempted pod's grace period) and a first SIGINT (Ctrl-C under `kubetune run`) ask the
+Trainer to save at the end of the current step and stop; the run then exits with 143 or 130 and the
+next start resumes from that checkpoint. A second SIGINT interrupts at once.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 CHECKPOINTS_DIR = "checkpoints"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 EXIT_PREEMPTED = 143  # 128 + SIGTERM, what a shell reports for a terminated process
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
 
 
 def step_dir_name(step: int) -> str:
@@ -72,27 +74,41 @@ class CheckpointStore:
 
 
 class Preemption:
-    """Turns SIGTERM into 'save a checkpoint after this step and stop'."""
+    """Turns SIGTERM, and a first SIGINT, into 'save a checkpoint after this step and stop'."""
 
     def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
+        self.signal: signal.Signals | None = None
+        self._previous: dict[signal.Signals, Any] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signal is not None
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_INTERRUPTED if self.signal == signal.SIGINT else EXIT_PREEMPTED
 
     def install(self) -> None:
-        self._previous = signal.signal(signal.SIGTERM, self._handle)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            if sig == signal.SIGINT and signal.getsignal(sig) is signal.SIG_IGN:
+                continue  # whoever started us asked for Ctrl-C to be ignored (a background shell job)
+            self._previous[sig] = signal.signal(sig, self._handle)
 
     def uninstall(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-            self._previous = None
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
 
     def _handle(self, signum: int, frame: Any) -> None:
-        log.warning("SIGTERM: saving a checkpoint after the current step, then stopping")
-        self.requested = True
+        sig = signal.Signals(signum)
+        if sig == signal.SIGINT and self.signal == signal.SIGINT:
+            raise KeyboardInterrupt  # Ctrl-C twice: the user does not want to wait for the checkpoint
+        log.warning("%s: saving a checkpoint after the current step, then stopping", sig.name)
+        self.signal = self.signal or sig
 
 
 def make_callback(store: CheckpointStore, preemption: Preemption) -> Any:
-    """A TrainerCallback that publishes every checkpoint the Trainer saves and honours SIGTERM."""
+    """A TrainerCallback that publishes every checkpoint the Trainer saves and honours `preemption`."""
     from transformers import TrainerCallback
 
     class CheckpointCallback(TrainerCallback):

@@ -19,7 +19,7 @@ from typing import Any
 
 from .. import models, storage
 from . import backend as backends
-from .checkpoints import EXIT_PREEMPTED, CheckpointStore, Preemption
+from .checkpoints import CheckpointStore, Preemption
 from .config import TrainConfig
 from .data import TRAIN_FILE, DataError, load_datasets
 from .export import ADAPTER_DIR, MERGED_DIR, export
@@ -151,17 +151,18 @@ def _train(cfg: TrainConfig, backend: str, prec: backends.Precision, base_path: 
         progress.update(eval_loss_start=trainer.evaluate()["eval_loss"])
     if preemption.requested:
         progress.update(state="preempted")
-        print("kubetune-job train: SIGTERM before training started; nothing to save", file=sys.stderr)
-        return EXIT_PREEMPTED
+        print(f"kubetune-job train: {preemption.signal.name} before training started; nothing to save",
+              file=sys.stderr)
+        return preemption.exit_code
 
     started = time.monotonic()
     trainer.train(resume_from_checkpoint=resume_path)
     step = trainer.state.global_step
     if preemption.requested and step < trainer.state.max_steps:
         progress.update(state="preempted", step=step)
-        print(f"kubetune-job train: stopped by SIGTERM at step {step}; checkpoint published, "
+        print(f"kubetune-job train: stopped by {preemption.signal.name} at step {step}; checkpoint published, "
               "run again to resume", file=sys.stderr)
-        return EXIT_PREEMPTED
+        return preemption.exit_code
 
     if eval_ds is not None:
         progress.update(eval_loss=trainer.evaluate()["eval_loss"])
