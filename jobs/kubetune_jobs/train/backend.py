@@ -73,7 +73,9 @@ def precision(requested: str) -> Precision:
         if cuda:
             return Precision("bf16" if torch.cuda.is_bf16_supported() else "fp16")
         # bf16 autocast (LoRA weights and optimizer state stay fp32) pays only where the CPU multiplies
-        # bf16 in hardware: 1.6x the tokens/s of fp32 there, same eval loss; emulated elsewhere, slower.
+        # bf16 in hardware: 1.5-1.6x the tokens/s of fp32 on long rows, the same held-out loss at the
+        # demo's learning rates (at 2e-4 the first steps lag: small updates round away); emulated
+        # elsewhere, and slower than fp32. Measured in BENCHMARKS.md, "train".
         return Precision("bf16" if runtime.fast_cpu_bf16() else "fp32")
     if requested == "fp16" and not cuda:
         raise BackendError("--precision fp16 needs a CUDA device")
