@@ -666,7 +666,6 @@ def _fields(template: str) -> frozenset[str]:
 
 _BY_NAME = {t.name: t for t in _TOOLS}
 _SCHEMAS = {t.name: t.schema() for t in _TOOLS}
-_SCHEMA_JSON = {name: json.dumps(s, ensure_ascii=False) for name, s in _SCHEMAS.items()}
 _NAMES_SORTED = tuple(t.name for t in _TOOLS)
 
 # ---------------------------------------------------------------------------------------------------
@@ -705,7 +704,7 @@ def _spelled(name: str, spelling: int) -> tuple[str, dict[str, str], str]:
 
 def tool_catalogue() -> list[dict[str, Any]]:
     """Every tool schema, xlam style: `{name, description, parameters: {p: {description, type, default?}}}`."""
-    return [json.loads(_SCHEMA_JSON[name]) for name in _NAMES_SORTED]
+    return [json.loads(_spelled(name, 0)[2]) for name in _NAMES_SORTED]
 
 
 def _say(tool: _Tool, key: str, value: Any) -> str:
