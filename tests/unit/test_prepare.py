@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kubetune_jobs import chat_template, cli
-from kubetune_jobs.data import convert
+from kubetune_jobs.data import conversations, convert
 from kubetune_jobs.data.schema import python_type_to_schema, to_openai_tool
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -319,6 +319,37 @@ def test_turns_per_row_shares_one_tools_block_and_keeps_every_request(tmp_path: 
     assert sum(len(r["tools"]) for r in grouped) < 0.4 * sum(len(r["tools"]) for r in single)
     # Evaluation asks the first turn, so it holds calls and no-calls alike.
     assert 0.25 * len(grouped) < first_turn_calls < 0.75 * len(grouped)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.3])
+def test_no_call_conversations_offer_one_or_two_tools_that_fit_none_of_their_requests(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, share: float) -> None:
+    monkeypatch.setattr(conversations, "NO_CALL_BLOCK_SHARE", share)
+    assert prepare("--format", "xlam", "--source", "bundled:quickstart-tools", "--max-samples", "160",
+                   "--no-call-source", "bundled:quickstart-chat", "--no-call-fraction", "0.5",
+                   "--output", str(tmp_path / "o"), "--turns-per-row", "4") == 0
+    rows, stats = all_rows(tmp_path / "o"), json.loads((tmp_path / "o" / "stats.json").read_text())
+    # Each call request is asked once somewhere with its calls; a near miss repeats it elsewhere.
+    requests = {q: {c["function"]["name"] for c in a["tool_calls"]}
+                for r in rows for q, a in _exchanges(r) if a.get("tool_calls")}
+    without = [r for r in rows if not any(a.get("tool_calls") for _, a in _exchanges(r))]
+    assert len(without) == stats["no_call"]["conversations_without_calls"]
+    assert stats["no_call_share"] == pytest.approx(0.5, abs=0.02)  # moved out of the call conversations, not added
+    if not share:
+        assert not without
+        return
+    no_call_turns = stats["kinds"]["no_call"]
+    in_blocks = sum(len(_exchanges(r)) for r in without)
+    assert share - 0.05 <= in_blocks / no_call_turns <= share + 0.05
+    near_misses = 0
+    for row in without:
+        offered = {t["function"]["name"] for t in row["tools"]}
+        assert 1 <= len(offered) <= 2
+        for request, answer in _exchanges(row):
+            assert answer["content"].strip() and not answer.get("tool_calls")
+            assert not requests.get(request, set()) & offered
+            near_misses += request in requests
+    assert near_misses  # tool requests that these tools cannot serve, not only small talk
 
 
 def test_turns_per_row_must_be_positive(tmp_path: Path, capsys) -> None:

@@ -83,14 +83,21 @@ def test_tool_rows_have_xlam_shape(tool_rows: list[dict]) -> None:
         assert not {t["name"] for t in offered} & synthetic.SEED_TOOL_NAMES
 
 
-@pytest.fixture(scope="module")
-def respelled_rows() -> list[dict]:
-    share = synthetic.RESPELLED_SHARE
-    synthetic.RESPELLED_SHARE = 0.5
+def _rows_with(**settings: float) -> list[dict]:
+    """Rows drawn with some module settings changed, restored afterwards."""
+    saved = {key: getattr(synthetic, key) for key in settings}
+    for key, value in settings.items():
+        setattr(synthetic, key, value)
     try:
         return synthetic.xlam_rows(3000, seed=7)
     finally:
-        synthetic.RESPELLED_SHARE = share
+        for key, value in saved.items():
+            setattr(synthetic, key, value)
+
+
+@pytest.fixture(scope="module")
+def respelled_rows() -> list[dict]:
+    return _rows_with(RESPELLED_SHARE=0.5)
 
 
 @pytest.mark.parametrize("rows", ["tool_rows", "respelled_rows"])
@@ -126,6 +133,9 @@ def test_parallel_share_and_kinds(tool_rows: list[dict]) -> None:
     same_tool = [r for r, a in zip(tool_rows, answers, strict=True) if len(a) > 1 and len({c["name"] for c in a}) == 1]
     assert 0 < len(same_tool) < len(parallel)  # both repeated-tool and mixed-tool parallel calls occur
     # Some repeated-tool rows ask in one sentence with the varying value listed ("... in Oslo and Rome").
+    # (Drawn without requests joined inside a sentence, so that a row without a joiner is a listed one.)
+    same_tool = [r for r in _rows_with(IN_SENTENCE_SHARE=0)
+                 if len(a := json.loads(r["answers"])) > 1 and len({c["name"] for c in a}) == 1]
     listed = [r for r in same_tool if not any(j.split("{b}")[0].replace("{a}", "") in r["query"]
                                               for j in synthetic._JOINERS)]
     assert 0 < len(listed) < len(same_tool)
@@ -138,6 +148,23 @@ def test_parallel_share_and_kinds(tool_rows: list[dict]) -> None:
     offered = [len(json.loads(r["tools"])) for r in tool_rows]
     assert sum(n > len({c["name"] for c in a}) for n, a in zip(offered, answers, strict=True)) > len(offered) * 0.8
     assert sum(n == synthetic.MAX_OFFERED for n in offered) < len(offered) // 5
+
+
+def test_several_requests_are_asked_in_one_sentence_or_in_several(tool_rows: list[dict]) -> None:
+    """Rows with calls of different tools ask "do X and Y" in one sentence about IN_SENTENCE_SHARE of
+    the time, else one sentence per request; the calls come in the order asked."""
+    mixed = [r for r in tool_rows if len({c["name"] for c in json.loads(r["answers"])}) > 1]
+    joiners = [j.split("{b}")[0].replace("{a}", "") for j in synthetic._JOINERS]
+    separate = [r for r in mixed if any(j in r["query"] for j in joiners)]
+    share = 1 - len(separate) / len(mixed)
+    assert synthetic.IN_SENTENCE_SHARE - 0.1 <= share <= synthetic.IN_SENTENCE_SHARE + 0.1
+    in_sentence = [r for r in mixed if r not in separate]
+    fragments = [j.split("{b}")[0].replace("{a}", "") for j in synthetic._IN_SENTENCE]
+    for row in in_sentence:
+        assert any(f in row["query"] for f in fragments), row["query"]
+    assert not any(r["query"] for r in _rows_with(IN_SENTENCE_SHARE=0)
+                   if len({c["name"] for c in json.loads(r["answers"])}) > 1
+                   and not any(j in r["query"] for j in joiners))
 
 
 def test_tool_rows_are_varied(tool_rows: list[dict]) -> None:
@@ -192,14 +219,25 @@ def test_bundled_files_equal_what_the_script_writes(tmp_path: Path) -> None:
         assert rows and all(list(r) == sorted(r) for r in rows)
 
 
-def test_bundled_data_never_asks_a_seed_tools_question() -> None:
-    """The held-out seed-tools prompts stay out of what the demo trains on, in any phrasing wrapper."""
+def _held_out_prompts() -> set[str]:
+    """What the quickstart evaluates on: seed-tools and the BFCL categories it slices."""
+    from kubetune_jobs.evaluate import suites
+
     seed = json.loads((ROOT / "jobs" / "kubetune_jobs" / "assets" / "seed_tools.json").read_text())
-    prompts = {it["prompt"].lower().rstrip(".?!") for it in seed["items"]}
+    prompts = {it["prompt"] for it in seed["items"]}
+    for name in ("bfcl-simple_python", "bfcl-irrelevance"):
+        prompts |= {it.messages[-1]["content"] for it in suites.load(name, data=None, limit=None)}
+    return {p.lower().strip().rstrip(".?!") for p in prompts}
+
+
+def test_bundled_data_never_asks_a_held_out_question() -> None:
+    """The evaluation prompts stay out of what the demo trains on, in any phrasing wrapper."""
+    prompts = _held_out_prompts()
+    assert len(prompts) > 300
     for name in ("quickstart-chat.jsonl", "quickstart-tools.jsonl"):
         asked = [
             str(r.get("query") or "") + "\n" + "\n".join(m["content"] for m in r.get("messages", []) if m["role"] == "user")
             for r in map(json.loads, (DATASETS / name).read_text().splitlines())
         ]
         leaked = sorted(p for p in prompts if any(p in text.lower() for text in asked))
-        assert not leaked, f"{name} asks held-out seed-tools questions: {leaked}"
+        assert not leaked, f"{name} asks held-out evaluation questions: {leaked}"

@@ -12,7 +12,9 @@ A conversation is built around one converted call row (its tools are the convers
 - no-call turns are chat exchanges whose request shares no word with the offered tools, and near
   misses: another row's tool request whose tools are not offered here, answered without a call
   (`HARD_NEAR_MISS_SHARE` of them share a word with an offered tool);
-- `ONLY_CALLED_TOOLS_SHARE` of the conversations offer only the tools their founding row calls.
+- `ONLY_CALLED_TOOLS_SHARE` of the conversations offer only the tools their founding row calls;
+- `NO_CALL_BLOCK_SHARE` of the no-call turns form conversations of their own under one or two tools
+  that fit none of their requests.
 Turns are shuffled, so the first turn (what evaluation asks) is a call as often as in the whole mix.
 Rows whose calls find no partner stay shorter conversations; nothing is dropped for lack of one.
 """
@@ -37,6 +39,10 @@ HARD_NEAR_MISS_SHARE = 0.5
 # Share of conversations offering only the tools their founding row calls (often one). BFCL's
 # irrelevance category offers a single tool; the lone offered tool must not be called by default.
 ONLY_CALLED_TOOLS_SHARE = 0.3
+# Share of the no-call turns asked in conversations of their own, under one or two tools that none of
+# their requests can use. BFCL irrelevance offers a single tool that does not fit; inside a call
+# conversation that case is rare, since its block holds the tools its calls need. 0 builds none.
+NO_CALL_BLOCK_SHARE = 0.0
 
 
 def _called(row: dict[str, Any]) -> set[str]:
@@ -131,7 +137,26 @@ def group(
     pool = _Chats(chats)
     used: set[int] = set()
     out: list[dict[str, Any]] = []
-    counts = {"call": 0, "from_chat": 0, "near_miss": 0, "hard_near_miss": 0, "short_of_no_call": 0}
+    counts = {"call": 0, "from_chat": 0, "near_miss": 0, "hard_near_miss": 0, "short_of_no_call": 0,
+              "no_call_blocks": 0}
+    ratio = no_call_fraction / (1 - no_call_fraction)
+
+    def no_call_turn(tools: list[dict[str, Any]], words: set[str]) -> list[dict[str, Any]] | None:
+        exchange = None
+        if rng.random() >= near_miss_share:
+            exchange = pool.take(words)
+            kind = "from_chat"
+        if exchange is None:
+            found = _near_miss(call_rows, tools, words, rng)
+            if found is None:
+                counts["short_of_no_call"] += 1
+                return None
+            exchange, hard = found
+            kind = "near_miss"
+            counts["hard_near_miss"] += hard
+        counts[kind] += 1
+        return exchange
+
     for a, anchor in enumerate(call_rows):
         if a in used:
             continue
@@ -145,26 +170,28 @@ def group(
         counts["call"] += len(members)
         # Keep the running share of no-call turns at the target, whatever partners were found.
         no_calls = counts["from_chat"] + counts["near_miss"]
-        want = round(counts["call"] * no_call_fraction / (1 - no_call_fraction)) - no_calls
+        want = round(counts["call"] * ratio * (1 - NO_CALL_BLOCK_SHARE)) - no_calls
         want = max(0, min(want, turns - len(members)))
         words = set().union(*(convert.tool_words(t) for t in tools))
-        for _ in range(want):
-            exchange = None
-            if rng.random() >= near_miss_share:
-                exchange = pool.take(words)
-                kind = "from_chat"
-            if exchange is None:
-                found = _near_miss(call_rows, tools, words, rng)
-                if found is None:
-                    counts["short_of_no_call"] += 1
-                    continue
-                exchange, hard = found
-                kind = "near_miss"
-                counts["hard_near_miss"] += hard
-            counts[kind] += 1
-            exchanges.append(exchange)
+        exchanges += [ex for _ in range(want) if (ex := no_call_turn(tools, words)) is not None]
         rng.shuffle(exchanges)
-        system = [m for m in anchor["messages"] if m["role"] == "system"]
-        out.append({"messages": system + [m for ex in exchanges for m in ex], "tools": tools,
-                    "kind": "conversation"})
+        out.append(_conversation(anchor, tools, exchanges))
+    # The rest of the no-call turns: conversations under one or two tools of a random row.
+    left = round(counts["call"] * ratio) - counts["from_chat"] - counts["near_miss"]
+    while NO_CALL_BLOCK_SHARE and left > 0 and call_rows:
+        anchor = call_rows[rng.randrange(len(call_rows))]
+        tools = rng.sample(anchor["tools"], min(len(anchor["tools"]), rng.choice((1, 1, 2))))
+        words = set().union(*(convert.tool_words(t) for t in tools))
+        exchanges = [ex for _ in range(min(turns, left)) if (ex := no_call_turn(tools, words)) is not None]
+        if not exchanges:
+            break
+        left -= len(exchanges)
+        counts["no_call_blocks"] += 1
+        out.append(_conversation(anchor, tools, exchanges))
     return out, counts
+
+
+def _conversation(anchor: dict[str, Any], tools: list[dict[str, Any]],
+                  exchanges: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    system = [m for m in anchor["messages"] if m["role"] == "system"]
+    return {"messages": system + [m for ex in exchanges for m in ex], "tools": tools, "kind": "conversation"}

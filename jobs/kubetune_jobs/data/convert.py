@@ -177,7 +177,7 @@ def _unrelated_tools(request: str, exclude: set[str], tool_pool: list[dict[str, 
 NEAR_MISS_ANSWERS = (
     "None of the tools I have can do that: {names} {verb} meant for something else. "
     "If you can give me the details, I can try to help without a tool.",
-    "I can't do this with the available tools: {names} {verb} not cover this request.",
+    "I can't do this with the available tools: {names} {verb} not made for this request.",
     "There is no suitable tool for this request here ({names} {verb} unrelated), so I won't call one. "
     "Could you tell me more, or provide a tool that fits?",
 )

@@ -152,6 +152,7 @@ def prepare(
             "fraction": args.no_call_fraction, "generated": counts["from_chat"] + counts["near_miss"],
             "from_chat": counts["from_chat"], "near_miss": counts["near_miss"],
             "near_miss_sharing_words": counts["hard_near_miss"], "short": counts["short_of_no_call"],
+            "conversations_without_calls": counts["no_call_blocks"],
             "source_rows_read": nc_tally.read,
             "source_dropped": dict(sorted(nc_tally.dropped.items())),
         }

@@ -32,6 +32,10 @@ PARALLEL_SHARE = 0.3
 # Of the rows calling one tool several times, the share asking in one sentence with a listed value
 # ("the weather in Oslo, Rome and Lima") rather than one sentence per call.
 LISTED_SHARE = 0.5
+# Of the rows asking for calls of different tools (or one tool, not as a list), the share asking in one
+# sentence joined by "and"/"then" rather than one sentence per call. Users write both; a model that only
+# saw separate sentences reads "do X and Y" as one request.
+IN_SENTENCE_SHARE = 0.5
 # Weights for 0, 1, 2... distractor tools offered beside the needed ones (rows with one needed tool, rows
 # with several), and the most tools a row offers. Choosing among several tools is the skill; each tool
 # costs ~110 tokens of prompt, so rows offer 2-5 tools, rarely 6.
@@ -153,6 +157,19 @@ _REPEATS = ("daily", "weekly", "monthly")
 _ORDER_REASONS = ("ordered by mistake", "found a better price", "arrived too late", "wrong size")
 _CARRIERS = ("DHL", "UPS", "FedEx", "Royal Mail", "USPS")
 _MEASURES = ("mean", "median", "max", "min", "stdev")
+_LANGUAGES = ("French", "German", "Spanish", "Italian", "Portuguese", "Dutch", "Swedish", "Polish", "Turkish",
+              "Korean", "Hindi", "Arabic", "Greek", "Czech")
+_FOREIGN_TEXTS = ("Je voudrais un café", "Wo ist der Bahnhof", "Dónde está la biblioteca", "Grazie mille per tutto",
+                  "Obrigado pela ajuda", "Ik hou van fietsen", "Tack så mycket", "Dziękuję bardzo",
+                  "Bugün hava çok güzel", "Kiitos paljon")
+# String parameters whose values look like code or numbers: the call must still quote them.
+_EXPRESSIONS = ("x**2 - 3*x + 2", "sin(x) / x", "2*x + 7", "(x + 1) * (x - 1)", "x**3 - x", "exp(-x**2)",
+                "3*x**2 + 2*x - 5", "sqrt(x + 4)", "1 / (1 + x**2)", "log(x + 1)", "4*x - 12", "(2*x + 1)**2")
+_COINS = ("BTC", "ETH", "SOL", "ADA", "DOGE", "XRP", "DOT", "LTC")
+_TICKERS = ("IBM", "ORCL", "INTC", "SAP", "NFLX", "ADBE", "CSCO", "UBER", "SHOP", "SONY")
+_MAIL_DOMAINS = ("example.org", "mail.com", "studio.dev", "work.io")
+_NEWS_TOPICS = ("electric cars", "the Mars rover", "solar power", "the transfer window", "smartphone launches",
+                "interest rates", "ocean cleanup", "space tourism", "vaccine research")
 # Same-quantity unit groups, so a conversion always makes sense.
 _UNIT_GROUPS = (
     ("kilometers", "miles", "meters", "feet"),
@@ -205,6 +222,10 @@ def _phone(rng: random.Random) -> str:
 
 def _account(rng: random.Random) -> str:
     return f"ACC-{rng.randint(10000, 99999)}"
+
+
+def _email(rng: random.Random) -> str:
+    return f"{rng.choice(_NAMES).lower()}.{rng.choice(_SURNAMES).lower()}@{rng.choice(_MAIL_DOMAINS)}"
 
 
 def _address(rng: random.Random) -> dict[str, Any]:
@@ -653,6 +674,63 @@ _TOOLS: tuple[_Tool, ...] = (
         "book a table for {party_size} at {restaurant} on {date} at {time}.",
         "reserve {restaurant} for {party_size} people, {date} {time}.",
     )),
+    _Tool("detect_language", "Identify the language a text is written in.", {
+        "text": P("str", "The text.", _pick(_FOREIGN_TEXTS)),
+    }, (
+        "what language is \"{text}\"?",
+        "which language is this: {text}",
+        "detect the language of \"{text}\".",
+    )),
+    _Tool("search_news", "Latest news articles on a topic.", {
+        "topic": P("str", "What the news is about.", _pick(_NEWS_TOPICS)),
+        "language": P("str, optional", "Language of the articles.", _pick(_LANGUAGES), "English"),
+        "max_results": P("int, optional", "Number of articles.", _pick((3, 5, 8)), 10),
+    }, (
+        "any news about {topic}?",
+        "find the latest {max_results} articles on {topic}.",
+        "show me news on {topic} in {language}.",
+        "what's new with {topic}? Articles in {language}, please.",
+    )),
+    _Tool("plot_function", "Plot y = f(x) over an interval.", {
+        "expression": P("str", "f(x) in Python syntax.", _pick(_EXPRESSIONS)),
+        "x_min": P("int", "Left end of the interval.", _ints(-10, 0)),
+        "x_max": P("int", "Right end of the interval.", _ints(1, 10)),
+    }, (
+        "plot {expression} from {x_min} to {x_max}.",
+        "draw the graph of y = {expression} for x between {x_min} and {x_max}.",
+        "can you graph {expression} on [{x_min}, {x_max}]?",
+    )),
+    _Tool("simplify_expression", "Simplify an algebraic expression.", {
+        "expression": P("str", "The expression in Python syntax.", _pick(_EXPRESSIONS)),
+    }, (
+        "simplify {expression}.",
+        "can you simplify the expression {expression}?",
+        "what is {expression} in its simplest form?",
+    )),
+    _Tool("get_crypto_price", "Current price of a cryptocurrency.", {
+        "coin": P("str", "Coin symbol, e.g. 'BTC'.", _pick(_COINS)),
+        "currency": P("str, optional", "ISO code of the price currency.", _pick(_CURRENCIES), "USD"),
+    }, (
+        "what's {coin} trading at?",
+        "price of {coin} in {currency}?",
+        "how much is one {coin} worth right now?",
+    )),
+    _Tool("get_company_profile", "Company facts for a stock ticker.", {
+        "ticker": P("str", "Ticker symbol.", _pick(_TICKERS)),
+    }, (
+        "tell me about the company with ticker {ticker}.",
+        "which company trades as {ticker}?",
+        "company profile for {ticker}, please.",
+    )),
+    _Tool("share_file", "Share a file with someone by email.", {
+        "path": P("str", "File path.", lambda rng: f"{rng.choice(_FOLDERS)}/{rng.choice(_FILES)}"),
+        "email": P("str", "Email address of the person.", _email),
+        "permission": P("str, optional", "'view' or 'edit'.", lambda rng: "edit", "view"),
+    }, (
+        "share {path} with {email}.",
+        "give {email} {permission} access to {path}.",
+        "send {email} a link to {path} with {permission} rights.",
+    )),
 )
 
 # A flag-like optional (e.g. shuffle) is named by a template with an empty placeholder at the end.
@@ -737,6 +815,8 @@ def _sentence(text: str) -> str:
 
 
 _JOINERS = ("{a} Also, {b}", "{a} And {b}", "{a} Then {b}", "{a} After that, {b}", "{a} Next, {b}")
+# Requests joined inside one sentence ("check the weather in Madrid and get the price of TSLA").
+_IN_SENTENCE = ("{a} and {b}", "{a}, and {b}", "{a} and also {b}", "{a}, then {b}")
 _PREFIXES = ("", "", "", "", "Hey, ", "Hi! ", "Quick one: ", "Could you help? ", "Please help: ")
 
 
@@ -783,8 +863,12 @@ def _tool_row(rng: random.Random, row_id: int) -> dict[str, Any]:
     else:
         calls = [(tool.name, *_call(tool, rng)) for tool in plan]
         text = calls[0][1]
+        in_sentence = IN_SENTENCE_SHARE and rng.random() < IN_SENTENCE_SHARE  # 0 draws nothing: replays
         for _, q, _ in calls[1:]:
-            text = rng.choice(_JOINERS).format(a=text, b=q)
+            if in_sentence:
+                text = rng.choice(_IN_SENTENCE).format(a=text.rstrip(".?!"), b=q)
+            else:
+                text = rng.choice(_JOINERS).format(a=text, b=q)
     needed = list(dict.fromkeys(tool.name for tool in plan))
     weights = DISTRACTORS_SINGLE if len(needed) == 1 else DISTRACTORS_SEVERAL
     extra = min(rng.choices(range(len(weights)), weights=weights)[0], MAX_OFFERED - len(needed))
@@ -987,7 +1071,53 @@ _WRITING = (
 )
 
 
+# Share of chat questions that are small worked maths problems, answered in text. No catalogue tool
+# computes areas, speeds or derivatives (plain arithmetic is left out: a calculator tool would fit it), so as no-call turns they teach that a computational request
+# still gets no call when the offered tools do not fit it; without them every task-like request in
+# the tools stage is a call or a near miss of a catalogue tool. 0 draws nothing: earlier sets replay.
+WORKED_SHARE = 0.15
+
+
+def _worked(rng: random.Random) -> tuple[str, str]:
+    """A maths question with its worked answer, numbers drawn and the answer computed."""
+    kind = rng.randrange(7)
+    if kind == 0:
+        w, h = rng.randint(2, 20), rng.randint(2, 30)
+        q = rng.choice(("what is the area of a rectangle {w} m wide and {h} m long?",
+                        "a room is {w} m by {h} m. How many square metres is its floor?"))
+        return q.format(w=w, h=h), f"Area = width × length = {w} × {h} = {w * h} square metres."
+    if kind == 1:
+        w, h = rng.randint(2, 20), rng.randint(2, 30)
+        return (f"what is the perimeter of a {w} by {h} rectangle?",
+                f"Perimeter = 2 × ({w} + {h}) = {2 * (w + h)}.")
+    if kind == 2:
+        r = rng.randint(1, 15)
+        if rng.random() < 0.5:
+            return (f"what is the circumference of a circle with radius {r} cm?",
+                    f"C = 2πr = 2 × π × {r} ≈ {2 * 3.14159265 * r:.2f} cm.")
+        return f"how big is the area of a circle of radius {r}?", f"A = πr² = π × {r}² ≈ {3.14159265 * r * r:.2f}."
+    if kind == 3:
+        b, h = rng.randint(2, 24), rng.randint(2, 18)
+        return (f"find the area of a triangle with base {b} and height {h}.",
+                f"Area = ½ × base × height = ½ × {b} × {h} = {b * h / 2:g}.")
+    if kind == 4:
+        t = rng.randint(2, 6)
+        d = t * rng.randint(15, 110)
+        return (f"a train covers {d} km in {t} hours. What is its average speed?",
+                f"Average speed = distance / time = {d} / {t} = {d // t} km/h.")
+    if kind == 5:
+        a, n = rng.randint(2, 9), rng.randint(2, 5)
+        return (f"what is the derivative of {a}x^{n}?",
+                f"Using the power rule, d/dx {a}x^{n} = {a * n}x" + (f"^{n - 1}." if n > 2 else "."))
+    side = rng.randint(2, 12)
+    return f"what is the volume of a cube with {side} cm sides?", f"V = side³ = {side}³ = {side ** 3} cubic centimetres."
+
+
 def _qa(rng: random.Random) -> tuple[str, str]:
+    if WORKED_SHARE and rng.random() < WORKED_SHARE:
+        q, a = _worked(rng)
+        prefix = rng.choice(_ASK_PREFIXES)
+        return prefix + (q if prefix else _sentence(q)), a
     r = rng.random()
     if r < 0.62:
         q, a = rng.choice(_FACTS)
