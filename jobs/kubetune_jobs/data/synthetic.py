@@ -1113,22 +1113,25 @@ def _worked(rng: random.Random) -> tuple[str, str]:
     return f"what is the volume of a cube with {side} cm sides?", f"V = side³ = {side}³ = {side ** 3} cubic centimetres."
 
 
+def _asked(rng: random.Random, question: str) -> str:
+    """The question as a user writes it, sometimes after a lead-in ("Out of curiosity, ...")."""
+    prefix = rng.choice(_ASK_PREFIXES)
+    return prefix + (question if prefix else _sentence(question))
+
+
 def _qa(rng: random.Random) -> tuple[str, str]:
     if WORKED_SHARE and rng.random() < WORKED_SHARE:
         q, a = _worked(rng)
-        prefix = rng.choice(_ASK_PREFIXES)
-        return prefix + (q if prefix else _sentence(q)), a
+        return _asked(rng, q), a
     r = rng.random()
     if r < 0.62:
         q, a = rng.choice(_FACTS)
-        prefix = rng.choice(_ASK_PREFIXES)
-        return prefix + (q if prefix else _sentence(q)), a
+        return _asked(rng, q), a
     if r < 0.92:
         pool, questions, answers = rng.choice(_FAMILY_QUESTIONS)
         item = rng.choice(pool)
         q, a = rng.choice(questions).format(*item), rng.choice(answers).format(*item)
-        prefix = rng.choice(_ASK_PREFIXES)
-        return prefix + (q if prefix else _sentence(q)), _sentence(a)
+        return _asked(rng, q), _sentence(a)
     template, answer, topics = rng.choice(_WRITING)
     topic = rng.choice(topics) if topics else ""
     return _sentence(template.format(topic)), answer.format(topic, topic.title())
