@@ -41,41 +41,13 @@ def ours(model: str, steps: int, precision: str, work: Path) -> tuple[float, flo
 
 
 def baseline(model: str, steps: int, precision: str, work: Path) -> float:
-    import torch
-    from datasets import Dataset
-    from peft import LoraConfig, get_peft_model
-    from transformers import (
-        AutoModelForCausalLM,
-        AutoTokenizer,
-        DataCollatorForSeq2Seq,
-        Trainer,
-        TrainingArguments,
-    )
+    from hf_baseline import train
 
-    from kubetune_jobs import storage
-    from kubetune_jobs.cli import DEFAULT_TARGET_MODULES
     from kubetune_jobs.models import resolve
-    from kubetune_jobs.train.data import read_rows, tokenize_rows
-    from kubetune_jobs.train.progress import Progress, make_callback
 
-    path = resolve(model)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    rows = read_rows(storage.location(DATA / "train.jsonl"), required=True)
-    tokenized = tokenize_rows(rows, tokenizer, 384).rows
-    base = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if precision == "bf16" else torch.float32)
-    peft_model = get_peft_model(base, LoraConfig(r=16, lora_alpha=16, lora_dropout=0.0, task_type="CAUSAL_LM",
-                                                 target_modules=DEFAULT_TARGET_MODULES.split(",")))
-    args = TrainingArguments(output_dir=str(work / f"hf-{precision}"), per_device_train_batch_size=4, max_steps=steps,
-                             learning_rate=2e-4, save_strategy="no", report_to="none", logging_steps=1,
-                             seed=42, data_seed=42, include_num_input_tokens_seen="non_padding",
-                             bf16=precision == "bf16", use_cpu=True)
-    # Measured by the very callback that gives our job its figure, so both numbers mean the same thing.
-    measured = Progress(storage.location(work / f"hf-progress-{precision}"), None, "bench", "hf")
-    trainer = Trainer(model=peft_model, args=args, train_dataset=Dataset.from_list(tokenized),
-                      data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
-                      callbacks=[make_callback(measured)])
-    trainer.train()
-    return float(measured.data["tokens_per_second"])
+    record = train(resolve(model), DATA, work / f"hf-{precision}", steps=steps, precision=precision,
+                   max_seq_length=384)
+    return float(record["tokens_per_second"])
 
 
 def main() -> None:

