@@ -56,6 +56,8 @@ def test_two_stages_chain_and_report(tiny_qwen2: str, tmp_path: Path, pushgatewa
         assert math.isfinite(progress["loss"]) and progress["learning_rate"] is not None
         assert progress["tokens_per_second"] > 0 and progress["eta_seconds"] == 0 and progress["epoch"] > 0
         assert progress["eval_loss"] < progress["eval_loss_start"]
+        newest = max((stage / "checkpoints").iterdir(), key=lambda d: int(d.name.split("-")[1]))
+        assert progress["checkpoint"] == str(newest) and (newest / "_COMPLETE").exists()
 
         model = AutoModelForCausalLM.from_pretrained(stage / "merged")
         tokenizer = AutoTokenizer.from_pretrained(stage / "merged")

@@ -85,6 +85,7 @@ def test_sigkill_then_rerun_resumes_from_the_checkpoint(store: str, tiny_qwen2: 
     p = progress(out)
     assert p["state"] == "succeeded" and p["start_step"] == resumed_from and p["step"] == p["total"] == TOTAL
     assert len(ckpts.complete_steps()) <= 2 and ckpts.latest() == TOTAL
+    assert p["checkpoint"] == out.child("checkpoints", f"step-{TOTAL}").uri  # in S3 too: the operator shows it
 
     adapter = out.child("adapter").download_dir(tmp_path / "adapter")
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_qwen2), adapter)
@@ -109,4 +110,5 @@ def test_sigterm_or_ctrl_c_writes_a_checkpoint_and_stops(sig: signal.Signals, co
     assert p["state"] == "preempted" and 2 <= p["step"] < 200
     # The checkpoint is the preemption's own (no --save-steps boundary was reached) and it is complete.
     assert ckpts.complete_steps() == [p["step"]]
+    assert p["checkpoint"] == out.child("checkpoints", f"step-{p['step']}").uri
     assert not out.child("adapter").exists() and not out.child("merged").exists()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from kubetune_operator import api
 from kubetune_operator import status as st
 
@@ -38,6 +41,18 @@ def test_progress_and_report_parsing() -> None:
     results = st.suite_results(report)
     assert results == [{"suite": "heldout", "accuracy": 0.5, "falseCallRate": 0.1}, {"suite": "chat"}]
     assert st.mean_accuracy(results) == 0.5
+
+
+def test_stage_status_reads_what_the_train_job_writes(tmp_path: Path) -> None:
+    from kubetune_jobs import storage
+    from kubetune_jobs.train.progress import PROGRESS_FILE, Progress
+
+    uri = "s3://kubetune/default/run-a/stages/tools/checkpoints/step-40"
+    Progress(storage.location(tmp_path), None, "run-a", "tools").update(
+        state="running", step=40, total=100, loss=1.25, tokens_per_second=3000.5, checkpoint=uri)
+    written = json.loads((tmp_path / PROGRESS_FILE).read_text())
+    assert st.stage_progress(written) == {"step": 40, "total": 100, "loss": 1.25, "tokensPerSecond": 3000.5,
+                                          "checkpoint": uri}
 
 
 def test_gates() -> None:

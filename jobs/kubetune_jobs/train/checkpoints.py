@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +60,13 @@ class CheckpointStore:
             return dest
         return loc.download_dir(dest)
 
-    def publish(self, local: Path, step: int) -> None:
+    def publish(self, local: Path, step: int) -> str:
+        """Upload a Trainer checkpoint as step `step`; returns where it now lives."""
         target = self.root.child(step_dir_name(step))
         target.upload_dir(local)
         log.info("checkpoint step %d published to %s", step, target.uri)
         self.prune()
+        return target.uri
 
     def prune(self) -> None:
         complete = self.complete_steps()
@@ -107,8 +110,12 @@ class Preemption:
         self.signal = self.signal or sig
 
 
-def make_callback(store: CheckpointStore, preemption: Preemption) -> Any:
-    """A TrainerCallback that publishes every checkpoint the Trainer saves and honours `preemption`."""
+def make_callback(store: CheckpointStore, preemption: Preemption,
+                  published: Callable[[int, str], None] | None = None) -> Any:
+    """A TrainerCallback that publishes every checkpoint the Trainer saves and honours `preemption`.
+
+    `published(step, uri)` hears of each checkpoint once it is complete in the store.
+    """
     from transformers import TrainerCallback
 
     class CheckpointCallback(TrainerCallback):
@@ -121,7 +128,9 @@ def make_callback(store: CheckpointStore, preemption: Preemption) -> Any:
         def on_save(self, args, state, control, **kwargs):
             local = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if local.is_dir():
-                store.publish(local, state.global_step)
+                uri = store.publish(local, state.global_step)
+                if published is not None:
+                    published(state.global_step, uri)
             return control
 
     return CheckpointCallback()

@@ -2,7 +2,8 @@
 
 progress.json holds step, total, loss, learning_rate, tokens_per_second, eta_seconds, epoch and state
 (`starting`, `running`, `exporting`, `succeeded`, `preempted`, `failed`), plus `start_step` (the step
-this process resumed from), eval losses and, on CUDA, `gpu_memory_peak_gib`. The local progress bar is
+this process resumed from), eval losses, `checkpoint` (the newest published checkpoint's URI, which the
+operator shows in the stage's status) and, on CUDA, `gpu_memory_peak_gib`. The local progress bar is
 the Trainer's own (tqdm).
 
 `tokens_per_second` counts non-padding tokens from the end of this process's first step: the first step
@@ -32,7 +33,7 @@ class Progress:
         self.data: dict[str, Any] = {"state": "starting", "step": 0, "total": None, "loss": None,
                                      "learning_rate": None, "tokens_per_second": None, "eta_seconds": None,
                                      "epoch": None, "start_step": None, "eval_loss": None,
-                                     "eval_loss_start": None, "error": None}
+                                     "eval_loss_start": None, "checkpoint": None, "error": None}
 
     def update(self, **fields: Any) -> None:
         self.data.update(fields)

@@ -139,13 +139,15 @@ def _train(cfg: TrainConfig, backend: str, prec: backends.Precision, base_path: 
         train_dataset=train_ds,
         eval_dataset=eval_ds,
         processing_class=tokenizer,
-        callbacks=[progress_mod.make_callback(progress), checkpoints.make_callback(store, preemption)],
+        callbacks=[progress_mod.make_callback(progress),
+                   checkpoints.make_callback(store, preemption, lambda step, uri: progress.update(checkpoint=uri))],
     )
     resume_path = None
     if resume_step is not None:
         resume_path = str(store.download(resume_step, workdir / "resume"))
         log.info("resuming from checkpoint step %d (%s)", resume_step, store.root.child(f"step-{resume_step}").uri)
-        progress.update(eval_loss_start=_previous_eval_loss(output))
+        progress.update(eval_loss_start=_previous_eval_loss(output),
+                        checkpoint=store.root.child(checkpoints.step_dir_name(resume_step)).uri)
     elif eval_ds is not None:
         # The loss before any training, to compare against at the end.
         progress.update(eval_loss_start=trainer.evaluate()["eval_loss"])
