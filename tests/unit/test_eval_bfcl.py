@@ -1,4 +1,5 @@
-"""All non-live BFCL ground truths pass our checker, systematic corruptions fail, and every verdict
+"""BFCL ground truths pass our checker (all non-live ones, all but a handful of live ones, which BFCL's own
+checker rejects as well), systematic corruptions fail, and every verdict
 agrees with BFCL's own ast_checker (its source from the installed wheel, run as an oracle in the test
 only, with the imports it needs for other languages and models stubbed)."""
 
@@ -15,8 +16,11 @@ import pytest
 
 from kubetune_jobs.evaluate import bfcl, checker, suites
 
-CATEGORIES = ["simple_python", "multiple", "parallel", "parallel_multiple"]
-COUNTS = {"simple_python": 400, "multiple": 200, "parallel": 200, "parallel_multiple": 200, "irrelevance": 240}
+CATEGORIES = ["simple_python", "multiple", "parallel", "parallel_multiple",
+              "live_simple", "live_multiple", "live_parallel", "live_parallel_multiple"]
+COUNTS = {"simple_python": 400, "multiple": 200, "parallel": 200, "parallel_multiple": 200, "irrelevance": 240,
+          "live_simple": 258, "live_multiple": 1053, "live_parallel": 16, "live_parallel_multiple": 24,
+          "live_irrelevance": 884}
 
 
 @pytest.fixture(scope="module")
@@ -65,16 +69,23 @@ def test_counts_and_conversion():
 def test_ground_truth_passes_and_corruptions_fail_in_agreement_with_bfcl(category, oracle):
     items = suites.load(f"bfcl-{category}")
     kinds: dict[str, int] = {}
+    unanswerable = []
     for item in items:
         good = checker.example_calls(item.ground_truth, item.functions)
-        assert checker.check(item.functions, good, item.ground_truth, category).passed, item.id
-        assert oracle(item, good), item.id
+        passed = checker.check(item.functions, good, item.ground_truth, category).passed
+        assert passed == oracle(item, good), item.id
+        if not passed:
+            # A few live answers leave a required parameter without any acceptable value (or name one the
+            # function does not document); BFCL's own checker rejects them too.
+            unanswerable.append(item.id)
+            continue
         for kind, calls in corruptions(item):
             verdict = checker.check(item.functions, calls, item.ground_truth, category)
             assert not verdict.passed, (item.id, kind)
             assert oracle(item, calls) is False, (item.id, kind)
             kinds[kind] = kinds.get(kind, 0) + 1
     assert set(kinds) == {"wrong name", "extra call", "no call", "dropped required", "wrong type"}
+    assert len(unanswerable) <= (len(items) // 100 if category.startswith("live_") else 0), unanswerable
 
 
 @pytest.mark.parametrize("category", CATEGORIES)
