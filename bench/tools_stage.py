@@ -12,7 +12,7 @@ stage-1 model evaluated on the same suites (`--config '{"skip_train": true}'`).
 {"PARALLEL_SHARE": 0.3, "MAX_OFFERED": 6}), conversations (module settings of kubetune_jobs.data.conversations,
 e.g. {"HARD_NEAR_MISS_SHARE": 0}), no_call_max_tools, no_call, near_miss, turns, rows, max_samples,
 eval_fraction, limit (BFCL slices), seed_limit (default: all seed-tools items), max_new_tokens
-(default 96, as the variants in BENCHMARKS.md were measured; the quickstart now uses 128), skip_train, train ({"steps", "lr", "bs", "max_len", "precision"}).
+(default 96, as the variants in BENCHMARKS.md were measured; the quickstart now uses 128), skip_train, train ({"steps", "lr", "bs", "max_len", "precision", "lora_r", "lora_alpha"}; LoRA 16/16 unless given).
 """
 
 from __future__ import annotations
@@ -82,7 +82,8 @@ def main() -> None:
         tr = cfg.get("train", {})
         times["train"] = job([
             "train", "--model", args.stage1, "--data", str(work / "data"), "--output", str(work / "out"),
-            "--backend", "trl", "--lora-r", "16", "--lora-alpha", "16", "--lora-dropout", "0.0",
+            "--backend", "trl", "--lora-r", str(tr.get("lora_r", 16)),
+            "--lora-alpha", str(tr.get("lora_alpha", tr.get("lora_r", 16))), "--lora-dropout", "0.0",
             "--target-modules", TARGETS, "--batch-size", str(tr.get("bs", 4)), "--grad-accum", "1",
             "--learning-rate", str(tr.get("lr", 0.002)), "--max-steps", str(tr.get("steps", 48)),
             "--max-seq-length", str(tr.get("max_len", 1024)), "--warmup-ratio", "0.05",
