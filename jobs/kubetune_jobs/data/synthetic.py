@@ -170,6 +170,13 @@ _TICKERS = ("IBM", "ORCL", "INTC", "SAP", "NFLX", "ADBE", "CSCO", "UBER", "SHOP"
 _MAIL_DOMAINS = ("example.org", "mail.com", "studio.dev", "work.io")
 _NEWS_TOPICS = ("electric cars", "the Mars rover", "solar power", "the transfer window", "smartphone launches",
                 "interest rates", "ocean cleanup", "space tourism", "vaccine research")
+_NOTE_TITLES = ("groceries", "gift ideas", "meeting notes", "packing list", "book quotes", "weekend plans",
+                "car maintenance")
+_NOTE_BODIES = ("buy oat milk and bread", "ask Maya about the venue", "the wifi password is on the fridge",
+                "call the plumber on Thursday", "pack the blue charger", "return the library books by the 12th",
+                "try the new bakery on Station Road")
+_VIDEOS = ("The Long Voyage", "Ocean Planet episode 3", "Cooking with Rosa", "City Lights at Dawn",
+           "Mountain Rescue", "The Last Orchard", "Robots of Tomorrow")
 # Same-quantity unit groups, so a conversion always makes sense.
 _UNIT_GROUPS = (
     ("kilometers", "miles", "meters", "feet"),
@@ -312,7 +319,9 @@ def P(type_: str, description: str, draw: Callable[[random.Random], Any], defaul
 
 
 # ---------------------------------------------------------------------------------------------------
-# The catalogue.
+# The catalogue. Common parameter names appear with more than one type (`location` is a city string for
+# hotels and air quality, a lat/lon object for nearby places): a small model that only ever saw one type
+# per name writes that type from memory instead of reading the offered schema.
 
 _TOOLS: tuple[_Tool, ...] = (
     _Tool("get_forecast", "Weather forecast for a city over the coming days.", {
@@ -327,12 +336,12 @@ _TOOLS: tuple[_Tool, ...] = (
         "I'm travelling to {city} - what's the forecast for the next {days} days in {units} units?",
         "how warm will it be in {city} this week?",
     )),
-    _Tool("get_air_quality", "Current air quality index for a city.", {
-        "city": P("str", "City name.", _pick(_CITIES)),
+    _Tool("get_air_quality", "Current air quality index for a place.", {
+        "location": P("str", "City name.", _pick(_CITIES)),
     }, (
-        "how is the air quality in {city} right now?",
-        "is the air in {city} safe for a run today?",
-        "check the AQI for {city}.",
+        "how is the air quality in {location} right now?",
+        "is the air in {location} safe for a run today?",
+        "check the AQI for {location}.",
     )),
     _Tool("convert_units", "Convert a value between two units of the same quantity.", {
         "value": P("float", "Amount to convert.", _floats(0.5, 500, 1)),
@@ -470,14 +479,14 @@ _TOOLS: tuple[_Tool, ...] = (
         "has package {tracking_number} been delivered yet?",
     )),
     _Tool("find_hotels", "Search hotels in a city.", {
-        "city": P("str", "City.", _pick(_CITIES)),
+        "location": P("str", "City or area.", _pick(_CITIES)),
         "check_in": P("str", "Check-in date, YYYY-MM-DD.", _date),
         "nights": P("int", "Number of nights.", _ints(1, 10)),
         "max_price": P("float, optional", "Max price per night.", _pick((80.0, 120.0, 150.0, 250.0)), None),
     }, (
-        "find a hotel in {city} from {check_in} for {nights} nights.",
-        "I need somewhere to stay in {city}, {nights} nights starting {check_in}, under {max_price} a night.",
-        "hotels in {city} checking in {check_in}, {nights} nights?",
+        "find a hotel in {location} from {check_in} for {nights} nights.",
+        "I need somewhere to stay in {location}, {nights} nights starting {check_in}, under {max_price} a night.",
+        "hotels in {location} checking in {check_in}, {nights} nights?",
     )),
     _Tool("search_train_times", "Train departures between two stations.", {
         "origin": P("str", "Departure city.", _pick(_CITIES)),
@@ -722,6 +731,24 @@ _TOOLS: tuple[_Tool, ...] = (
         "which company trades as {ticker}?",
         "company profile for {ticker}, please.",
     )),
+    _Tool("create_note", "Save a note.", {
+        "title": P("str", "Note title.", _pick(_NOTE_TITLES)),
+        "body": P("str", "Note text.", _pick(_NOTE_BODIES)),
+        "pinned": P("bool, optional", "Keep it at the top.", lambda rng: True, False),
+    }, (
+        "make a note titled '{title}' that says '{body}'.",
+        "save a note called {title} with the text: {body}.",
+        "new note, title {title}, body: {body}.",
+        "jot down '{body}' under the title '{title}' and pin it.{pinned}",
+    )),
+    _Tool("set_subtitles", "Turn on subtitles in a language for a video.", {
+        "video_title": P("str", "Title of the video.", _pick(_VIDEOS)),
+        "language": P("str", "Subtitle language.", _pick(_LANGUAGES)),
+    }, (
+        "turn on {language} subtitles for {video_title}.",
+        "switch the subtitles of {video_title} to {language}.",
+        "I want to watch {video_title} with subtitles in {language}.",
+    )),
     _Tool("share_file", "Share a file with someone by email.", {
         "path": P("str", "File path.", lambda rng: f"{rng.choice(_FOLDERS)}/{rng.choice(_FILES)}"),
         "email": P("str", "Email address of the person.", _email),
@@ -734,7 +761,8 @@ _TOOLS: tuple[_Tool, ...] = (
 )
 
 # A flag-like optional (e.g. shuffle) is named by a template with an empty placeholder at the end.
-_SILENT_BOOLS = {("search_train_times", "first_class"), ("play_song", "shuffle"), ("create_playlist", "public")}
+_SILENT_BOOLS = {("search_train_times", "first_class"), ("play_song", "shuffle"), ("create_playlist", "public"),
+                 ("create_note", "pinned")}
 
 
 @cache
