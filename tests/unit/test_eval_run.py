@@ -143,8 +143,9 @@ def test_compare_table(tmp_path, capsys):
     assert evaluate("--compare", str(tmp_path / "bad" / "report.json"), str(tmp_path / "good" / "report.json")) == 0
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("| seed-tools | all | accuracy"))
-    bad_acc = sum(it.category == "no_call" for it in items) / len(items)
-    assert row.split("|")[4].strip() == f"{bad_acc:.3f}" and row.split("|")[5].strip() == "1.000"
+    no_call = sum(it.category == "no_call" for it in items)
+    assert row.split("|")[4].strip() == f"{no_call / len(items):.3f} ({no_call}/{len(items)})"
+    assert row.split("|")[5].strip() == f"1.000 ({len(items)}/{len(items)})"
     assert "| bad | good |" in out
 
 

@@ -214,12 +214,16 @@ def compare(reports: list[tuple[str, dict[str, Any]]]) -> str:
                     keys.append(key)
     for suite, cat in keys:
         for metric, title in COMPARE_METRICS:
-            values = []
+            values, cells = [], []
             for _, r in reports:
                 agg = r["suites"].get(suite, {})
                 agg = agg if cat == "all" else agg.get("categories", {}).get(cat, {})
                 values.append(agg.get(metric))
+                cells.append(_fmt(agg.get(metric)))
+                # Suites are small (seed-tools has 33 items): the count shows what one item is worth.
+                if metric == "accuracy" and agg.get("accuracy") is not None and "passed" in agg:
+                    cells[-1] += f" ({agg['passed']}/{agg['items']})"
             if all(v is None for v in values):
                 continue
-            lines.append(f"| {suite} | {cat} | {title} | " + " | ".join(_fmt(v) for v in values) + " |")
+            lines.append(f"| {suite} | {cat} | {title} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
