@@ -177,7 +177,8 @@ def test_several_requests_are_asked_in_one_sentence_or_in_several(tool_rows: lis
 
 def test_tool_rows_are_varied(tool_rows: list[dict]) -> None:
     names_used = {c["name"] for r in tool_rows for c in json.loads(r["answers"])}
-    assert names_used == {t["name"] for t in synthetic.tool_catalogue()}
+    # Every tool is used under its catalogue name; the other names are respellings (tested below).
+    assert {t["name"] for t in synthetic.tool_catalogue()} <= names_used
     assert len({r["query"] for r in tool_rows}) > 0.95 * len(tool_rows)
 
 
