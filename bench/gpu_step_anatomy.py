@@ -44,28 +44,16 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
+    import hf_baseline
     import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq
-
-    from kubetune_jobs import storage
-    from kubetune_jobs.cli import DEFAULT_TARGET_MODULES
-    from kubetune_jobs.train.data import read_rows, tokenize_rows
+    from transformers import DataCollatorForSeq2Seq
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     args.work.mkdir(parents=True, exist_ok=True)
     model_dir = train_gpu.random_checkpoint(args.shape, args.tokenizer, args.work / f"model-{args.shape}")
     data_dir = train_gpu.prepared_data(model_dir, args.seq, args.work / f"data-{args.shape}-{args.seq}")
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
-    rows = tokenize_rows(read_rows(storage.location(data_dir / "train.jsonl"), required=True), tokenizer,
-                         args.seq).rows
-
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16).to(device)
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    model.enable_input_require_grads()
-    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=16, lora_dropout=0.0, task_type="CAUSAL_LM",
-                                             target_modules=DEFAULT_TARGET_MODULES.split(",")))
+    # The same tokenizer, rows and LoRA-wrapped model as bench/train_gpu.py's `raw` and `hf` runs.
+    tokenizer, rows, model = hf_baseline._setup(str(model_dir), data_dir, "bf16", args.seq, gradient_checkpointing=True)
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
 
