@@ -12,7 +12,9 @@ stage-1 model evaluated on the same suites (`--config '{"skip_train": true}'`).
 {"PARALLEL_SHARE": 0.3, "MAX_OFFERED": 6}), conversations (module settings of kubetune_jobs.data.conversations,
 e.g. {"HARD_NEAR_MISS_SHARE": 0}), no_call_max_tools, no_call, near_miss, turns, rows, max_samples,
 eval_fraction, limit (BFCL slices), seed_limit (default: all seed-tools items), max_new_tokens
-(default 96, as the variants in BENCHMARKS.md were measured; the quickstart now uses 128), skip_train, train ({"steps", "lr", "bs", "max_len", "precision", "lora_r", "lora_alpha"}; LoRA 16/16 unless given).
+(default 96, as the variants in BENCHMARKS.md were measured; the quickstart now uses 128), skip_train, train ({"steps", "lr", "bs", "max_len", "precision", "lora_r", "lora_alpha", "seed"}; LoRA 16/16 unless given; seed: the train job's
+--seed, 42 unless given, which orders the batches and initialises LoRA: the same data and settings under
+another seed show how much of a difference is training noise).
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ def main() -> None:
             "--learning-rate", str(tr.get("lr", 0.002)), "--max-steps", str(tr.get("steps", 48)),
             "--max-seq-length", str(tr.get("max_len", 1024)), "--warmup-ratio", "0.05",
             "--lr-scheduler", "linear", "--precision", tr.get("precision", "fp32"),
-            "--save-steps", "1000", "--keep-checkpoints", "1"], "train.log")
+            "--save-steps", "1000", "--keep-checkpoints", "1", "--seed", str(tr.get("seed", 42))], "train.log")
         model = str(work / "out" / "merged")
     times["evaluate"] = job([
         "evaluate", "--local-model", model, "--output", str(work / "eval"),

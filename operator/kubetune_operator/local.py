@@ -93,10 +93,16 @@ class LocalRun:
                 # A terminal's Ctrl-C reaches the job too, a SIGINT sent to this process alone does not:
                 # SIGTERM asks it for the same thing either way (checkpoint after this step, then stop).
                 proc.send_signal(signal.SIGTERM)
+                bar.stop()
+                self.console.print(f"[yellow]stopping[/] {prefix}: it saves a checkpoint after its current step "
+                                   "and exits; Ctrl-C again stops it at once and loses that step")
                 try:
-                    proc.wait(timeout=120)
-                except subprocess.TimeoutExpired:
+                    # No deadline: on a busy machine one step can take minutes, and killing the job
+                    # mid-save would lose the very checkpoint the user is waiting for.
+                    proc.wait()
+                except KeyboardInterrupt:
                     proc.kill()
+                    proc.wait()
                 raise
         if proc.returncode != 0:
             tail = "".join(deque(log_path.read_text(errors="replace").splitlines(keepends=True), maxlen=15))

@@ -71,7 +71,7 @@ def _train(layout: RunLayout, run_name: str, spec: api.FineTuneRunSpec, stage: a
             "--learning-rate", str(t.learning_rate), "--epochs", str(t.epochs), "--max-steps", str(t.max_steps),
             "--max-seq-length", str(t.max_seq_length), "--warmup-ratio", str(t.warmup_ratio),
             "--lr-scheduler", t.scheduler, "--optim", t.optimizer, "--precision", t.precision,
-            "--save-steps", str(t.save_steps), "--keep-checkpoints", str(t.keep_checkpoints)]
+            "--save-steps", str(t.save_steps), "--keep-checkpoints", str(t.keep_checkpoints), "--seed", str(t.seed)]
     if t.load_in_4bit:
         args.append("--load-in-4bit")
     if t.packing:

@@ -77,6 +77,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     os.killpg(first.pid, signal.SIGINT)
     out1, _ = first.communicate(timeout=300)
     assert first.returncode == 130, out1
+    assert "saves a checkpoint after its current step" in " ".join(out1.split()), out1  # rich wraps lines
     assert not (tools / "merged" / "_COMPLETE").exists()
     interrupted = json.loads((tools / "progress.json").read_text())
     assert interrupted["state"] == "preempted", interrupted

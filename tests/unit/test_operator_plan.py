@@ -64,7 +64,7 @@ def test_options_change_the_plan() -> None:
                          "suites": [{"name": "heldout", "limit": 5}, {"name": "chat", "limit": 9}]}
     raw["pushgateway"] = "http://pgw:9091"
     raw["resources"] = {"gpus": 0}
-    raw["stages"][1]["training"] = {"maxSteps": 3, "loadIn4bit": False}
+    raw["stages"][1]["training"] = {"maxSteps": 3, "loadIn4bit": False, "seed": 7}
     raw["stages"][1]["dataset"]["turnsPerRow"] = 4
     steps = build_plan("r", "default", api.parse_spec(raw), "/tmp/out")
     assert [s.name for s in steps] == ["prepare-chat", "prepare-tools", "train-chat", "train-tools", "eval-tools"]
@@ -77,6 +77,7 @@ def test_options_change_the_plan() -> None:
     assert evaluate.pushgateway == "http://pgw:9091"
     assert parsed["train-tools"].max_steps == 3 and parsed["train-tools"].load_in_4bit is False
     assert parsed["train-chat"].max_steps == -1 and parsed["train-chat"].load_in_4bit is True
+    assert (parsed["train-chat"].seed, parsed["train-tools"].seed) == (42, 7)
     assert parsed["train-chat"].pushgateway == "http://pgw:9091"
     raw["evaluation"]["suites"] = []
     assert all(s.kind != "evaluate" for s in build_plan("r", "default", api.parse_spec(raw), "/tmp/out"))
