@@ -127,8 +127,9 @@ class TrainingSpec(_Model):
     save_steps: int = _f(100, "Checkpoint every N optimizer steps (resumes after preemption).", ge=1)
     keep_checkpoints: int = _f(2, "Newest checkpoints kept.", ge=1, le=100)
     backend: Literal["auto", "unsloth", "trl"] = _f("auto", "auto: Unsloth on CUDA, TRL + PEFT elsewhere.")
-    seed: int = _f(42, "Seed of the batch order and the adapter's initial weights. The same seed, data and "
-                       "settings repeat a run on the same hardware and thread count.", ge=0, le=2**32 - 1)
+    seed: int = _f(42, "Seed of the batch order and the adapter's initial weights: the same seed, data and "
+                       "settings start a run the same way. Multi-threaded sums can still differ between runs.",
+                   ge=0, le=2**32 - 1)
 
 
 def _overrides_model() -> type[_Model]:
