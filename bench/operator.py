@@ -25,8 +25,12 @@ from pathlib import Path
 
 import psutil
 
-from kubetune_operator import api, naming
-from kubetune_operator.testing import EmulatedCluster, wait_for
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the emulator harness is test support
+
+from support.kmock_cluster import EmulatedCluster, wait_for  # noqa: E402
+
+from kubetune_operator import naming  # noqa: E402
+from kubetune_operator.finetunerun import api  # noqa: E402
 
 NS = "default"
 
@@ -127,7 +131,7 @@ def main() -> int:
         f"| operator CPU time over the whole bench (user+system) | {op_cpu.user + op_cpu.system:.1f} s | |",
         f"| operator RSS with {runs_total} live runs | {rss:.0f} MiB | < 200 MiB |",
         "",
-        "The emulator is `kubetune_operator.testing.MetadataEmulator` (kmock plus server metadata, key lookups "
+        "The emulator is `tests/support/kmock_cluster.MetadataEmulator` (kmock plus server metadata, key lookups "
         "and no request history); stock kmock rescans its whole request history on every request, which made "
         "the same measurement grow from ~0.2 s to several seconds per run as runs accumulated.",
         "",

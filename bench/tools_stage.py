@@ -89,7 +89,7 @@ def main() -> None:
             "--target-modules", TARGETS, "--batch-size", str(tr.get("bs", 4)), "--grad-accum", "1",
             "--learning-rate", str(tr.get("lr", 0.002)), "--max-steps", str(tr.get("steps", 48)),
             "--max-seq-length", str(tr.get("max_len", 1024)), "--warmup-ratio", "0.05",
-            "--lr-scheduler", "linear", "--precision", tr.get("precision", "fp32"),
+            "--lr-scheduler", "linear", "--precision", tr.get("precision", "fp32"), "--no-load-in-4bit",
             "--save-steps", "1000", "--keep-checkpoints", "1", "--seed", str(tr.get("seed", 42))], "train.log")
         model = str(work / "out" / "merged")
     times["evaluate"] = job([

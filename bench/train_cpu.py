@@ -33,7 +33,7 @@ def ours(model: str, steps: int, precision: str, work: Path) -> tuple[float, flo
     out = work / f"ours-{precision}"
     rc = cli.main(["train", "--model", model, "--data", str(DATA), "--output", str(out), "--max-steps", str(steps),
                    "--batch-size", "4", "--grad-accum", "1", "--max-seq-length", "384", "--save-steps", "1000",
-                   "--precision", precision, "--no-merge"])
+                   "--precision", precision, "--no-load-in-4bit", "--no-merge"])
     if rc:
         sys.exit(f"our trainer failed with {rc}")
     progress = json.loads((out / "progress.json").read_text())

@@ -52,9 +52,9 @@ SHAPES: dict[str, dict[str, Any]] = {
 }
 
 JOB_RUNS: dict[str, list[str]] = {
-    "trl": ["--backend", "trl", "--optim", "adamw_torch"],
+    "trl": ["--backend", "trl", "--optim", "adamw_torch", "--no-load-in-4bit"],
     "trl-4bit": ["--backend", "trl", "--load-in-4bit"],
-    "unsloth": ["--backend", "unsloth"],
+    "unsloth": ["--backend", "unsloth", "--no-load-in-4bit"],
     "unsloth-4bit": ["--backend", "unsloth", "--load-in-4bit"],
 }
 RUNS = ["raw", "hf", *JOB_RUNS]

@@ -12,26 +12,34 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "operator"))
+sys.path[:0] = [str(ROOT / "operator"), str(ROOT / "jobs")]
 
 from kubetune_operator import crd  # noqa: E402
 
-TARGETS = [ROOT / "manifests" / "crds" / crd.CRD_FILENAME, ROOT / "charts" / "kubetune" / "crds" / crd.CRD_FILENAME]
+DIRS = [ROOT / "manifests" / "crds", ROOT / "charts" / "kubetune" / "crds"]
+
+
+def targets() -> dict[Path, str]:
+    """Every CRD file and the text the models generate for it."""
+    return {d / crd.filename(kind): crd.render(kind) for kind in crd.KINDS for d in DIRS}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
     args = parser.parse_args()
-    text = crd.render()
-    stale = [t for t in TARGETS if not t.exists() or t.read_text() != text]
+    wanted = targets()
+    stale = [t for t, text in wanted.items() if not t.exists() or t.read_text() != text]
+    extra = [p for d in DIRS for p in d.glob("*.yaml") if p not in wanted]
     if args.check:
         for t in stale:
             print(f"{t.relative_to(ROOT)} differs from the models; run scripts/gen_crds.py", file=sys.stderr)
-        return 1 if stale else 0
+        for p in extra:
+            print(f"{p.relative_to(ROOT)} is no kind's CRD; remove it", file=sys.stderr)
+        return 1 if stale or extra else 0
     for t in stale:
         t.parent.mkdir(parents=True, exist_ok=True)
-        t.write_text(text)
+        t.write_text(wanted[t])
         print(f"wrote {t.relative_to(ROOT)}")
     return 0
 

@@ -1,12 +1,10 @@
 """Where artifacts live: a local directory or an S3-compatible object store (MinIO), one interface.
 
 A location is written as a path (`/data/run`, `file:///data/run`) or `s3://bucket/prefix`. The S3
-endpoint and credentials come from the environment, never from flags, so they stay out of command
-lines, pod specs and logs:
-
-    KUBETUNE_S3_ENDPOINT   http(s)://host:port of the store (MinIO, or any S3 API)
-    AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
-    KUBETUNE_S3_RETRIES    attempts per operation before giving up (default 5)
+endpoint and credentials are never flags, so they stay out of command lines, pod specs and logs: a
+job reads them from its environment (`contract.env`: KUBETUNE_S3_ENDPOINT, AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY), the operator binds each location to its run's store (`location(uri, access)`);
+both resolve through `contract.store.resolve`.
 
 Directories are published whole or not at all: files go up first and a `_COMPLETE` manifest (every
 file with its size and sha256) goes last; readers treat a directory without it as absent. Local
@@ -23,13 +21,16 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
-COMPLETE_MARKER = "_COMPLETE"
+from .contract import env as names
+from .contract.layout import COMPLETE_MARKER
+from .contract.store import StoreAccess, resolve
+
 T = TypeVar("T")
 
 
@@ -181,8 +182,8 @@ def _retrying(what: str, endpoint: str, fn: Callable[[], T]) -> T:
     from minio.error import S3Error
     from urllib3.exceptions import HTTPError
 
-    attempts = max(1, int(os.environ.get("KUBETUNE_S3_RETRIES", "5")))
-    delay = float(os.environ.get("KUBETUNE_S3_RETRY_DELAY", "0.5"))
+    attempts = max(1, int(os.environ.get(names.S3_RETRIES, "5")))
+    delay = float(os.environ.get(names.S3_RETRY_DELAY, "0.5"))
     for attempt in range(1, attempts + 1):
         try:
             return fn()
@@ -199,53 +200,52 @@ def _retrying(what: str, endpoint: str, fn: Callable[[], T]) -> T:
 
 
 @cache
-def _s3_client(endpoint: str, access_key: str | None, secret_key: str | None):
+def _s3_client(access: StoreAccess):
     import urllib3
     from minio import Minio
 
-    parsed = urlparse(endpoint if "://" in endpoint else f"http://{endpoint}")
     # Retries are ours (with backoff and a clear final error), so urllib3 must not retry silently.
     http = urllib3.PoolManager(
         timeout=urllib3.Timeout(connect=5, read=120), retries=urllib3.Retry(total=0), maxsize=16
     )
-    return Minio(
-        parsed.netloc,
-        access_key=access_key,
-        secret_key=secret_key,
-        secure=parsed.scheme == "https",
-        region=os.environ.get("AWS_REGION", "us-east-1"),
-        http_client=http,
-    )
+    return Minio(access.netloc, access_key=access.access_key, secret_key=access.secret_key, secure=access.secure,
+                 region=access.region, http_client=http)
 
 
 @dataclass
 class S3Location(Location):
     bucket: str
     key: str  # no leading or trailing slash; "" is the bucket root
+    bound: StoreAccess | None = field(default=None, compare=False)  # None: the environment's store
 
     @property
     def uri(self) -> str:  # type: ignore[override]
         return f"s3://{self.bucket}/{self.key}".rstrip("/")
 
     @property
+    def access(self) -> StoreAccess:
+        """The bound store, else the one this process's environment names."""
+        if self.bound is not None:
+            return self.bound
+        found = resolve()
+        if found is None:
+            raise StorageError(f"{self.uri}: set {names.S3_ENDPOINT} to the object store's URL")
+        return found
+
+    @property
     def endpoint(self) -> str:
-        endpoint = os.environ.get("KUBETUNE_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL")
-        if not endpoint:
-            raise StorageError(f"{self.uri}: set KUBETUNE_S3_ENDPOINT to the object store's URL")
-        return endpoint
+        return self.access.endpoint
 
     @property
     def client(self):
-        return _s3_client(
-            self.endpoint, os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
-        )
+        return _s3_client(self.access)
 
     def _do(self, what: str, fn: Callable[[], T]) -> T:
         return _retrying(f"{what} {self.uri}", self.endpoint, fn)
 
     def child(self, *parts: str) -> S3Location:
         key = "/".join(p.strip("/") for p in (self.key, *parts) if p.strip("/"))
-        return S3Location(self.bucket, key)
+        return S3Location(self.bucket, key, self.bound)
 
     def check(self) -> None:
         if not self._do("reach bucket of", lambda: self.client.bucket_exists(self.bucket)):
@@ -341,14 +341,15 @@ class S3Location(Location):
         return local
 
 
-def location(uri: str | Path) -> Location:
-    """Parse `s3://bucket/key`, `file:///path` or a plain path into a Location."""
+def location(uri: str | Path, access: StoreAccess | None = None) -> Location:
+    """Parse `s3://bucket/key`, `file:///path` or a plain path into a Location; an S3 location talks to
+    `access` when given, else to the store this process's environment names."""
     text = str(uri)
     if text.startswith("s3://"):
         parsed = urlparse(text)
         if not parsed.netloc:
             raise ValueError(f"{text!r}: an S3 URI needs a bucket (s3://bucket/prefix)")
-        return S3Location(parsed.netloc, parsed.path.strip("/"))
+        return S3Location(parsed.netloc, parsed.path.strip("/"), access)
     if text.startswith("file://"):
         text = urlparse(text).path
     return LocalLocation(Path(text).expanduser())

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("manifest", type=Path)
     args = parser.parse_args(argv)
 
-    from . import api, local
+    from .finetunerun import api, local
 
     console = Console()
     if args.command == "validate":

@@ -1,7 +1,8 @@
-"""FineTuneRun CRD generated from the pydantic models in `api.py` (the only place the schema is written).
+"""CRDs generated from each kind's pydantic models (the only place a schema is written).
 
 `model_json_schema()` is made structural the way Kubernetes requires: `$defs` inlined, `anyOf[X, null]` ->
-`nullable: true`, titles and `additionalProperties: false` dropped, free-form maps typed, CEL rules added.
+`nullable: true`, titles and `additionalProperties: false` dropped, free-form maps typed, the kind's CEL
+rules added. `KINDS` lists every kind the operator serves; `scripts/gen_crds.py` writes one file each.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from typing import Any
 
 import yaml
 
-from . import api
+from .apitypes import GROUP, VERSION, ResourceKind
+from .finetunerun.api import RESOURCE as FINETUNERUN
 
-# Fields that shape the artifacts: immutable once created (see api.py's restart semantics).
-IMMUTABLE_SPEC_FIELDS = ("baseModel", "storage", "stages", "lora", "training", "evaluation", "hubTokenSecret")
+KINDS: tuple[ResourceKind, ...] = (FINETUNERUN,)
 _DROP = {"title", "additionalProperties", "examples"}
 
 
@@ -93,69 +94,46 @@ def _schema_of(model: type) -> dict[str, Any]:
     return _structural(_inline(raw, defs))
 
 
-def spec_schema() -> dict[str, Any]:
-    schema = _schema_of(api.FineTuneRunSpec)
-    stages = schema["properties"]["stages"]
-    stages["x-kubernetes-validations"] = [
-        {"rule": "self.all(s, self.exists_one(t, t.name == s.name))", "message": "stage names must be unique"},
-        {"rule": "size(self) >= 1", "message": "at least one stage is required"},
-    ]
-    for name in IMMUTABLE_SPEC_FIELDS:
-        prop = schema["properties"][name]
-        prop.setdefault("x-kubernetes-validations", []).append(
-            {"rule": "self == oldSelf",
-             "message": f"spec.{name} is immutable once created; create a new FineTuneRun to change it"})
-    # CEL cannot compare a field that is absent on one side: removing or adding an optional immutable field
-    # is caught on the whole spec.
-    schema["x-kubernetes-validations"] = [
-        {"rule": "has(self.hubTokenSecret) == has(oldSelf.hubTokenSecret)",
-         "message": "spec.hubTokenSecret is immutable once created"},
-    ]
+def spec_schema(kind: ResourceKind) -> dict[str, Any]:
+    schema = _schema_of(kind.spec)
+    kind.spec_rules(schema)
     return schema
 
 
-def status_schema() -> dict[str, Any]:
-    return _schema_of(api.FineTuneRunStatus)
+def status_schema(kind: ResourceKind) -> dict[str, Any]:
+    return _schema_of(kind.status)
 
 
-def crd() -> dict[str, Any]:
-    """The FineTuneRun CustomResourceDefinition (apiextensions.k8s.io/v1) as a dict."""
+def crd(kind: ResourceKind) -> dict[str, Any]:
+    """A kind's CustomResourceDefinition (apiextensions.k8s.io/v1) as a dict."""
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{api.PLURAL}.{api.GROUP}",
-                     "labels": {"app.kubernetes.io/part-of": "kubetune"}},
+        "metadata": {"name": kind.crd_name, "labels": {"app.kubernetes.io/part-of": "kubetune"}},
         "spec": {
-            "group": api.GROUP,
+            "group": GROUP,
             "scope": "Namespaced",
-            "names": {"kind": api.KIND, "plural": api.PLURAL, "singular": api.SINGULAR,
-                      "listKind": f"{api.KIND}List", "shortNames": api.SHORT_NAMES,
+            "names": {"kind": kind.kind, "plural": kind.plural, "singular": kind.singular,
+                      "listKind": f"{kind.kind}List", "shortNames": list(kind.short_names),
                       "categories": ["kubetune"]},
             "versions": [{
-                "name": api.VERSION,
+                "name": VERSION,
                 "served": True,
                 "storage": True,
                 "subresources": {"status": {}},
-                "additionalPrinterColumns": [
-                    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-                    {"name": "Stage", "type": "string", "jsonPath": ".status.currentStage"},
-                    {"name": "Progress", "type": "string", "jsonPath": ".status.progress"},
-                    {"name": "Loss", "type": "number", "jsonPath": ".status.loss"},
-                    {"name": "Accuracy", "type": "number", "jsonPath": ".status.accuracy"},
-                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                ],
+                "additionalPrinterColumns": [dict(c) for c in kind.printer_columns],
                 "schema": {"openAPIV3Schema": {
                     "type": "object",
-                    "description": api.FineTuneRun.__doc__,
+                    "description": kind.manifest.__doc__,
                     "required": ["spec"],
                     "properties": {
-                        "apiVersion": {"type": "string", "description": "kubetune.io/v1alpha1"},
-                        "kind": {"type": "string", "description": "FineTuneRun"},
+                        "apiVersion": {"type": "string", "description": kind.api_version},
+                        "kind": {"type": "string", "description": kind.kind},
                         "metadata": {"type": "object"},
-                        "spec": spec_schema(),
+                        "spec": spec_schema(kind),
                         # kopf keeps its own bookkeeping under status too (last-handled, errors):
                         # keep unknown status fields so those writes are not pruned.
-                        "status": {**status_schema(), "x-kubernetes-preserve-unknown-fields": True},
+                        "status": {**status_schema(kind), "x-kubernetes-preserve-unknown-fields": True},
                     },
                 }},
             }],
@@ -163,9 +141,13 @@ def crd() -> dict[str, Any]:
     }
 
 
-def render() -> str:
-    header = "# Generated by scripts/gen_crds.py from operator/kubetune_operator/api.py. Do not edit.\n"
-    return header + yaml.safe_dump(crd(), sort_keys=False, width=110)
+def filename(kind: ResourceKind) -> str:
+    return f"{GROUP}_{kind.plural}.yaml"
 
 
-CRD_FILENAME = "kubetune.io_finetuneruns.yaml"
+def render(kind: ResourceKind) -> str:
+    header = (f"# Generated by scripts/gen_crds.py from the {kind.kind} models in operator/kubetune_operator/. "
+              "Do not edit.\n")
+    return header + yaml.safe_dump(crd(kind), sort_keys=False, width=110)
+
+

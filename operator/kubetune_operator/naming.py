@@ -1,11 +1,12 @@
-"""Names and labels of the objects the operator creates: deterministic, DNS-safe, one home."""
+"""Names, labels and annotations of the objects the operator creates, for every kind: deterministic,
+DNS-safe, one home."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 
-from .api import GROUP
+from .apitypes import GROUP
 
 LABEL_RUN = f"{GROUP}/run"
 LABEL_STEP = f"{GROUP}/step"
@@ -14,7 +15,9 @@ LABEL_STAGE = f"{GROUP}/stage"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "kubetune-operator"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-FINALIZER = f"{GROUP}/cleanup"
+FINALIZER = f"{GROUP}/cleanup"  # kopf's finalizer, for every kind
+ANNOTATION_STEP = f"{GROUP}/step"
+ANNOTATION_FINGERPRINT = f"{GROUP}/fingerprint"
 
 _MAX = 63  # a Job's name becomes its pods' `job-name` label value: at most 63 characters
 

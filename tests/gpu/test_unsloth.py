@@ -33,8 +33,7 @@ def test_unsloth_stage_trains_and_exports(tmp_path: Path, four_bit: bool) -> Non
     cmd = [sys.executable, "-m", "kubetune_jobs.cli", "train", "--backend", "auto", "--model", MODEL,
            "--data", str(DATA), "--output", str(out), "--max-steps", "6", "--batch-size", "4", "--grad-accum", "1",
            "--learning-rate", "1e-3", "--max-seq-length", "512", "--save-steps", "3"]
-    if four_bit:
-        cmd.append("--load-in-4bit")
+    cmd.append("--load-in-4bit" if four_bit else "--no-load-in-4bit")
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
     assert "backend unsloth" in run.stderr

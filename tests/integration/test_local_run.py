@@ -147,7 +147,7 @@ def test_invalid_manifest_stops_before_any_work(tmp_path: Path) -> None:
     assert "spec.stages[1].dataset.format" in out and "spec.lora.r" in out
     assert not store.exists()
 
-    from kubetune_operator import api
+    from kubetune_operator.finetunerun import api
 
     with pytest.raises(api.SpecError) as info:
         api.parse_manifest(doc)

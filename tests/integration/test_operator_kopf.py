@@ -14,17 +14,13 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
+from support.kmock_cluster import EmulatedCluster, OperatorThread, wait_for
 
-# Fast timers for the tests (read when the handlers module is imported, in the operator thread).
-os.environ.setdefault("KUBETUNE_RESYNC_SECONDS", "0.3")
-os.environ.setdefault("KUBETUNE_CLEANUP_DELAY", "0.2")
-os.environ.setdefault("KUBETUNE_CLEANUP_ATTEMPTS", "2")
-os.environ.setdefault("KUBETUNE_CLEANUP_TIMEOUT", "10")
-
-from kubetune_jobs.storage import location  # noqa: E402
-from kubetune_operator import api, layout, naming  # noqa: E402
-from kubetune_operator.plan import build_plan  # noqa: E402
-from kubetune_operator.testing import EmulatedCluster, OperatorThread, wait_for  # noqa: E402
+from kubetune_jobs.contract import layout
+from kubetune_jobs.storage import location
+from kubetune_operator import naming
+from kubetune_operator.finetunerun import api
+from kubetune_operator.finetunerun.plan import build_plan
 
 NS = "default"
 SECRET = "store-creds"
@@ -198,10 +194,17 @@ def test_operator_restart_mid_run_adopts_jobs_and_never_duplicates(cluster: Emul
 
 def test_steps_whose_outputs_verify_are_skipped(cluster: EmulatedCluster, store: dict) -> None:
     run = layout.RunLayout.of(f"s3://{store['bucket']}", NS, "skip")
+    manifest = run_manifest("skip", store)
+    # The emulator keeps a uid the client sends (an API server would not): the test knows the run's uid, so it
+    # can write outputs that carry this very run's step fingerprint.
+    manifest["metadata"]["uid"] = "6f1c7d2e-0000-4000-8000-000000000001"
+    steps = {s.name: s for s in build_plan("skip", NS, manifest["spec"], f"s3://{store['bucket']}",
+                                           uid=manifest["metadata"]["uid"])}
     location(run.data("chat")).child("train.jsonl").write_text("{}\n")
-    location(run.stats("chat")).write_json({"content_hash": "abc", "files": {"train.jsonl": "x"}})
+    location(run.stats("chat")).write_json({"content_hash": "abc", "files": {"train.jsonl": "x"},
+                                            "step_fingerprint": steps["prepare-chat"].fingerprint})
     with OperatorThread(cluster.url):
-        cluster.create(run_manifest("skip", store))
+        cluster.create(manifest)
         seen: set[str] = set()
         assert next_job(cluster, "skip", seen) == "prepare-tools"
         wait_for(lambda: "prepare-chat" in status(cluster, "skip").get("stepsDone", []), what="prepare-chat done")

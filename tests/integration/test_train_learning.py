@@ -53,7 +53,7 @@ def test_short_stage_teaches_tool_calls(precision: str, tmp_path: Path) -> None:
     assert cli.main(["train", "--model", "bundled:smollm2-135m", "--data", str(DATA), "--output", str(out),
                      "--max-steps", "14", "--batch-size", "4", "--grad-accum", "1", "--learning-rate", "1.5e-3",
                      "--warmup-ratio", "0.1", "--max-seq-length", "384", "--save-steps", "1000",
-                     "--precision", precision, "--stage-name", "tools"]) == 0
+                     "--precision", precision, "--no-load-in-4bit", "--stage-name", "tools"]) == 0
     progress = json.loads((out / "progress.json").read_text())
     after = call_accuracy(str(out / "merged"), held_out)
     print(f"exact-match tool calls: {before:.2f} -> {after:.2f}; eval loss "

@@ -16,7 +16,8 @@ from kubetune_jobs.train import metrics
 
 DATA = Path(__file__).parent.parent / "fixtures" / "toolcalls"
 FAST = ["--max-steps", "3", "--batch-size", "2", "--grad-accum", "1", "--max-seq-length", "384",
-        "--save-steps", "2", "--lora-r", "4", "--lora-alpha", "8", "--learning-rate", "1e-2"]
+        "--save-steps", "2", "--lora-r", "4", "--lora-alpha", "8", "--learning-rate", "1e-2", "--precision", "auto",
+        "--no-load-in-4bit"]
 
 
 def pushed(url: str) -> dict[tuple[str, str, str], float]:

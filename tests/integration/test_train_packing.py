@@ -18,15 +18,16 @@ pytestmark = pytest.mark.slow
 def test_packed_rows_keep_their_labels_and_do_not_attend_to_each_other(tiny_qwen2: str, tmp_path: Path) -> None:
     import torch
 
+    from kubetune_jobs.contract.options import TrainOptions
     from kubetune_jobs.train import backend as backends
-    from kubetune_jobs.train.config import TrainConfig
     from kubetune_jobs.train.data import load_datasets
     from kubetune_jobs.train.run import _sft_config
 
     args = cli.build_parser().parse_args(["train", "--model", tiny_qwen2, "--data", str(DATA), "--output",
                                           str(tmp_path / "out"), "--packing", "--batch-size", "4",
-                                          "--max-seq-length", "1024", "--precision", "fp32"])
-    cfg = TrainConfig.from_args(args)
+                                          "--max-seq-length", "1024", "--precision", "fp32",
+                                          "--no-load-in-4bit"])
+    cfg = TrainOptions.from_namespace(args)
     backends.prepare("trl")
     tokenizer = backends.load_tokenizer(tiny_qwen2, tiny_qwen2)
     train_ds, _, _ = load_datasets(str(DATA), tokenizer, cfg.max_seq_length)

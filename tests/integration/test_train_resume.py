@@ -23,7 +23,7 @@ TOTAL = 12
 def train_cmd(model: str, data: str, output: str, *extra: str) -> list[str]:
     return [sys.executable, "-m", "kubetune_jobs.cli", "train", "--model", model, "--data", data,
             "--output", output, "--batch-size", "2", "--grad-accum", "1", "--max-seq-length", "384",
-            "--lora-r", "4", "--keep-checkpoints", "2", *extra]
+            "--lora-r", "4", "--keep-checkpoints", "2", "--precision", "auto", "--no-load-in-4bit", *extra]
 
 
 def wait_for(predicate, proc: subprocess.Popen, timeout: float = 240.0) -> None:

@@ -13,13 +13,16 @@ import yaml
 from test_operator_api import EXAMPLE
 
 from kubetune_operator import crd
+from kubetune_operator.finetunerun import api
+
+KIND = api.RESOURCE
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMITTED = [ROOT / "manifests" / "crds" / crd.CRD_FILENAME, ROOT / "charts" / "kubetune" / "crds" / crd.CRD_FILENAME]
+COMMITTED = [ROOT / "manifests" / "crds" / crd.filename(KIND), ROOT / "charts" / "kubetune" / "crds" / crd.filename(KIND)]
 
 
 def schema() -> dict:
-    return crd.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return crd.crd(KIND)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 
 
 def walk(node, path="$"):
@@ -33,7 +36,7 @@ def walk(node, path="$"):
 
 
 def test_committed_yaml_matches_the_models() -> None:
-    text = crd.render()
+    text = crd.render(KIND)
     for path in COMMITTED:
         assert path.exists(), f"{path} missing: run scripts/gen_crds.py"
         assert path.read_text() == text, f"{path} is stale: run scripts/gen_crds.py"
@@ -68,7 +71,7 @@ def test_validation_rules_bounds_and_columns() -> None:
     rules = [r["rule"] for r in stages["x-kubernetes-validations"]]
     assert any("exists_one" in r for r in rules) and "size(self) >= 1" in rules
     assert stages["minItems"] == 1 and stages["maxItems"] == 8
-    for name in crd.IMMUTABLE_SPEC_FIELDS:
+    for name in api.IMMUTABLE_SPEC_FIELDS:
         assert {"self == oldSelf"} <= {r["rule"] for r in spec["properties"][name]["x-kubernetes-validations"]}
     assert "x-kubernetes-validations" not in spec["properties"]["resources"]  # scheduling stays mutable
     fmt = stages["items"]["properties"]["dataset"]["properties"]["format"]
@@ -78,14 +81,14 @@ def test_validation_rules_bounds_and_columns() -> None:
     assert spec["properties"]["training"]["default"]["batchSize"] == 4
     assert spec["properties"]["baseModel"]["default"] == "Qwen/Qwen2.5-3B"
     assert s["properties"]["status"]["x-kubernetes-preserve-unknown-fields"] is True
-    version = crd.crd()["spec"]["versions"][0]
+    version = crd.crd(KIND)["spec"]["versions"][0]
     assert version["subresources"] == {"status": {}}
     assert [c["name"] for c in version["additionalPrinterColumns"]] == [
         "Phase", "Stage", "Progress", "Loss", "Accuracy", "Age"]
 
 
 def test_crd_object_validates_against_kubernetes() -> None:
-    kubernetes_validate.validate(crd.crd(), kubernetes_validate.latest_version(), strict=True)
+    kubernetes_validate.validate(crd.crd(KIND), kubernetes_validate.latest_version(), strict=True)
 
 
 def _as_jsonschema(node):

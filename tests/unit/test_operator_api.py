@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kubetune_operator import api, validation
+from kubetune_operator.finetunerun import api, validation
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "manifests" / "examples" / "qwen2.5-3b-function-calling.yaml"

@@ -8,10 +8,12 @@ from pathlib import Path
 from test_operator_api import EXAMPLE, minimal
 
 from kubetune_jobs.cli import build_parser
+from kubetune_jobs.contract import layout
 from kubetune_jobs.evaluate import suites
 from kubetune_jobs.storage import location
-from kubetune_operator import api, layout, naming
-from kubetune_operator.plan import build_plan, step_done
+from kubetune_operator import naming
+from kubetune_operator.finetunerun import api
+from kubetune_operator.finetunerun.plan import build_plan, step_done
 
 
 def reference() -> api.FineTuneRunSpec:
@@ -105,21 +107,34 @@ def test_step_done_needs_verified_outputs(tmp_path: Path) -> None:
 
     data = Path(run.data("chat"))
     data.mkdir(parents=True)
-    (data / "stats.json").write_text(json.dumps({"rows": 3}))
+    (data / "stats.json").write_text(json.dumps({"rows": 3, "step_fingerprint": prep.fingerprint}))
     assert not step_done(prep, location), "stats.json without a content hash does not prove the data"
-    (data / "stats.json").write_text(json.dumps({"content_hash": "ab", "files": {"train.jsonl": "x"}}))
+    stats = {"content_hash": "ab", "files": {"train.jsonl": "x"}, "step_fingerprint": prep.fingerprint}
+    (data / "stats.json").write_text(json.dumps(stats))
     assert not step_done(prep, location), "a file stats.json vouches for is missing"
     (data / "train.jsonl").write_text("{}\n")
     assert step_done(prep, location)
+    # The same files, made for another spec or another run (another fingerprint), are not this step's.
+    for other in ({**stats, "step_fingerprint": "0" * 32}, {k: v for k, v in stats.items() if k != "step_fingerprint"}):
+        (data / "stats.json").write_text(json.dumps(other))
+        assert not step_done(prep, location)
 
     Path(run.adapter("chat")).mkdir(parents=True)
     assert not step_done(train, location)
     Path(run.merged("chat")).mkdir(parents=True)
     (Path(run.merged("chat")) / "_COMPLETE").write_text("{}")
+    progress = Path(run.progress("chat"))
+    progress.write_text(json.dumps({"state": "succeeded", "fingerprint": train.fingerprint}))
     assert step_done(train, location)
+    progress.write_text(json.dumps({"state": "succeeded", "fingerprint": prep.fingerprint}))
+    assert not step_done(train, location), "a merged model trained for another spec is not this step's"
+    progress.write_text(json.dumps({"state": "running", "fingerprint": train.fingerprint}))
+    assert not step_done(train, location)
 
     Path(run.eval("chat")).mkdir(parents=True)
-    Path(run.report("chat")).write_text(json.dumps({"complete": False, "suites": {}}))
+    Path(run.report("chat")).write_text(json.dumps({"complete": False, "suites": {}, "fingerprint": ev.fingerprint}))
     assert not step_done(ev, location), "a partial report is not done"
-    Path(run.report("chat")).write_text(json.dumps({"complete": True, "suites": {}}))
+    Path(run.report("chat")).write_text(json.dumps({"complete": True, "suites": {}, "fingerprint": ev.fingerprint}))
     assert step_done(ev, location)
+    Path(run.report("chat")).write_text(json.dumps({"complete": True, "suites": {}}))
+    assert not step_done(ev, location), "a report of unknown origin is not this step's"

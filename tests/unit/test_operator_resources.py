@@ -9,11 +9,14 @@ import kubernetes_validate
 import pytest
 from test_operator_api import EXAMPLE, minimal
 
-from kubetune_operator import api, naming, resources
-from kubetune_operator.plan import build_plan
+from kubetune_operator import naming
+from kubetune_operator.finetunerun import api
+from kubetune_operator.finetunerun import jobs as resources
+from kubetune_operator.finetunerun.plan import build_plan
+from kubetune_operator.kube.owner import Owner
 
 K8S_VERSION = kubernetes_validate.latest_version()
-OWNER = resources.Owner("ref", "ml", "0d7f9a3c-1111-4c2e-9d5e-3f1b2a3c4d5e")
+OWNER = Owner(api.KIND, "ref", "ml", "0d7f9a3c-1111-4c2e-9d5e-3f1b2a3c4d5e")
 
 
 def variants() -> dict[str, api.FineTuneRunSpec]:
@@ -62,7 +65,7 @@ def test_job_shape_follows_the_step() -> None:
             assert {"name": "dshm", "mountPath": "/dev/shm"} in c["volumeMounts"]
             assert pod["volumes"][0]["emptyDir"]["medium"] == "Memory"
         else:
-            assert "nvidia.com/gpu" not in limits and "volumes" not in pod
+            assert "nvidia.com/gpu" not in limits and "dshm" not in {v["name"] for v in pod["volumes"]}
         queue = spec.resources.kueue_queue
         assert meta["labels"].get(naming.KUEUE_QUEUE_LABEL) == queue
         assert job["spec"].get("suspend", False) is bool(queue)

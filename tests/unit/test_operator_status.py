@@ -5,30 +5,31 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kubetune_operator import api
-from kubetune_operator import status as st
+from kubetune_operator.finetunerun import api
+from kubetune_operator.finetunerun import results as st
+from kubetune_operator.kube import conditions, jobs
 
 
 def test_last_transition_time_moves_only_when_status_flips() -> None:
-    c = st.set_condition([], "Succeeded", "Unknown", "InProgress", "step a", 1, at="2026-01-01T00:00:00Z")
-    c = st.set_condition(c, "Succeeded", "Unknown", "InProgress", "step b", 2, at="2026-01-01T00:05:00Z")
-    cond = st.condition(c, "Succeeded")
+    c = conditions.set_condition([], "Succeeded", "Unknown", "InProgress", "step a", 1, at="2026-01-01T00:00:00Z")
+    c = conditions.set_condition(c, "Succeeded", "Unknown", "InProgress", "step b", 2, at="2026-01-01T00:05:00Z")
+    cond = conditions.condition(c, "Succeeded")
     assert cond["lastTransitionTime"] == "2026-01-01T00:00:00Z" and cond["message"] == "step b"
     assert cond["observedGeneration"] == 2
-    c = st.set_condition(c, "Succeeded", "True", "AllStepsSucceeded", "done", 2, at="2026-01-01T01:00:00Z")
-    assert st.condition(c, "Succeeded")["lastTransitionTime"] == "2026-01-01T01:00:00Z"
-    c = st.set_condition(c, "Degraded", "False", "AsExpected", "", 2)
-    c = st.set_condition(c, "Progressing", "False", "Completed", "", 2)
+    c = conditions.set_condition(c, "Succeeded", "True", "AllStepsSucceeded", "done", 2, at="2026-01-01T01:00:00Z")
+    assert conditions.condition(c, "Succeeded")["lastTransitionTime"] == "2026-01-01T01:00:00Z"
+    c = conditions.set_condition(c, "Degraded", "False", "AsExpected", "", 2)
+    c = conditions.set_condition(c, "Progressing", "False", "Completed", "", 2)
     assert [x["type"] for x in c] == ["Succeeded", "Progressing", "Degraded"]
 
 
 def test_job_state() -> None:
-    assert st.job_state({"status": {}})[0] == "running"
-    assert st.job_state({"spec": {"suspend": True}, "status": {}})[0] == "suspended"
-    assert st.job_state({"status": {"succeeded": 1}})[0] == "succeeded"
+    assert jobs.job_state({"status": {}})[0] == "running"
+    assert jobs.job_state({"spec": {"suspend": True}, "status": {}})[0] == "suspended"
+    assert jobs.job_state({"status": {"succeeded": 1}})[0] == "succeeded"
     failed = {"status": {"failed": 4, "conditions": [{"type": "Failed", "status": "True",
                                                       "reason": "BackoffLimitExceeded", "message": "limit"}]}}
-    assert st.job_state(failed) == ("failed", "BackoffLimitExceeded", "limit")
+    assert jobs.job_state(failed) == ("failed", "BackoffLimitExceeded", "limit")
 
 
 def test_progress_and_report_parsing() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from kubetune_jobs import cli, storage
+from kubetune_jobs.contract.options import TrainOptions
 from kubetune_jobs.train.checkpoints import CheckpointStore
-from kubetune_jobs.train.config import TrainConfig
 
 
 def publish_fake(store: CheckpointStore, tmp: Path, step: int) -> None:
@@ -34,10 +34,16 @@ def test_latest_ignores_incomplete_and_prune_keeps_newest(tmp_path: Path) -> Non
     assert restored.name == "checkpoint-6" and (restored / "trainer_state.json").exists()
 
 
+def _config(args) -> TrainOptions:
+    cfg = TrainOptions.from_namespace(args)
+    cfg.validate()
+    return cfg
+
+
 def test_flags_map_onto_the_config() -> None:
     args = cli.build_parser().parse_args(
         ["train", "--model", "m", "--data", "d", "--output", "o", "--target-modules", "q_proj, v_proj"])
-    cfg = TrainConfig.from_args(args)
+    cfg = _config(args)
     assert cfg.target_modules == ("q_proj", "v_proj")
     assert (cfg.lora_r, cfg.lora_alpha, cfg.batch_size, cfg.grad_accum, cfg.learning_rate) == (16, 16, 4, 4, 2e-4)
 
@@ -51,4 +57,4 @@ def test_flags_map_onto_the_config() -> None:
 def test_bad_flags_are_named(flags: list[str], message: str) -> None:
     args = cli.build_parser().parse_args(["train", "--model", "m", "--data", "d", "--output", "o", *flags])
     with pytest.raises(ValueError, match=message):
-        TrainConfig.from_args(args)
+        _config(args)

@@ -7,7 +7,7 @@ written last and is what marks the step complete.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import hashlib
 import json
 import logging
@@ -19,13 +19,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .. import storage
+from .. import jsonl, storage
+from ..contract.layout import EVAL_FILE, PREPARE_FILES, STATS_FILE, TRAIN_FILE
+from ..contract.options import PrepareOptions
 from . import conversations, convert
 from .sources import MalformedRow, Source
 
 log = logging.getLogger(__name__)
-OUTPUT_FILES = ("train.jsonl", "eval.jsonl")
-STATS_FILE = "stats.json"
 EXAMPLES_PER_REASON = 3
 DEFAULT_SPLITS = {"ultrachat": "train_sft", "xlam": "train"}
 
@@ -118,11 +118,11 @@ def _turn(row: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
 
 
 def serialize(rows: list[dict[str, Any]]) -> bytes:
-    return "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows).encode()
+    return jsonl.dumps(rows)
 
 
 def prepare(
-    args: argparse.Namespace, source: Source, nc_source: Source | None
+    args: PrepareOptions, source: Source, nc_source: Source | None
 ) -> tuple[dict[str, bytes], dict[str, Any]]:
     """Build the output files and their stats; pure apart from reading the sources."""
     rng = random.Random(args.seed)
@@ -205,7 +205,7 @@ def prepare(
 
     turns = [_turn(row, m) for row in rows for m in row["messages"] if m["role"] == "assistant"]
     n_eval = min(len(rows) - 1, max(1, round(len(rows) * args.eval_fraction))) if args.eval_fraction > 0 else 0
-    files = {"eval.jsonl": serialize(rows[:n_eval]), "train.jsonl": serialize(rows[n_eval:])}
+    files = {EVAL_FILE: serialize(rows[:n_eval]), TRAIN_FILE: serialize(rows[n_eval:])}
     hashes = {name: storage.sha256_bytes(data) for name, data in files.items()}
     stats = {
         "format": args.format,
@@ -226,12 +226,12 @@ def prepare(
         "calls_per_turn": {str(k): v for k, v in sorted(Counter(t["calls"] for t in turns).items())},
         "length": {"unit": "tokens" if args.tokenizer else "characters", **_percentiles(lengths)},
         "files": hashes,
-        "content_hash": storage.sha256_bytes(files["train.jsonl"] + files["eval.jsonl"]),
+        "content_hash": storage.sha256_bytes(files[TRAIN_FILE] + files[EVAL_FILE]),
     }
     return files, stats
 
 
-def sources(args: argparse.Namespace) -> tuple[Source, Source | None]:
+def sources(args: PrepareOptions) -> tuple[Source, Source | None]:
     main = Source(args.source, args.source_split or DEFAULT_SPLITS[args.format])
     no_call = None
     if args.no_call_source:
@@ -239,9 +239,10 @@ def sources(args: argparse.Namespace) -> tuple[Source, Source | None]:
     return main, no_call
 
 
-def fingerprint(args: argparse.Namespace, main: Source, no_call: Source | None) -> str:
+def fingerprint(args: PrepareOptions, main: Source, no_call: Source | None) -> str:
     """Everything the output depends on: the flags and the sources' content (or Hub id and split)."""
-    params = {k: v for k, v in sorted(vars(args).items()) if k not in ("output", "command", "verbose")}
+    # The step fingerprint says which run asked, not what the rows are: it is recorded, not hashed.
+    params = {k: v for k, v in sorted(dataclasses.asdict(args).items()) if k not in ("output", "fingerprint")}
     params["source_fingerprint"] = main.fingerprint()
     if no_call is not None:
         params["no_call_fingerprint"] = no_call.fingerprint()
@@ -284,7 +285,7 @@ def _summary(stats: dict[str, Any], out: storage.Location, seconds: float) -> No
     Console(stderr=True).print(table)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: PrepareOptions) -> int:
     started = time.perf_counter()
     out = storage.location(args.output)
     out.check()
@@ -299,10 +300,13 @@ def run(args: argparse.Namespace) -> int:
     done = verify(out, expected)
     if done is not None:
         log.info("%s already holds this preparation (content %s); nothing to do", out, done["content_hash"][:16])
+        if done.get("step_fingerprint") != args.fingerprint:
+            out.child(STATS_FILE).write_json({**done, "step_fingerprint": args.fingerprint})
         return 0
     files, stats = prepare(args, main, no_call)
     stats["fingerprint"] = expected
-    for name in OUTPUT_FILES:
+    stats["step_fingerprint"] = args.fingerprint
+    for name in PREPARE_FILES:
         out.child(name).write_bytes(files[name])
     out.child(STATS_FILE).write_json(stats)
     _summary(stats, out, time.perf_counter() - started)

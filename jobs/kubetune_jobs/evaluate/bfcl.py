@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import json
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-# The categories scored by AST matching: single-turn, with ground truth or (irrelevance) none.
-NON_LIVE = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
-LIVE = ("live_simple", "live_multiple", "live_parallel", "live_parallel_multiple", "live_irrelevance")
-CATEGORIES = NON_LIVE + LIVE
+from .. import jsonl
+from ..contract import suites
+
+NON_LIVE, LIVE, CATEGORIES = suites.BFCL_NON_LIVE, suites.BFCL_LIVE, suites.BFCL_CATEGORIES
 
 # BFCL type names that are not JSON Schema, and what a model is shown instead.
 TYPE_TO_JSON_SCHEMA = {"dict": "object", "float": "number", "tuple": "array", "any": "string"}
@@ -40,8 +39,12 @@ def data_dir() -> Path:
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    rows = []
+    for lineno, row in jsonl.parse_bytes(path.read_bytes()):
+        if isinstance(row, jsonl.BadLine):
+            raise BFCLDataError(f"{path} line {lineno}: {row.error}")
+        rows.append(row)
+    return rows
 
 
 def has_ground_truth(category: str) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -10,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import storage
+from ..contract.layout import REPORT_FILE, REPORT_MARKDOWN
+from ..contract.options import EvaluateOptions
 from . import report as reports
 from . import suites as suite_mod
 from .suites import CHAT, Item
@@ -22,7 +23,7 @@ class EvaluateError(RuntimeError):
     """Bad usage or input; the message is the one line the job prints."""
 
 
-def _compare(paths: list[str]) -> int:
+def _compare(paths: tuple[str, ...]) -> int:
     loaded = []
     for path in paths:
         try:
@@ -33,7 +34,7 @@ def _compare(paths: list[str]) -> int:
     return 0
 
 
-def _target_name(args: argparse.Namespace) -> str:
+def _target_name(args: EvaluateOptions) -> str:
     if args.endpoint:
         return f"endpoint {args.endpoint} model {args.model}"
     if args.local_model:
@@ -41,7 +42,7 @@ def _target_name(args: argparse.Namespace) -> str:
     return f"predictions {args.predictions}"
 
 
-def _answer(args: argparse.Namespace, items: list[Item]) -> tuple[dict[str, Prediction], dict[str, Any]]:
+def _answer(args: EvaluateOptions, items: list[Item]) -> tuple[dict[str, Prediction], dict[str, Any]]:
     """Predictions for tool items, and extra per-item fields for chat items (loss, judge verdict)."""
     from . import targets
 
@@ -72,7 +73,7 @@ def _answer(args: argparse.Namespace, items: list[Item]) -> tuple[dict[str, Pred
     return preds, extra
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: EvaluateOptions) -> int:
     from .targets import TargetError
 
     try:
@@ -106,10 +107,11 @@ def run(args: argparse.Namespace) -> int:
     model_label = args.model_label or args.model or args.local_model or Path(args.predictions).stem
     report = reports.build(records, suites=names, target=_target_name(args), model_label=model_label,
                            run_name=args.run_name)
+    report["fingerprint"] = args.fingerprint
     out = storage.location(args.output)
-    out.child("report.json").write_json(report)
+    out.child(REPORT_FILE).write_json(report)
     table = reports.markdown(report)
-    out.child("report.md").write_text(table)
+    out.child(REPORT_MARKDOWN).write_text(table)
     print(table)
     if args.pushgateway:
         from .metrics import push
@@ -120,5 +122,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"kubetune-job evaluate: error: report incomplete: {len(missing)} of {len(records)} items have no "
               f"answer (first: {missing[0]['id']}: {missing[0].get('reason') or 'not scored'})", file=sys.stderr)
         return 1
-    log.info("report written to %s", out.child("report.json"))
+    log.info("report written to %s", out.child(REPORT_FILE))
     return 0

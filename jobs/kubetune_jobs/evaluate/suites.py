@@ -14,16 +14,18 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from .. import storage
+from .. import jsonl, storage
 from ..chat_template import assistant_calls
+from ..contract import suites as names
+from ..contract.layout import EVAL_FILE
 from ..data import convert
 from . import bfcl
 
-SEED_SUITE = "seed-tools"
-HELDOUT_SUITE = "heldout"
-CHAT_SUITE = "chat"
-BFCL_PREFIX = "bfcl-"
-KNOWN = [f"{BFCL_PREFIX}{c}" for c in bfcl.CATEGORIES] + [SEED_SUITE, HELDOUT_SUITE, CHAT_SUITE]
+SEED_SUITE = names.SEED_TOOLS
+HELDOUT_SUITE = names.HELDOUT
+CHAT_SUITE = names.CHAT
+BFCL_PREFIX = names.BFCL_PREFIX
+KNOWN = list(names.KNOWN)
 
 # How an item is scored.
 AST = "ast"  # BFCL acceptable-answer matching (checker.check)
@@ -57,7 +59,7 @@ class Item:
         return self.name_map.get(name, name)
 
 
-def validate(specs: list[str], default_limit: int | None = None) -> dict[str, int | None]:
+def validate(specs: list[str] | tuple[str, ...], default_limit: int | None = None) -> dict[str, int | None]:
     """`--suite NAME` or `NAME:N` (its first N items) -> {name: limit} in order, deduplicated (the last
     spec of a name wins); an unknown name is an error naming the known ones. A suite without its own
     N takes `default_limit` (`--limit`)."""
@@ -65,15 +67,11 @@ def validate(specs: list[str], default_limit: int | None = None) -> dict[str, in
         raise SuiteError(f"no --suite given; known suites: {', '.join(KNOWN)}")
     out: dict[str, int | None] = {}
     for spec in specs:
-        name, sep, count = spec.partition(":")
-        if name not in KNOWN:
-            raise SuiteError(f"unknown suite {name!r}; known suites: {', '.join(KNOWN)}")
-        limit = default_limit
-        if sep:
-            if not count.isdigit() or int(count) < 1:
-                raise SuiteError(f"--suite {spec!r}: the item count after ':' must be a positive integer")
-            limit = int(count)
-        out[name] = limit
+        try:
+            name, limit = names.parse_suite_arg(spec)
+        except names.SuiteArgError as exc:
+            raise SuiteError(str(exc)) from None
+        out[name] = limit if limit is not None else default_limit
     return out
 
 
@@ -146,18 +144,15 @@ def heldout_items(data: str | list[str] | None, *, chat: bool) -> list[Item]:
 
 
 def _heldout_from(data: str, suite: str, chat: bool, prefix: str) -> list[Item]:
-    loc = storage.location(data).child("eval.jsonl")
+    loc = storage.location(data).child(EVAL_FILE)
     if not loc.exists():
         raise SuiteError(f"{loc} does not exist (the {suite} suite reads prepare's eval.jsonl)")
     items = []
-    for lineno, line in enumerate(loc.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            messages = row["messages"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise SuiteError(f"{loc} line {lineno}: not a conversational row ({exc})") from exc
+    for lineno, row in jsonl.parse_bytes(loc.read_bytes()):
+        messages = row.get("messages") if isinstance(row, dict) else None
+        if not isinstance(messages, list):
+            why = row.error if isinstance(row, jsonl.BadLine) else "no 'messages' list"
+            raise SuiteError(f"{loc} line {lineno}: not a conversational row ({why})")
         # The held-out answer is the last assistant turn; the prompt is everything before it.
         last = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=None)
         if last is None:

@@ -7,7 +7,6 @@ own `parse_tool_calls`, so all three paths decode calls the same way.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -18,7 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .. import storage
+from .. import jsonl, storage
 from ..chat_template import END_OF_TURN, decode_call, parse_tool_calls, render
 from .suites import Item
 
@@ -67,13 +66,9 @@ def load_predictions(uri: str) -> dict[str, Prediction]:
     if not loc.exists():
         raise TargetError(f"predictions file {uri} does not exist")
     out: dict[str, Prediction] = {}
-    for lineno, line in enumerate(loc.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TargetError(f"{uri} line {lineno}: not valid JSON ({exc.msg})") from exc
+    for lineno, row in jsonl.parse_bytes(loc.read_bytes()):
+        if isinstance(row, jsonl.BadLine):
+            raise TargetError(f"{uri} line {lineno}: not valid JSON ({row.error})")
         if not isinstance(row, dict) or not isinstance(row.get("id"), str):
             raise TargetError(f"{uri} line {lineno}: no string 'id'")
         if isinstance(row.get("tool_calls"), list):

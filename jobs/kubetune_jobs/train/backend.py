@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import models, runtime
-from .config import TrainConfig
+from ..contract.options import TrainOptions
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def optimizer(requested: str) -> str:
     return "adamw_8bit" if cuda_available() else "adamw_torch"
 
 
-def gradient_checkpointing(cfg: TrainConfig) -> bool:
+def gradient_checkpointing(cfg: TrainOptions) -> bool:
     return cfg.gradient_checkpointing if cfg.gradient_checkpointing is not None else cuda_available()
 
 
@@ -104,7 +104,7 @@ def load_tokenizer(path: str, ref: str) -> Any:
     return tokenizer
 
 
-def load_model(cfg: TrainConfig, backend: str, path: str, prec: Precision) -> tuple[Any, Any | None]:
+def load_model(cfg: TrainOptions, backend: str, path: str, prec: Precision) -> tuple[Any, Any | None]:
     """The PEFT-wrapped model to train, and (Unsloth only) the tokenizer it patched."""
     if cfg.load_in_4bit and not cuda_available():
         raise BackendError("--load-in-4bit needs a CUDA device (bitsandbytes)")
@@ -118,12 +118,12 @@ def load_model(cfg: TrainConfig, backend: str, path: str, prec: Precision) -> tu
         raise models.ModelError(f"cannot load model {cfg.model}: {_first_line(exc)}") from exc
 
 
-def _lora_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+def _lora_kwargs(cfg: TrainOptions) -> dict[str, Any]:
     return {"r": cfg.lora_r, "lora_alpha": cfg.lora_alpha, "lora_dropout": cfg.lora_dropout,
             "target_modules": list(cfg.target_modules), "bias": "none"}
 
 
-def _load_trl(cfg: TrainConfig, path: str, prec: Precision) -> Any:
+def _load_trl(cfg: TrainOptions, path: str, prec: Precision) -> Any:
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM
 
@@ -146,7 +146,7 @@ def _load_trl(cfg: TrainConfig, path: str, prec: Precision) -> Any:
     return get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **_lora_kwargs(cfg)))
 
 
-def _load_unsloth(cfg: TrainConfig, path: str, prec: Precision) -> tuple[Any, Any]:
+def _load_unsloth(cfg: TrainOptions, path: str, prec: Precision) -> tuple[Any, Any]:
     from unsloth import FastLanguageModel
 
     model, tokenizer = FastLanguageModel.from_pretrained(

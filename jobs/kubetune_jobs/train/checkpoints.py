@@ -13,36 +13,44 @@ next start resumes from that checkpoint. A second SIGINT interrupts at once.
 
 from __future__ import annotations
 
+import json
 import logging
-import re
 import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .. import storage
+from ..contract.layout import CHECKPOINTS_DIR, checkpoint_dir, checkpoint_step
 
 log = logging.getLogger(__name__)
-CHECKPOINTS_DIR = "checkpoints"
-_STEP_DIR = re.compile(r"^step-(\d+)$")
 EXIT_PREEMPTED = 143  # 128 + SIGTERM, what a shell reports for a terminated process
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
-
-
-def step_dir_name(step: int) -> str:
-    return f"step-{step}"
+# Written into every checkpoint (so the completeness marker covers it): a checkpoint is resumed only by
+# a run with the same step fingerprint, never by one with other data, settings or another run's uid.
+FINGERPRINT_FILE = "kubetune-fingerprint.json"
+step_dir_name = checkpoint_dir
 
 
 class CheckpointStore:
-    def __init__(self, output: storage.Location, keep: int) -> None:
+    def __init__(self, output: storage.Location, keep: int, fingerprint: str | None = None) -> None:
         self.root = output.child(CHECKPOINTS_DIR)
         self.keep = keep
+        self.fingerprint = fingerprint
 
     def _steps(self) -> list[int]:
-        return sorted(int(m.group(1)) for name in self.root.list() if (m := _STEP_DIR.match(name)))
+        return sorted(s for name in self.root.list() if (s := checkpoint_step(name)) is not None)
+
+    def _ours(self, step: int) -> bool:
+        try:
+            recorded = json.loads(self.root.child(step_dir_name(step), FINGERPRINT_FILE).read_bytes())
+        except (FileNotFoundError, ValueError):
+            recorded = {}
+        return isinstance(recorded, dict) and recorded.get("fingerprint") == self.fingerprint
 
     def complete_steps(self) -> list[int]:
-        return [s for s in self._steps() if self.root.child(step_dir_name(s)).is_complete_dir()]
+        """Complete checkpoints written with this fingerprint, oldest first."""
+        return [s for s in self._steps() if self.root.child(step_dir_name(s)).is_complete_dir() and self._ours(s)]
 
     def latest(self) -> int | None:
         steps = self.complete_steps()
@@ -63,6 +71,7 @@ class CheckpointStore:
     def publish(self, local: Path, step: int) -> str:
         """Upload a Trainer checkpoint as step `step`; returns where it now lives."""
         target = self.root.child(step_dir_name(step))
+        (Path(local) / FINGERPRINT_FILE).write_text(json.dumps({"fingerprint": self.fingerprint}))
         target.upload_dir(local)
         log.info("checkpoint step %d published to %s", step, target.uri)
         self.prune()

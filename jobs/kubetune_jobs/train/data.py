@@ -9,17 +9,15 @@ never contribute to the loss.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
-from .. import chat_template, storage
+from .. import chat_template, jsonl, storage
+from ..contract.layout import EVAL_FILE, TRAIN_FILE
 
 log = logging.getLogger(__name__)
 IGNORE_INDEX = -100
-TRAIN_FILE = "train.jsonl"
-EVAL_FILE = "eval.jsonl"
 
 
 class DataError(ValueError):
@@ -33,13 +31,9 @@ def read_rows(loc: storage.Location, *, required: bool) -> list[dict[str, Any]]:
             raise DataError(f"missing dataset: {loc.uri} does not exist (run `kubetune-job prepare` first)")
         return []
     rows = []
-    for lineno, line in enumerate(loc.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{loc.uri} line {lineno} is not JSON: {exc.msg}") from exc
+    for lineno, row in jsonl.parse_bytes(loc.read_bytes()):
+        if isinstance(row, jsonl.BadLine):
+            raise DataError(f"{loc.uri} line {lineno} is not JSON: {row.error}")
         if not isinstance(row, dict) or not isinstance(row.get("messages"), list):
             raise DataError(f"{loc.uri} line {lineno} has no 'messages' list")
         rows.append(row)

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import serving, storage
+from ..contract.layout import ADAPTER_DIR, MERGED_DIR
 from .backend import Precision, cuda_available
 
 log = logging.getLogger(__name__)
-ADAPTER_DIR = "adapter"
-MERGED_DIR = "merged"
 
 
 def _save_tokenizer(tokenizer: Any, model_type: str, dest: Path) -> None:

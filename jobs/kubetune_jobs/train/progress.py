@@ -1,10 +1,10 @@
 """Progress for people and for the operator: `<output>/progress.json` and pushed metrics.
 
-progress.json holds step, total, loss, learning_rate, tokens_per_second, eta_seconds, epoch and state
-(`starting`, `running`, `exporting`, `succeeded`, `preempted`, `failed`), plus `start_step` (the step
-this process resumed from), eval losses, `checkpoint` (the newest published checkpoint's URI, which the
-operator shows in the stage's status) and, on CUDA, `gpu_memory_peak_gib`. The local progress bar is
-the Trainer's own (tqdm).
+progress.json is a `contract.records.Progress`: step, total, loss, learning rate, tokens/s, ETA, epoch and
+state (`starting`, `running`, `exporting`, `succeeded`, `preempted`, `failed`), the step this process
+resumed from, eval losses, the newest published checkpoint's URI (which the operator shows in the
+stage's status), the step fingerprint, and on CUDA the peak GPU memory. The local progress bar is the
+Trainer's own (tqdm).
 
 `tokens_per_second` counts non-padding tokens from the end of this process's first step: the first step
 also pays for CUDA's lazy start and Unsloth's kernel compilation, which say nothing about the rate the
@@ -18,28 +18,31 @@ import time
 from typing import Any
 
 from .. import storage
+from ..contract import records
+from ..contract.layout import PROGRESS_FILE
 from . import metrics
 
 log = logging.getLogger(__name__)
-PROGRESS_FILE = "progress.json"
+_FIELDS = frozenset(records.Progress.model_fields)
 
 
 class Progress:
     """The current state of a stage; every update rewrites progress.json and pushes the gauges."""
 
-    def __init__(self, output: storage.Location, pushgateway: str | None, run: str, stage: str) -> None:
+    def __init__(self, output: storage.Location, pushgateway: str | None, run: str, stage: str,
+                 fingerprint: str | None = None) -> None:
         self.loc = output.child(PROGRESS_FILE)
         self.pusher = metrics.MetricsPusher(pushgateway, run, stage) if pushgateway else None
-        self.data: dict[str, Any] = {"state": "starting", "step": 0, "total": None, "loss": None,
-                                     "learning_rate": None, "tokens_per_second": None, "eta_seconds": None,
-                                     "epoch": None, "start_step": None, "eval_loss": None,
-                                     "eval_loss_start": None, "checkpoint": None, "error": None}
+        self.data: dict[str, Any] = records.Progress(fingerprint=fingerprint).dump()
 
     def update(self, **fields: Any) -> None:
+        unknown = set(fields) - _FIELDS
+        if unknown:
+            raise KeyError(f"not fields of progress.json: {', '.join(sorted(unknown))}")
         self.data.update(fields)
         self.data["updated_at"] = time.time()
         try:
-            self.loc.write_json(self.data)
+            self.loc.write_json(records.Progress.model_validate(self.data).dump())
         except (OSError, storage.StorageError) as exc:
             log.warning("could not write %s: %s", self.loc.uri, exc)
         if self.pusher:

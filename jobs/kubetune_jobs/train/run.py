@@ -9,7 +9,6 @@ already succeeded, does nothing and exits 0.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import tempfile
@@ -18,39 +17,44 @@ from pathlib import Path
 from typing import Any
 
 from .. import models, storage
+from ..contract import records
+from ..contract.layout import ADAPTER_DIR, MERGED_DIR, PROGRESS_FILE, TRAIN_FILE
+from ..contract.options import TrainOptions
 from . import backend as backends
 from .checkpoints import CheckpointStore, Preemption
-from .config import TrainConfig
-from .data import TRAIN_FILE, DataError, load_datasets
-from .export import ADAPTER_DIR, MERGED_DIR, export
-from .progress import PROGRESS_FILE, Progress
+from .data import DataError, load_datasets
+from .export import export
+from .progress import Progress
 
 log = logging.getLogger(__name__)
 
 
-def _already_done(output: storage.Location, cfg: TrainConfig) -> bool:
-    progress = output.child(PROGRESS_FILE)
-    if not progress.exists():
-        return False
+def _recorded(output: storage.Location) -> records.Progress | None:
     try:
-        state = progress.read_json()
-    except (ValueError, FileNotFoundError):
+        return records.read(records.Progress, output.child(PROGRESS_FILE).read_bytes())
+    except FileNotFoundError:
+        return None
+
+
+def _already_done(output: storage.Location, cfg: TrainOptions) -> bool:
+    """The stage succeeded before with these very inputs (same fingerprint) and its outputs are published."""
+    state = _recorded(output)
+    if state is None or state.state != "succeeded" or state.fingerprint != cfg.fingerprint:
         return False
-    published = output.child(ADAPTER_DIR).is_complete_dir() and (
-        cfg.no_merge or output.child(MERGED_DIR).is_complete_dir())
-    return isinstance(state, dict) and state.get("state") == "succeeded" and published
+    return output.child(ADAPTER_DIR).is_complete_dir() and (
+        not cfg.merge or output.child(MERGED_DIR).is_complete_dir())
 
 
 def _previous_eval_loss(output: storage.Location) -> float | None:
     # A resumed run does not evaluate before training again; the first run's figure is carried over.
     try:
-        state = output.child(PROGRESS_FILE).read_json()
-    except (ValueError, FileNotFoundError, storage.StorageError):
+        state = _recorded(output)
+    except storage.StorageError:
         return None
-    return state.get("eval_loss_start") if isinstance(state, dict) else None
+    return state.eval_loss_start if state is not None else None
 
 
-def _sft_config(cfg: TrainConfig, workdir: Path, prec: backends.Precision, backend: str, has_eval: bool) -> Any:
+def _sft_config(cfg: TrainOptions, workdir: Path, prec: backends.Precision, backend: str, has_eval: bool) -> Any:
     from trl import SFTConfig
 
     gc = backends.gradient_checkpointing(cfg) and backend == "trl"  # Unsloth does its own checkpointing
@@ -87,8 +91,9 @@ def _sft_config(cfg: TrainConfig, workdir: Path, prec: backends.Precision, backe
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    cfg = TrainConfig.from_args(args)
+def run(args: TrainOptions) -> int:
+    cfg = args
+    cfg.validate()
     output, data = storage.location(cfg.output), storage.location(cfg.data)
     output.check()
     data.check()
@@ -107,12 +112,12 @@ def run(args: argparse.Namespace) -> int:
     log.info("data: %d training rows (%d tokens, %d dropped), %d eval rows", stats["train_rows"],
              stats["train_tokens"], stats["train_dropped"], stats["eval_rows"])
 
-    store = CheckpointStore(output, cfg.keep_checkpoints)
+    store = CheckpointStore(output, cfg.keep_checkpoints, cfg.fingerprint)
     resume_step = store.latest()
     model, backend_tokenizer = backends.load_model(cfg, backend, base_path, prec)
     log.info("backend %s, precision %s, model %s", backend, prec.name, cfg.model)
 
-    progress = Progress(output, cfg.pushgateway, cfg.run_name, cfg.stage_name)
+    progress = Progress(output, cfg.pushgateway, cfg.run_name, cfg.stage_name, cfg.fingerprint)
     preemption = Preemption()
     preemption.install()
     try:
@@ -126,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         preemption.uninstall()
 
 
-def _train(cfg: TrainConfig, backend: str, prec: backends.Precision, base_path: str, model: Any, tokenizer: Any,
+def _train(cfg: TrainOptions, backend: str, prec: backends.Precision, base_path: str, model: Any, tokenizer: Any,
            train_ds: Any, eval_ds: Any, store: CheckpointStore, resume_step: int | None, progress: Progress,
            preemption: Preemption, output: storage.Location, workdir: Path) -> int:
     from . import checkpoints
@@ -171,14 +176,14 @@ def _train(cfg: TrainConfig, backend: str, prec: backends.Precision, base_path: 
     progress.update(state="exporting", step=step)
     trainer_model = trainer.model
     del trainer
-    export(trainer_model, tokenizer, backend=backend, base_path=base_path, prec=prec, merge=not cfg.no_merge,
+    export(trainer_model, tokenizer, backend=backend, base_path=base_path, prec=prec, merge=cfg.merge,
            output=output, workdir=workdir / "export")
     progress.update(state="succeeded", eta_seconds=0)
     _summary(cfg, progress.data, time.monotonic() - started, output)
     return 0
 
 
-def _summary(cfg: TrainConfig, p: dict[str, Any], seconds: float, output: storage.Location) -> None:
+def _summary(cfg: TrainOptions, p: dict[str, Any], seconds: float, output: storage.Location) -> None:
     def fmt(x: Any) -> str:
         return f"{x:.4f}" if isinstance(x, float) else str(x)
 
@@ -190,6 +195,6 @@ def _summary(cfg: TrainConfig, p: dict[str, Any], seconds: float, output: storag
         f"  tokens/s     {fmt(p['tokens_per_second'])}",
         f"  adapter      {output.child(ADAPTER_DIR).uri}",
     ]
-    if not cfg.no_merge:
+    if cfg.merge:
         lines.append(f"  merged       {output.child(MERGED_DIR).uri}")
     print("\n".join(lines))

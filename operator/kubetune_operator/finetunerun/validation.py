@@ -1,31 +1,28 @@
 """Checks the CRD schema cannot express; each problem is one message naming the field.
 
-The handler adds what needs the API (referenced Secrets exist) via `missing_secrets`.
+The handler adds what needs the API (that the Secrets `referenced_secrets` lists exist and hold their keys).
 """
 
 from __future__ import annotations
 
-from . import api
+from kubetune_jobs.contract import env, suites
+from kubetune_jobs.contract.store import StoreConfigError, normalize_endpoint
 
-# BFCL v4 categories kubetune-job evaluate knows (bfcl-<category>); others are rejected up front.
-BFCL_CATEGORIES = frozenset({
-    "simple_python", "simple_java", "simple_javascript", "multiple", "parallel", "parallel_multiple",
-    "irrelevance", "live_simple", "live_multiple", "live_parallel", "live_parallel_multiple",
-    "live_irrelevance", "live_relevance",
-})
-OTHER_SUITES = frozenset({"seed-tools", "heldout", "chat"})
+from .. import urls
+from . import api
 
 
 def problems(spec: api.FineTuneRunSpec) -> list[str]:
     """Semantic problems of a spec that parsed; empty when it is fine."""
     out: list[str] = []
     for i, suite in enumerate(spec.evaluation.suites):
+        # The CRD lists the same names; a cluster with an outdated CRD may not.
         name = suite.name
-        if name.startswith("bfcl-") and name[5:] not in BFCL_CATEGORIES:
-            out.append(f"spec.evaluation.suites[{i}].name: unknown BFCL category {name[5:]!r} "
-                       f"(known: {', '.join(sorted(BFCL_CATEGORIES))})")
-        elif not name.startswith("bfcl-") and name not in OTHER_SUITES:
-            out.append(f"spec.evaluation.suites[{i}].name: unknown suite {name!r}")
+        if name.startswith(suites.BFCL_PREFIX) and name not in suites.KNOWN:
+            out.append(f"spec.evaluation.suites[{i}].name: unknown BFCL category {name[len(suites.BFCL_PREFIX):]!r} "
+                       f"(known: {', '.join(suites.BFCL_CATEGORIES)})")
+        elif name not in suites.KNOWN:
+            out.append(f"spec.evaluation.suites[{i}].name: unknown suite {name!r} (known: {', '.join(suites.KNOWN)})")
     names = [s.name for s in spec.evaluation.suites]
     for i, name in enumerate(names):
         if name in names[:i]:
@@ -58,6 +55,13 @@ def problems(spec: api.FineTuneRunSpec) -> list[str]:
         out.append("spec.training.backend: unsloth needs a GPU (spec.resources.gpus is 0)")
     if spec.storage.credentials_secret is None and spec.storage.endpoint:
         out.append("spec.storage.credentialsSecret: required when spec.storage.endpoint is set")
+    if spec.storage.endpoint:
+        try:
+            normalize_endpoint(spec.storage.endpoint, spec.storage.secure)
+        except StoreConfigError as exc:
+            out.append(f"spec.storage.endpoint: {exc}")
+    if spec.pushgateway:
+        out += [f"spec.pushgateway: {p}" for p in urls.problems(spec.pushgateway)]
     return out
 
 
@@ -65,8 +69,7 @@ def referenced_secrets(spec: api.FineTuneRunSpec) -> list[tuple[str, str, tuple[
     """(field path, Secret name, keys it must hold) for every Secret the run's Jobs reference."""
     out = []
     if spec.storage.credentials_secret:
-        out.append(("spec.storage.credentialsSecret", spec.storage.credentials_secret,
-                    ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")))
+        out.append(("spec.storage.credentialsSecret", spec.storage.credentials_secret, env.STORE_CREDENTIALS))
     if spec.hub_token_secret:
-        out.append(("spec.hubTokenSecret", spec.hub_token_secret, ("HF_TOKEN",)))
+        out.append(("spec.hubTokenSecret", spec.hub_token_secret, (env.HF_TOKEN,)))
     return out

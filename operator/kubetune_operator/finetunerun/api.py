@@ -1,7 +1,9 @@
-"""The FineTuneRun API (`kubetune.io/v1alpha1`): typed pydantic models, the single source of the CRD schema.
+"""The FineTuneRun API (`kubetune.io/v1alpha1`): typed pydantic models, the single source of its CRD schema.
 
 `scripts/gen_crds.py` turns these models into the CRD YAML (see `crd.py`); `kubetune run` and the operator
-parse manifests with the same models, so a field documented here means the same thing everywhere.
+parse manifests with the same models, so a field documented here means the same thing everywhere. The
+training, LoRA, data-preparation and evaluation defaults are the jobs' own (`kubetune_jobs.contract.options`):
+one definition, the reference run's values.
 
 Parsing a manifest file into the typed model::
 
@@ -22,112 +24,111 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
-GROUP = "kubetune.io"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
+from kubetune_jobs.contract import suites
+from kubetune_jobs.contract.options import (
+    BACKENDS,
+    FORMATS,
+    PRECISIONS,
+    REFERENCE_TARGET_MODULES,
+    SCHEDULERS,
+    EvaluateOptions,
+    PrepareOptions,
+    TrainOptions,
+    defaults,
+)
+
+from ..apitypes import (
+    API_VERSION,
+    DEFAULT_JOBS_IMAGE,
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    GROUP,
+    QUANTITY,
+    VERSION,
+    Condition,
+    ObjectMeta,
+    ResourceKind,
+    SpecError,
+    StorageSpec,
+    Toleration,
+    described,
+)
+from ..apitypes import Model as _Model
+
+# The shared API names, reachable from the kind's module as well (`api.SpecError`, `api.GROUP`).
+__all__ = ["API_VERSION", "GROUP", "VERSION", "SpecError", "StorageSpec", "Toleration", "Condition"]
+
 KIND = "FineTuneRun"
 PLURAL = "finetuneruns"
 SINGULAR = "finetunerun"
 SHORT_NAMES = ["ftr"]
-
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-QUANTITY = r"^([0-9]+(\.[0-9]+)?)(m|Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$"
-REFERENCE_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-REFERENCE_SUITES = ["bfcl-simple_python", "bfcl-multiple", "bfcl-parallel", "bfcl-parallel_multiple",
-                    "bfcl-irrelevance", "seed-tools", "heldout", "chat"]
+REFERENCE_SUITES = list(suites.REFERENCE)
 SUITE_PATTERN = r"^(bfcl-[a-z_]+|seed-tools|heldout|chat)$"
-DEFAULT_JOBS_IMAGE = "ghcr.io/kubetune/kubetune-jobs:0.1.0"
-
-
-class SpecError(ValueError):
-    """A manifest or spec that does not validate; the message names the field, one line per problem."""
-
-
-class _Model(BaseModel):
-    """camelCase on the wire, snake_case in Python; unknown fields are errors (typos must not pass)."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
-                              validate_default=True)
-
-    def wire(self) -> dict[str, Any]:
-        """The object as it appears in a manifest (camelCase, no unset optionals)."""
-        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
-
-
-def _f(default: Any = ..., description: str = "", **kw: Any) -> Any:
-    return Field(default, description=description, **kw)
+# One definition of the defaults: the jobs' options (the reference run).
+TRAIN = defaults(TrainOptions)
+PREPARE = defaults(PrepareOptions)
+EVALUATE = defaults(EvaluateOptions)
+_f = described
 
 
 # ---------------------------------------------------------------- spec
-
-class StorageSpec(_Model):
-    """Where artifacts live: an S3-compatible object store (MinIO or any S3 API)."""
-
-    endpoint: str | None = _f(None, "URL of the S3 API (http(s)://host:port). Empty: the operator's "
-                              "configured store (Helm value storage.endpoint).", max_length=512)
-    bucket: str = _f("kubetune", "Bucket holding `<namespace>/<run>/...` artifacts.",
-                     min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-    credentials_secret: str | None = _f(None, "Secret in the run's namespace with keys AWS_ACCESS_KEY_ID and "
-                                        "AWS_SECRET_ACCESS_KEY; injected into Jobs by reference only.",
-                                        max_length=253, pattern=DNS_LABEL)
-    secure: bool = _f(False, "Use TLS when `endpoint` has no scheme.")
-
 
 class DatasetSpec(_Model):
     """The source dataset of one stage and how `kubetune-job prepare` converts it."""
 
     source: str = _f(..., "Hub dataset id, s3:// URI, or path inside the job image.", min_length=1, max_length=512)
-    format: Literal["ultrachat", "xlam"] = _f(..., "Source format: `ultrachat` (chat conversations) or `xlam` "
-                                              "(function-calling rows converted to Qwen `<tool_call>` form).")
+    format: Literal[FORMATS] = _f(  # type: ignore[valid-type]
+        ..., "Source format: `ultrachat` (chat conversations) or `xlam` (function-calling rows converted to "
+        "Qwen `<tool_call>` form).")
     split: str | None = _f(None, "Split of a Hub dataset (default: train_sft for ultrachat, train for xlam).",
                            max_length=64)
     max_samples: int | None = _f(None, "Keep at most this many converted rows.", ge=1, le=10_000_000)
     no_call_source: str | None = _f(None, "Chat dataset (ultrachat format) whose rows are paired with unrelated "
                                     "tools as no-call examples (xlam format only).", max_length=512)
     no_call_split: str | None = _f(None, "Split of a Hub no-call source (default: train_sft).", max_length=64)
-    no_call_fraction: float = _f(0.1, "Share of the stage's rows that are no-call examples (xlam only).",
+    no_call_fraction: float = _f(PREPARE["no_call_fraction"], "Share of the stage's rows that are no-call examples (xlam only).",
                                  ge=0.0, le=0.9)
-    turns_per_row: int = _f(1, "Requests per training row sharing one tools block (xlam only): up to this many "
+    turns_per_row: int = _f(PREPARE["turns_per_row"], "Requests per training row sharing one tools block (xlam only): up to this many "
                                "call and no-call turns in one conversation, so the tools' schemas are paid once "
                                "per row. 1 keeps one request per row.", ge=1, le=16)
     system_prompt: str | None = _f(None, "System prompt added to every conversation.", max_length=4096)
-    eval_fraction: float = _f(0.02, "Share of rows held out in eval.jsonl.", gt=0.0, lt=0.5)
+    eval_fraction: float = _f(PREPARE["eval_fraction"], "Share of rows held out in eval.jsonl.", gt=0.0, lt=0.5)
 
 
 class LoraSpec(_Model):
     """LoRA adapter shape (reference run: r=16, alpha=16, dropout 0 on all attention and MLP projections)."""
 
-    r: int = _f(16, "LoRA rank.", ge=1, le=512)
-    alpha: int = _f(16, "LoRA alpha (scaling = alpha / r).", ge=1, le=1024)
-    dropout: float = _f(0.0, "Dropout on the LoRA path.", ge=0.0, lt=1.0)
+    r: int = _f(TRAIN["lora_r"], "LoRA rank.", ge=1, le=512)
+    alpha: int = _f(TRAIN["lora_alpha"], "LoRA alpha (scaling = alpha / r).", ge=1, le=1024)
+    dropout: float = _f(TRAIN["lora_dropout"], "Dropout on the LoRA path.", ge=0.0, lt=1.0)
     target_modules: list[Annotated[str, Field(min_length=1, max_length=64)]] = _f(
-        REFERENCE_TARGET_MODULES, "Module names that receive adapters.", min_length=1, max_length=32)
+        list(REFERENCE_TARGET_MODULES), "Module names that receive adapters.", min_length=1, max_length=32)
 
 
 class TrainingSpec(_Model):
     """Supervised fine-tuning hyperparameters (reference: batch 4 x accum 4, lr 2e-4, 1 epoch, bf16, QLoRA)."""
 
-    batch_size: int = _f(4, "Per-device batch size.", ge=1, le=1024)
-    grad_accum: int = _f(4, "Gradient accumulation steps.", ge=1, le=1024)
-    learning_rate: float = _f(2e-4, "Peak learning rate.", gt=0.0, le=1.0)
-    epochs: float = _f(1.0, "Epochs over the stage's data.", gt=0.0, le=100.0)
-    max_steps: int = _f(-1, "Stop after this many optimizer steps (-1: run the epochs).", ge=-1)
-    max_seq_length: int = _f(2048, "Longest tokenized row used for training.", ge=64, le=131072)
-    warmup_ratio: float = _f(0.03, "Share of steps spent warming the learning rate up.", ge=0.0, lt=1.0)
-    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = _f(
-        "linear", "Learning-rate schedule.")
-    optimizer: str = _f("auto", "Optimizer; auto: AdamW 8-bit on GPU, AdamW (torch) elsewhere.", max_length=64)
-    precision: Literal["auto", "bf16", "fp16", "fp32"] = _f("bf16", "Compute precision.")
-    load_in_4bit: bool = _f(True, "QLoRA: 4-bit base weights (GPU only; ignored on CPU).", alias="loadIn4bit")
-    packing: bool = _f(False, "Pack short rows into full sequences.")
-    save_steps: int = _f(100, "Checkpoint every N optimizer steps (resumes after preemption).", ge=1)
-    keep_checkpoints: int = _f(2, "Newest checkpoints kept.", ge=1, le=100)
-    backend: Literal["auto", "unsloth", "trl"] = _f("auto", "auto: Unsloth on CUDA, TRL + PEFT elsewhere.")
-    seed: int = _f(42, "Seed of the batch order and the adapter's initial weights: the same seed, data and "
+    batch_size: int = _f(TRAIN["batch_size"], "Per-device batch size.", ge=1, le=1024)
+    grad_accum: int = _f(TRAIN["grad_accum"], "Gradient accumulation steps.", ge=1, le=1024)
+    learning_rate: float = _f(TRAIN["learning_rate"], "Peak learning rate.", gt=0.0, le=1.0)
+    epochs: float = _f(TRAIN["epochs"], "Epochs over the stage's data.", gt=0.0, le=100.0)
+    max_steps: int = _f(TRAIN["max_steps"], "Stop after this many optimizer steps (-1: run the epochs).", ge=-1)
+    max_seq_length: int = _f(TRAIN["max_seq_length"], "Longest tokenized row used for training.", ge=64, le=131072)
+    warmup_ratio: float = _f(TRAIN["warmup_ratio"], "Share of steps spent warming the learning rate up.", ge=0.0, lt=1.0)
+    scheduler: Literal[SCHEDULERS] = _f(TRAIN["lr_scheduler"], "Learning-rate schedule.")  # type: ignore[valid-type]
+    optimizer: str = _f(TRAIN["optim"], "Optimizer; auto: AdamW 8-bit on GPU, AdamW (torch) elsewhere.", max_length=64)
+    precision: Literal[PRECISIONS] = _f(  # type: ignore[valid-type]
+        TRAIN["precision"], "Compute precision; auto: bf16 on GPUs that support it (else fp16), and on a CPU "
+        "whichever of bf16 autocast and fp32 a short measured probe finds faster.")
+    load_in_4bit: bool = _f(TRAIN["load_in_4bit"], "QLoRA: 4-bit base weights (needs a GPU: set false when "
+                            "spec.resources.gpus is 0).", alias="loadIn4bit")
+    packing: bool = _f(TRAIN["packing"], "Pack short rows into full sequences.")
+    save_steps: int = _f(TRAIN["save_steps"], "Checkpoint every N optimizer steps (resumes after preemption).", ge=1)
+    keep_checkpoints: int = _f(TRAIN["keep_checkpoints"], "Newest checkpoints kept.", ge=1, le=100)
+    backend: Literal[BACKENDS] = _f(TRAIN["backend"], "auto: Unsloth on CUDA, TRL + PEFT elsewhere.")  # type: ignore[valid-type]
+    seed: int = _f(TRAIN["seed"], "Seed of the batch order and the adapter's initial weights: the same seed, data and "
                        "settings start a run the same way. Multi-threaded sums can still differ between runs.",
                    ge=0, le=2**32 - 1)
 
@@ -160,7 +161,8 @@ class StageSpec(_Model):
 class SuiteSpec(_Model):
     """An evaluation suite and how much of it to run."""
 
-    name: str = _f(..., "bfcl-<category>, seed-tools, heldout or chat.", max_length=64, pattern=SUITE_PATTERN)
+    name: str = _f(..., "bfcl-<category>, seed-tools, heldout or chat.", max_length=64, pattern=SUITE_PATTERN,
+                   json_schema_extra={"enum": list(suites.KNOWN)})
     limit: int | None = _f(None, "First N items of the suite (all when unset).", ge=1)
 
 
@@ -180,19 +182,9 @@ class EvaluationSpec(_Model):
                                  "Suites evaluated on every evaluated model.", max_length=32)
     evaluate_base: bool = _f(True, "Evaluate the base model first (the 'before' of the comparison).")
     evaluate_every_stage: bool = _f(True, "Evaluate after every stage; false: after the last stage only.")
-    max_new_tokens: int = _f(512, "Longest answer generated per item (tool calls are short; chat answers longer).",
+    max_new_tokens: int = _f(EVALUATE["max_new_tokens"], "Longest answer generated per item (tool calls are short; chat answers longer).",
                              ge=16, le=8192)
     gates: GatesSpec = _f(GatesSpec(), "Thresholds on the final model; failing one fails the run.")
-
-
-class Toleration(_Model):
-    """A pod toleration (core/v1 Toleration)."""
-
-    key: str | None = _f(None, "Taint key.", max_length=253)
-    operator: Literal["Exists", "Equal"] = _f("Equal", "Exists matches any value.")
-    value: str | None = _f(None, "Taint value.", max_length=63)
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = _f(None, "Taint effect (all if unset).")
-    toleration_seconds: int | None = _f(None, "How long a NoExecute taint is tolerated.", ge=0)
 
 
 class ResourcesSpec(_Model):
@@ -211,6 +203,11 @@ class ResourcesSpec(_Model):
                             ge=0, le=100)
     active_deadline_seconds: int = _f(172800, "Wall-clock limit of one Job.", ge=60)
     ttl_seconds_after_finished: int = _f(604800, "Finished Jobs are removed after this long.", ge=0)
+    scratch_storage: str = _f("100Gi", "Ephemeral storage each Job requests for its scratch volume (downloaded "
+                              "models and data, caches); the container's root filesystem is read-only.",
+                              pattern=QUANTITY, max_length=32)
+    termination_grace_seconds: int = _f(600, "How long a stopped pod may take to finish its training step and "
+                                        "publish a checkpoint before it is killed.", ge=30, le=86400)
 
 
 class ImagesSpec(_Model):
@@ -234,7 +231,7 @@ class FineTuneRunSpec(_Model):
     resources: ResourcesSpec = _f(ResourcesSpec(), "Compute, placement and retries of the Jobs.")
     images: ImagesSpec = _f(ImagesSpec(), "Container images.")
     hub_token_secret: str | None = _f(None, "Secret with key HF_TOKEN for gated Hub models/datasets "
-                                      "(injected by reference only).", max_length=253, pattern=DNS_LABEL)
+                                      "(injected by reference only).", max_length=253, pattern=DNS_SUBDOMAIN)
     cleanup_policy: Literal["Retain", "Delete"] = _f("Retain", "Delete: remove the run's artifacts from the "
                                                      "store when the FineTuneRun is deleted.")
     pushgateway: str | None = _f(None, "Prometheus Pushgateway URL the jobs push kubetune_* metrics to.",
@@ -258,17 +255,6 @@ class FineTuneRunSpec(_Model):
 
 
 # ---------------------------------------------------------------- status
-
-class Condition(_Model):
-    """A Kubernetes-convention condition."""
-
-    type: str = _f(..., "Condition type (Succeeded, Progressing, Degraded).", max_length=64)
-    status: Literal["True", "False", "Unknown"] = _f(..., "True, False or Unknown.")
-    reason: str = _f(..., "CamelCase machine-readable reason.", max_length=128)
-    message: str = _f("", "Human-readable detail.", max_length=4096)
-    last_transition_time: str | None = _f(None, "When status last changed (RFC 3339).")
-    observed_generation: int | None = _f(None, "metadata.generation this condition describes.")
-
 
 class StageStatus(_Model):
     """Training progress of one stage, read from its progress.json."""
@@ -326,12 +312,6 @@ class FineTuneRunStatus(_Model):
     observed_generation: int | None = _f(None, "metadata.generation last reconciled.")
 
 
-class ObjectMeta(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    name: str = Field(..., max_length=63, pattern=DNS_LABEL)
-    namespace: str = "default"
-
-
 class FineTuneRun(BaseModel):
     """A FineTuneRun manifest (what `kubectl apply` and `kubetune run` read)."""
 
@@ -343,47 +323,53 @@ class FineTuneRun(BaseModel):
     status: FineTuneRunStatus | None = None
 
 
-def field_path(loc: tuple[str | int, ...], root: str = "spec") -> str:
-    """pydantic error location -> `spec.stages[1].dataset.format` (camelCase, as in the manifest)."""
-    out = root
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in ("function-after", "function-before") or "[" in str(part):
-            continue
-        else:
-            out += f".{to_camel(str(part)) if '_' in str(part) else part}"
-    return out.lstrip(".")
+def _immutable_rules(schema: dict[str, Any]) -> None:
+    """CEL: unique stage names, at least one stage, and the artifact-shaping fields immutable."""
+    stages = schema["properties"]["stages"]
+    stages["x-kubernetes-validations"] = [
+        {"rule": "self.all(s, self.exists_one(t, t.name == s.name))", "message": "stage names must be unique"},
+        {"rule": "size(self) >= 1", "message": "at least one stage is required"},
+    ]
+    for name in IMMUTABLE_SPEC_FIELDS:
+        prop = schema["properties"][name]
+        prop.setdefault("x-kubernetes-validations", []).append(
+            {"rule": "self == oldSelf",
+             "message": f"spec.{name} is immutable once created; create a new FineTuneRun to change it"})
+    # CEL cannot compare a field that is absent on one side: removing or adding an optional immutable field
+    # is caught on the whole spec.
+    schema["x-kubernetes-validations"] = [
+        {"rule": "has(self.hubTokenSecret) == has(oldSelf.hubTokenSecret)",
+         "message": "spec.hubTokenSecret is immutable once created"},
+    ]
 
 
-def format_errors(exc: ValidationError, root: str = "spec") -> str:
-    lines = []
-    for err in exc.errors():
-        msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{field_path(err['loc'], root)}: {msg}")
-    return "; ".join(lines)
+# Fields that shape the artifacts: immutable once created (see the restart semantics above).
+IMMUTABLE_SPEC_FIELDS = ("baseModel", "storage", "stages", "lora", "training", "evaluation", "hubTokenSecret")
+
+RESOURCE = ResourceKind(
+    kind=KIND, plural=PLURAL, singular=SINGULAR, short_names=tuple(SHORT_NAMES), spec=FineTuneRunSpec,
+    status=FineTuneRunStatus, manifest=FineTuneRun, spec_rules=_immutable_rules,
+    printer_columns=(
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Stage", "type": "string", "jsonPath": ".status.currentStage"},
+        {"name": "Progress", "type": "string", "jsonPath": ".status.progress"},
+        {"name": "Loss", "type": "number", "jsonPath": ".status.loss"},
+        {"name": "Accuracy", "type": "number", "jsonPath": ".status.accuracy"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ),
+)
 
 
 def parse_spec(obj: dict[str, Any]) -> FineTuneRunSpec:
     """A FineTuneRun's spec dict -> typed spec with defaults; SpecError names the offending field."""
-    try:
-        return FineTuneRunSpec.model_validate(obj)
-    except ValidationError as exc:
-        raise SpecError(format_errors(exc)) from None
+    return RESOURCE.parse_spec(obj)
 
 
 def parse_manifest(obj: dict[str, Any]) -> FineTuneRun:
     """A whole FineTuneRun document (apiVersion, kind, metadata, spec) -> typed model with defaults."""
-    try:
-        return FineTuneRun.model_validate(obj)
-    except ValidationError as exc:
-        raise SpecError(format_errors(exc, root="")) from None
+    return RESOURCE.parse_manifest(obj)
 
 
 def load_manifest(path: str | Path) -> FineTuneRun:
     """Read a YAML file holding one FineTuneRun; SpecError on a bad document (message names the field)."""
-    docs = [d for d in yaml.safe_load_all(Path(path).read_text()) if d]
-    runs = [d for d in docs if isinstance(d, dict) and d.get("kind") == KIND]
-    if len(runs) != 1:
-        raise SpecError(f"{path}: expected exactly one {KIND} document, found {len(runs)}")
-    return parse_manifest(runs[0])
+    return RESOURCE.load_manifest(path)

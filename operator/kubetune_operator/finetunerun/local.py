@@ -22,9 +22,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from kubetune_jobs import storage
+from kubetune_jobs.contract.layout import RunLayout, store_root
+from kubetune_jobs.contract.store import resolve
 
 from . import api, validation
-from .layout import RunLayout
 from .plan import Step, build_plan, step_done
 
 JOB = [sys.executable, "-m", "kubetune_jobs.cli"]
@@ -49,12 +50,13 @@ class LocalRun:
     def __post_init__(self) -> None:
         spec = self.run.spec
         self.env = dict(os.environ)
+        self.access = None
         if spec.storage.endpoint:
             # The manifest's object store; credentials come from this shell's environment, as the
-            # operator takes them from the credentials Secret.
-            self.env["KUBETUNE_S3_ENDPOINT"] = spec.storage.endpoint
-            os.environ["KUBETUNE_S3_ENDPOINT"] = spec.storage.endpoint
-            self.root = f"s3://{spec.storage.bucket}"
+            # operator takes them from the credentials Secret. The jobs get the same resolution.
+            self.access = resolve(spec.storage.endpoint, secure=spec.storage.secure)
+            self.env.update(self.access.env() if self.access else {})
+            self.root = store_root(spec.storage.bucket)
             self.logs = default_store().parent / "logs" / self.run.metadata.namespace / self.run.metadata.name
         else:
             self.root = str(self.store)
@@ -62,12 +64,15 @@ class LocalRun:
         self.layout = RunLayout.of(self.root, self.run.metadata.namespace, self.run.metadata.name)
         self.steps = build_plan(self.run.metadata.name, self.run.metadata.namespace, spec, self.root)
 
+    def locate(self, uri: str) -> storage.Location:
+        return storage.location(uri, self.access)
+
     def execute(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
         total = len(self.steps)
         for number, step in enumerate(self.steps, 1):
             prefix = f"[{number}/{total}] {step.name}"
-            if step_done(step, storage.location):
+            if step_done(step, self.locate):
                 self.console.print(f"[green]✓[/] {prefix}: already done, skipped")
                 continue
             started = time.monotonic()
@@ -110,7 +115,7 @@ class LocalRun:
 
     def _show_training(self, bar: Progress, task: int, stage: str) -> None:
         try:
-            progress = storage.location(self.layout.progress(stage)).read_json()
+            progress = self.locate(self.layout.progress(stage)).read_json()
         except (FileNotFoundError, ValueError, storage.StorageError):
             return
         if not isinstance(progress, dict):
@@ -135,7 +140,7 @@ class LocalRun:
             return ""
         local = []
         for label, uri in reports:
-            loc = storage.location(uri)
+            loc = self.locate(uri)
             if not loc.exists():
                 continue
             if storage.is_remote(uri):
@@ -196,7 +201,7 @@ def run(manifest: str | Path, store: Path | None, serve: bool, port: int, consol
     console.print(f"reports:   {', '.join(uri for _, uri in local.reports())}")
     console.print(f"logs:      {local.logs}")
     summary = {"run": name, "model": local.final_model(), "reports": dict(local.reports())}
-    storage.location(local.layout.root).child("summary.json").write_bytes(json.dumps(summary, indent=2).encode())
+    local.locate(local.layout.summary).write_bytes(json.dumps(summary, indent=2).encode())
     if serve:
         return subprocess.call([*JOB, "serve", "--model", local.final_model(), "--port", str(port)], env=local.env)
     return 0

@@ -1,61 +1,49 @@
-"""Pure builders: a plan Step -> a batch/v1 Job manifest (a plain dict, ready for the API).
+"""Pure builders: a plan Step -> the batch/v1 Job that runs it (a plain dict, ready for the API).
 
 Secrets are referenced, never read: the Job's env points at the run's credentials Secret
-(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and hub-token Secret (HF_TOKEN) by secretKeyRef.
+(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and hub-token Secret (HF_TOKEN) by secretKeyRef. Pods
+follow the restricted Pod Security profile (`kube.pods`), with the grace period a preempted training
+step needs to publish its checkpoint.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from . import api, naming
+from kubetune_jobs.contract import env as names
+from kubetune_jobs.contract.store import resolve
+
+from .. import naming
+from ..kube import pods
+from ..kube.owner import Owner
+from . import api
 from .plan import Step
 
 JOB_CONTAINER = "kubetune-job"
 SHM_SIZE = "16Gi"  # torch DataLoader workers and NCCL use /dev/shm; the default 64Mi is far too small
 
 
-@dataclass(frozen=True)
-class Owner:
-    """The FineTuneRun a Job belongs to (its owner reference)."""
-
-    name: str
-    namespace: str
-    uid: str
-
-
-def owner_reference(owner: Owner) -> dict[str, Any]:
-    return {"apiVersion": api.API_VERSION, "kind": api.KIND, "name": owner.name, "uid": owner.uid,
-            "controller": True, "blockOwnerDeletion": True}
-
-
 def _env(spec: api.FineTuneRunSpec, store_endpoint: str | None) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = []
-    endpoint = spec.storage.endpoint or store_endpoint
-    if endpoint:
-        if "://" not in endpoint:
-            endpoint = f"{'https' if spec.storage.secure else 'http'}://{endpoint}"
-        env.append({"name": "KUBETUNE_S3_ENDPOINT", "value": endpoint})
+    store = resolve(spec.storage.endpoint or store_endpoint, secure=spec.storage.secure, credentials={}, environ={})
+    if store is not None:
+        env.append({"name": names.S3_ENDPOINT, "value": store.endpoint})
     if spec.storage.credentials_secret:
-        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            env.append({"name": key, "valueFrom": {"secretKeyRef": {"name": spec.storage.credentials_secret,
-                                                                   "key": key}}})
+        env += [pods.secret_env(key, spec.storage.credentials_secret) for key in names.STORE_CREDENTIALS]
     if spec.hub_token_secret:
-        env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": spec.hub_token_secret,
-                                                                      "key": "HF_TOKEN"}}})
-    env.append({"name": "PYTHONUNBUFFERED", "value": "1"})
-    return env
+        env.append(pods.secret_env(names.HF_TOKEN, spec.hub_token_secret))
+    return env + pods.scratch_env()
 
 
 def _container_resources(step: Step, spec: api.FineTuneRunSpec) -> dict[str, Any]:
     r = spec.resources
+    scratch = {"ephemeral-storage": r.scratch_storage}
     if step.gpu:
-        return {"requests": {"cpu": r.cpu, "memory": r.memory},
+        return {"requests": {"cpu": r.cpu, "memory": r.memory, **scratch},
                 "limits": {"memory": r.memory, "nvidia.com/gpu": str(r.gpus)}}
     # prepare (and CPU-only runs): modest, fixed; data conversion streams rows.
-    return {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "8Gi" if step.kind == "prepare"
-                                                                    else r.memory}}
+    return {"requests": {"cpu": "1", "memory": "4Gi", **scratch},
+            "limits": {"memory": "8Gi" if step.kind == "prepare" else r.memory}}
 
 
 def job_for_step(step: Step, spec: api.FineTuneRunSpec, owner: Owner, store_endpoint: str | None = None) -> dict[str, Any]:
@@ -64,6 +52,7 @@ def job_for_step(step: Step, spec: api.FineTuneRunSpec, owner: Owner, store_endp
     labels = naming.labels(owner.name, step.name, step.kind, step.stage)
     if r.kueue_queue:
         labels[naming.KUEUE_QUEUE_LABEL] = r.kueue_queue
+    volumes, mounts = pods.scratch_volumes(r.scratch_storage)
     container: dict[str, Any] = {
         "name": JOB_CONTAINER,
         "image": spec.images.jobs,
@@ -72,12 +61,17 @@ def job_for_step(step: Step, spec: api.FineTuneRunSpec, owner: Owner, store_endp
         "args": list(step.args),
         "env": _env(spec, store_endpoint),
         "resources": _container_resources(step, spec),
-        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        "securityContext": pods.container_security(),
+        "volumeMounts": mounts,
     }
-    pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
+    pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container], "volumes": volumes,
+                           "securityContext": pods.pod_security(), "automountServiceAccountToken": False,
+                           "enableServiceLinks": False,
+                           # train turns SIGTERM into "checkpoint after this step": give it the time.
+                           "terminationGracePeriodSeconds": r.termination_grace_seconds}
     if step.gpu:
-        container["volumeMounts"] = [{"name": "dshm", "mountPath": "/dev/shm"}]
-        pod["volumes"] = [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE}}]
+        mounts.insert(0, {"name": "dshm", "mountPath": "/dev/shm"})
+        volumes.insert(0, {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE}})
         if r.node_selector:
             pod["nodeSelector"] = dict(r.node_selector)
         if r.tolerations:
@@ -103,7 +97,8 @@ def job_for_step(step: Step, spec: api.FineTuneRunSpec, owner: Owner, store_endp
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {"name": naming.job_name(owner.name, step.name), "namespace": owner.namespace,
-                     "labels": labels, "ownerReferences": [owner_reference(owner)],
-                     "annotations": {f"{api.GROUP}/step": step.name}},
+                     "labels": labels, "ownerReferences": [owner.reference()],
+                     "annotations": {naming.ANNOTATION_STEP: step.name,
+                                     naming.ANNOTATION_FINGERPRINT: step.fingerprint}},
         "spec": job_spec,
     }

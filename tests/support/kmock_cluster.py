@@ -4,8 +4,9 @@
         cluster.create(run_manifest)
         cluster.wait_for(lambda: cluster.jobs("default"))
 
-kmock (a dev dependency) is imported only here. The emulator runs in its own thread and event loop; the
-operator in another (kopf's shutdown must not cancel the emulator's tasks). Clients talk to it over HTTP.
+Test support, not shipped: kmock is a dev dependency. The emulator runs in its own thread and event
+loop; the operator in another (kopf's shutdown must not cancel the emulator's tasks), built exactly as
+`kubetune-operator` builds it, with `Settings` pointing it at the emulator's URL and fast timers.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import asyncio
 import datetime
 import itertools
 import json
-import os
 import threading
 import time
 import urllib.error
@@ -26,7 +26,14 @@ from typing import Any
 import attrs
 import kmock
 
-from . import api
+from kubetune_operator import crd, registry
+from kubetune_operator.apitypes import API_VERSION, GROUP, VERSION
+from kubetune_operator.finetunerun import api
+from kubetune_operator.settings import Settings
+
+# Timers of a test operator: resyncs and cleanup retries in fractions of a second.
+TEST_SETTINGS = {"resync_seconds": 0.3, "cleanup_delay": 0.2, "cleanup_attempts": 2, "cleanup_timeout": 10.0}
+PLURALS = {kind.kind: kind.plural for kind in crd.KINDS}
 
 _rv = itertools.count(1)
 
@@ -142,9 +149,10 @@ class EmulatedCluster:
         self._stop = asyncio.Event()
         async with MetadataEmulator() as emu, kmock.Server(emu) as server:
             emu.resources.load_bundled()
-            emu.resources[f"{api.GROUP}/{api.VERSION}/{api.PLURAL}"] = kmock.ResourceInfo(
-                kind=api.KIND, singular=api.SINGULAR, namespaced=True,
-                verbs={"list", "watch", "get", "create", "patch", "update", "delete"}, subresources={"status"})
+            for kind in crd.KINDS:
+                emu.resources[f"{GROUP}/{VERSION}/{kind.plural}"] = kmock.ResourceInfo(
+                    kind=kind.kind, singular=kind.singular, namespaced=True,
+                    verbs={"list", "watch", "get", "create", "patch", "update", "delete"}, subresources={"status"})
             self.emulator = emu
             self.url = str(server.url).rstrip("/")
             self._ready.set()
@@ -176,7 +184,7 @@ class EmulatedCluster:
         return f"{base}/namespaces/{namespace}/{plural}" + (f"/{name}" if name else "")
 
     def create(self, obj: dict[str, Any], plural: str | None = None) -> dict[str, Any]:
-        plural = plural or (api.PLURAL if obj["kind"] == api.KIND else obj["kind"].lower() + "s")
+        plural = plural or PLURALS.get(obj["kind"]) or obj["kind"].lower() + "s"
         ns = obj["metadata"].get("namespace", "default")
         return self.request("POST", self.path(obj["apiVersion"], plural, ns), obj)
 
@@ -200,7 +208,7 @@ class EmulatedCluster:
         return self.request("GET", self.path(api_version, plural, namespace)).get("items", [])
 
     def run(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self.get(api.API_VERSION, api.PLURAL, namespace, name)
+        return self.get(API_VERSION, api.PLURAL, namespace, name)
 
     def jobs(self, namespace: str, run: str | None = None) -> list[dict[str, Any]]:
         jobs = self.list("batch/v1", "jobs", namespace)
@@ -237,8 +245,8 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: floa
 class OperatorThread:
     """The real operator (kopf with kubetune's handlers) in its own thread and event loop."""
 
-    def __init__(self, url: str, namespace: str | None = None) -> None:
-        self.url = url
+    def __init__(self, url: str, namespace: str | None = None, **settings: object) -> None:
+        self.settings = Settings(api_url=url, **{**TEST_SETTINGS, **settings})  # type: ignore[arg-type]
         self.namespace = namespace
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -248,11 +256,9 @@ class OperatorThread:
     def _main(self) -> None:
         import kopf
 
-        from . import handlers  # noqa: F401 - registers the handlers
-
         try:
             asyncio.run(kopf.operator(
-                standalone=True, clusterwide=self.namespace is None,
+                registry=registry.build(self.settings), standalone=True, clusterwide=self.namespace is None,
                 namespaces=[self.namespace] if self.namespace else [],
                 stop_flag=self._stop, ready_flag=self._ready, memo=kopf.Memo()))
         except BaseException as exc:  # noqa: BLE001 - surfaced to the test
@@ -260,7 +266,6 @@ class OperatorThread:
             self._ready.set()
 
     def __enter__(self) -> OperatorThread:
-        os.environ["KUBETUNE_KUBE_URL"] = self.url
         self._thread.start()
         if not self._ready.wait(30) or self.error:
             raise RuntimeError(f"the operator did not start: {self.error!r}")

@@ -1,0 +1,15 @@
+"""The contract between the operator and the jobs, and the only code both import.
+
+The operator (and `kubetune run`) build `kubetune-job` command lines and read what the jobs write; the
+jobs parse those command lines and write those files. Everything the two sides must agree on lives
+here and nowhere else:
+
+    options   each job's flags, their types and defaults (the CLI and the operator's argv both come from it)
+    layout    artifact paths and file names under `<root>/<namespace>/<run>/`
+    records   typed records the jobs write and the operator reads (progress, prepare stats, report summary)
+    suites    evaluation suite names and BFCL categories (what the operator admits evaluate can run)
+    env       names of the environment variables the jobs read
+    store     resolving an object-store endpoint and its credentials (one function for every caller)
+
+Nothing here imports torch, transformers or kopf: the operator image imports this package.
+"""

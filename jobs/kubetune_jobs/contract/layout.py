@@ -1,0 +1,101 @@
+"""Artifact paths: every URI a step reads or writes is built here, by the operator and by the jobs.
+
+    <root>/<namespace>/<run>/
+        data/<stage>/{train.jsonl, eval.jsonl, stats.json}
+        stages/<stage>/{checkpoints/step-<n>/, adapter/, merged/, progress.json}
+        eval/<label>/{report.json, report.md}
+        summary.json                         (written by `kubetune run`)
+
+`root` is `s3://<bucket>` in a cluster or a local directory for `kubetune run`. A directory of files
+(a checkpoint, an adapter, a merged model) is complete only when its `_COMPLETE` marker is present:
+the marker lists every file with its size and sha256 and is written last.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+COMPLETE_MARKER = "_COMPLETE"
+
+TRAIN_FILE = "train.jsonl"
+EVAL_FILE = "eval.jsonl"
+STATS_FILE = "stats.json"
+PREPARE_FILES = (TRAIN_FILE, EVAL_FILE)
+
+PROGRESS_FILE = "progress.json"
+CHECKPOINTS_DIR = "checkpoints"
+ADAPTER_DIR = "adapter"
+MERGED_DIR = "merged"
+
+REPORT_FILE = "report.json"
+REPORT_MARKDOWN = "report.md"
+SUMMARY_FILE = "summary.json"
+
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+def checkpoint_dir(step: int) -> str:
+    """The name of checkpoint `step`'s directory under `checkpoints/`."""
+    return f"step-{step}"
+
+
+def checkpoint_step(name: str) -> int | None:
+    """The step of a checkpoint directory name, or None for any other name."""
+    match = _STEP_DIR.match(name)
+    return int(match.group(1)) if match else None
+
+
+def join(base: str, *parts: str) -> str:
+    out = base.rstrip("/")
+    for part in parts:
+        if part.strip("/"):
+            out += "/" + part.strip("/")
+    return out
+
+
+def store_root(bucket: str) -> str:
+    """The root URI of the runs' artifacts in a bucket (`s3://<bucket>`)."""
+    return f"s3://{bucket}"
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Artifact URIs of one run: `RunLayout.of(root_uri, namespace, run)`."""
+
+    root: str  # <root_uri>/<namespace>/<run>
+
+    @classmethod
+    def of(cls, root_uri: str, namespace: str, run: str) -> RunLayout:
+        return cls(join(root_uri, namespace, run))
+
+    def data(self, stage: str) -> str:
+        return join(self.root, "data", stage)
+
+    def stats(self, stage: str) -> str:
+        return join(self.data(stage), STATS_FILE)
+
+    def stage(self, stage: str) -> str:
+        return join(self.root, "stages", stage)
+
+    def checkpoints(self, stage: str) -> str:
+        return join(self.stage(stage), CHECKPOINTS_DIR)
+
+    def adapter(self, stage: str) -> str:
+        return join(self.stage(stage), ADAPTER_DIR)
+
+    def merged(self, stage: str) -> str:
+        return join(self.stage(stage), MERGED_DIR)
+
+    def progress(self, stage: str) -> str:
+        return join(self.stage(stage), PROGRESS_FILE)
+
+    def eval(self, label: str) -> str:
+        return join(self.root, "eval", label)
+
+    def report(self, label: str) -> str:
+        return join(self.eval(label), REPORT_FILE)
+
+    @property
+    def summary(self) -> str:
+        return join(self.root, SUMMARY_FILE)

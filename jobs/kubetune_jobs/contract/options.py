@@ -1,0 +1,285 @@
+"""Each job's flags, typed, with their defaults: the one definition behind `kubetune-job`'s parsers and
+behind the command lines the operator and `kubetune run` build.
+
+    opts = TrainOptions(model="Qwen/Qwen2.5-3B", data=..., output=...)
+    argv = opts.command_line()              # ["train", "--model", "Qwen/Qwen2.5-3B", ...]
+    TrainOptions.parse(argv[1:]) == opts    # the job reads back exactly what was meant
+
+A field becomes the flag `--field-name`; booleans get `--x/--no-x`; tuples are a comma-separated value
+(`sep`) or a repeated flag (`repeat`). The defaults are the reference run's (DESIGN.md): the FineTuneRun
+CRD takes its training, LoRA, data and evaluation defaults from here (`defaults()`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from dataclasses import MISSING, dataclass, field
+from functools import cache
+from typing import Any, ClassVar
+
+REFERENCE_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+BACKENDS = ("auto", "unsloth", "trl")
+FORMATS = ("ultrachat", "xlam")
+
+
+def flag(default: Any = MISSING, help: str = "", *, choices: tuple[str, ...] | None = None, sep: str | None = None,
+         repeat: bool = False, group: str | None = None, nargs: str | None = None, metavar: str | None = None,
+         identity: bool = True) -> Any:
+    """A dataclass field that is also a command-line flag. `identity=False` marks a flag that changes how a
+    job reports or is watched, not what it produces (metric labels, log cadence): it is left out of the
+    step fingerprint, so changing it never makes finished work count as undone."""
+    meta = {"help": help, "choices": choices, "sep": sep, "repeat": repeat, "group": group, "nargs": nargs,
+            "metavar": metavar, "identity": identity}
+    return field(default=default, metadata=meta)
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _base(tp: Any) -> tuple[Any, bool]:
+    """(the non-None type, whether None is allowed)."""
+    args = typing.get_args(tp)
+    if type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return rest[0], True
+    return tp, False
+
+
+class _Options:
+    """Behaviour shared by every job's options (a frozen dataclass subclassing this)."""
+
+    COMMAND: ClassVar[str]
+    HELP: ClassVar[str]
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        groups: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            meta, (tp, _) = f.metadata, _base(_hints(cls)[f.name])
+            kwargs: dict[str, Any] = {"dest": f.name, "help": meta.get("help", "")}
+            required = f.default is MISSING
+            if not required:
+                kwargs["default"] = f.default
+            if meta.get("choices"):
+                kwargs["choices"] = list(meta["choices"])
+            if meta.get("metavar"):
+                kwargs["metavar"] = meta["metavar"]
+            if tp is bool:
+                kwargs["action"] = argparse.BooleanOptionalAction
+            elif typing.get_origin(tp) is tuple:
+                item = typing.get_args(tp)[0]
+                if meta.get("repeat"):
+                    kwargs.update(action="append", type=item, default=None)
+                elif meta.get("nargs"):
+                    kwargs.update(nargs=meta["nargs"], type=item, default=None)
+                else:
+                    kwargs["type"] = _splitter(meta.get("sep") or ",", item)
+            else:
+                kwargs["type"] = tp
+            if required and meta.get("group") is None:
+                kwargs["required"] = True
+            target: Any = parser
+            if meta.get("group"):
+                target = groups.setdefault(meta["group"], parser.add_mutually_exclusive_group())
+            target.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+
+    @classmethod
+    def from_namespace(cls, ns: argparse.Namespace) -> Any:
+        values = {}
+        for f in dataclasses.fields(cls):
+            value = getattr(ns, f.name)
+            if isinstance(value, list):
+                value = tuple(value)
+            elif value is None and f.default is not MISSING and f.default is not None:
+                value = f.default  # an unused repeatable flag
+            values[f.name] = value
+        return cls(**values)
+
+    @classmethod
+    def parse(cls, argv: list[str]) -> Any:
+        parser = argparse.ArgumentParser(prog=f"kubetune-job {cls.COMMAND}", exit_on_error=False)
+        cls.add_arguments(parser)
+        return cls.from_namespace(parser.parse_args(argv))
+
+    def argv(self, *, identity_only: bool = False) -> list[str]:
+        """The flags that reproduce these options (every field that is set; None is left out). With
+        `identity_only`, only the flags that shape the job's outputs (what a step fingerprint covers)."""
+        out: list[str] = []
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value, meta = getattr(self, f.name), f.metadata
+            if identity_only and not meta.get("identity", True):
+                continue
+            name = "--" + f.name.replace("_", "-")
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                out.append(name if value else "--no-" + f.name.replace("_", "-"))
+            elif isinstance(value, tuple):
+                if meta.get("repeat"):
+                    for item in value:
+                        out += [name, str(item)]
+                elif meta.get("nargs"):
+                    if value:
+                        out += [name, *map(str, value)]
+                else:
+                    out += [name, (meta.get("sep") or ",").join(map(str, value))]
+            else:
+                out += [name, str(value)]
+        return out
+
+    def command_line(self) -> list[str]:
+        """`kubetune-job`'s argv: the subcommand and its flags."""
+        return [self.COMMAND, *self.argv()]
+
+    def command_line_identity(self) -> list[str]:
+        """The part of the command line that shapes the outputs (what a step fingerprint digests)."""
+        return [self.COMMAND, *self.argv(identity_only=True)]
+
+
+def _splitter(sep: str, item: type) -> Any:
+    def split(text: str) -> tuple[Any, ...]:
+        return tuple(item(part.strip()) for part in text.split(sep) if part.strip())
+
+    split.__name__ = f"{item.__name__}-list"
+    return split
+
+
+def defaults(cls: type) -> dict[str, Any]:
+    """{field: default} of the fields that have one."""
+    return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not MISSING}
+
+
+FINGERPRINT_HELP = ("identity of this step's inputs (set by the operator): recorded with the outputs, which "
+                    "count as done only for the same fingerprint")
+
+
+@dataclass(frozen=True)
+class PrepareOptions(_Options):
+    COMMAND: ClassVar[str] = "prepare"
+    HELP: ClassVar[str] = "convert a source dataset into training rows in the chat/tool format"
+
+    format: str = flag(help="source format", choices=FORMATS)
+    source: str = flag(help="Hub dataset id, local .jsonl/.json/.parquet file or directory, or s3:// URI")
+    output: str = flag(help="directory or s3:// prefix for train.jsonl, eval.jsonl, stats.json")
+    source_split: str | None = flag(None, "split of a Hub dataset (default: train_sft for ultrachat, train for xlam)")
+    no_call_source: str | None = flag(None, "chat rows (ultrachat format) to pair with unrelated tools as no-call "
+                                            "examples")
+    no_call_split: str | None = flag(None, "split of a Hub no-call source (default: train_sft)")
+    no_call_fraction: float = flag(0.1, "share of the output that are no-call examples (xlam format only)")
+    near_miss_share: float = flag(0.3, "share of the no-call examples made from tool requests offered only "
+                                       "unfitting tools (the rest are chat turns offered unrelated tools)")
+    turns_per_row: int = flag(1, "xlam only: build conversations of up to this many requests sharing one tools "
+                                 "block (call and no-call turns mixed at --no-call-fraction); 1 keeps one request "
+                                 "per row")
+    system_prompt: str | None = flag(None, "system prompt added to every conversation")
+    max_samples: int | None = flag(None, "keep at most this many converted rows")
+    eval_fraction: float = flag(0.02, "share of rows held out in eval.jsonl")
+    seed: int = flag(42, "seed of the shuffles and of the no-call pairing")
+    tokenizer: str | None = flag(None, "model reference whose tokenizer measures row length")
+    max_tokens: int | None = flag(None, "drop rows that render longer than this")
+    fingerprint: str | None = flag(None, FINGERPRINT_HELP, identity=False)
+
+
+@dataclass(frozen=True)
+class TrainOptions(_Options):
+    COMMAND: ClassVar[str] = "train"
+    HELP: ClassVar[str] = "one supervised fine-tuning stage with LoRA/QLoRA"
+
+    model: str = flag(help="base model: Hub id, local dir, s3:// URI of a merged model, or bundled:smollm2-135m")
+    data: str = flag(help="directory or s3:// prefix holding train.jsonl and eval.jsonl")
+    output: str = flag(help="stage directory or s3:// prefix: checkpoints/, adapter/, merged/, progress.json")
+    backend: str = flag("auto", "auto: Unsloth on CUDA, TRL+PEFT elsewhere", choices=BACKENDS)
+    lora_r: int = flag(16, "LoRA rank")
+    lora_alpha: int = flag(16, "LoRA alpha (scaling = alpha / r)")
+    lora_dropout: float = flag(0.0, "dropout on the LoRA path")
+    target_modules: tuple[str, ...] = flag(REFERENCE_TARGET_MODULES, "comma-separated module names that receive "
+                                                                      "adapters", sep=",")
+    batch_size: int = flag(4, "per-device batch size")
+    grad_accum: int = flag(4, "gradient accumulation steps")
+    learning_rate: float = flag(2e-4, "peak learning rate")
+    epochs: float = flag(1.0, "epochs over the stage's data")
+    max_steps: int = flag(-1, "stop after this many optimizer steps (-1: run the epochs)")
+    max_seq_length: int = flag(2048, "longest tokenized row used for training (longer rows are truncated)")
+    warmup_ratio: float = flag(0.03, "share of steps spent warming the learning rate up")
+    lr_scheduler: str = flag("linear", "learning-rate schedule", choices=SCHEDULERS)
+    weight_decay: float = flag(0.0, "AdamW weight decay")
+    optim: str = flag("auto", "optimizer; auto: adamw_8bit on CUDA, adamw_torch elsewhere")
+    precision: str = flag("bf16", "compute precision; auto: bf16 on CUDA where supported, on a CPU whichever a "
+                                  "short measured probe finds faster", choices=PRECISIONS)
+    load_in_4bit: bool = flag(True, "QLoRA: 4-bit base weights (CUDA only; --no-load-in-4bit trains 16-bit LoRA)")
+    packing: bool = flag(False, "pack sequences (padding-free)")
+    gradient_checkpointing: bool | None = flag(None, "default: on for CUDA, off on CPU")
+    save_steps: int = flag(100, "checkpoint every N optimizer steps (resumes after preemption)", identity=False)
+    keep_checkpoints: int = flag(2, "newest checkpoints kept in the store", identity=False)
+    eval_steps: int = flag(0, "evaluate every N steps (0: before and after training only)")
+    logging_steps: int = flag(1, "log (and update progress.json) every N steps", identity=False)
+    seed: int = flag(42, "seed of the batch order and the adapter's initial weights")
+    merge: bool = flag(True, "also export the merged model (--no-merge: the adapter only)")
+    pushgateway: str | None = flag(None, "Prometheus Pushgateway URL for kubetune_train_* metrics (best effort)", identity=False)
+    run_name: str = flag("local", "metric label: the FineTuneRun", identity=False)
+    stage_name: str = flag("train", "metric label: the stage", identity=False)
+    fingerprint: str | None = flag(None, FINGERPRINT_HELP, identity=False)
+
+    def validate(self) -> None:
+        """Raise ValueError naming the flag of the first value that cannot be right."""
+        for name in ("lora_r", "lora_alpha", "batch_size", "grad_accum", "max_seq_length", "save_steps",
+                     "keep_checkpoints", "logging_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ValueError("--max-steps must be positive (or -1 to train for --epochs)")
+        if self.max_steps == -1 and self.epochs <= 0:
+            raise ValueError("--epochs must be positive")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError("--warmup-ratio must be in [0, 1)")
+        if not self.target_modules:
+            raise ValueError("--target-modules names no module")
+
+
+@dataclass(frozen=True)
+class EvaluateOptions(_Options):
+    COMMAND: ClassVar[str] = "evaluate"
+    HELP: ClassVar[str] = "function-calling accuracy, no-call behaviour and chat quality"
+
+    suite: tuple[str, ...] = flag((), "bfcl-<category>, seed-tools, heldout, chat; NAME:N for its first N items "
+                                      "(repeatable)", repeat=True)
+    endpoint: str | None = flag(None, "OpenAI-compatible base URL (…/v1); key from KUBETUNE_API_KEY", group="target")
+    local_model: str | None = flag(None, "model reference evaluated in-process (transformers)", group="target")
+    predictions: str | None = flag(None, "JSONL of {id, tool_calls|text} to score without a model", group="target")
+    model: str | None = flag(None, "served model name (with --endpoint)")
+    output: str | None = flag(None, "directory or s3:// prefix for report.json and report.md")
+    data: tuple[str, ...] = flag((), "prepare output (eval.jsonl) for the heldout and chat suites (repeatable)",
+                                 repeat=True)
+    limit: int | None = flag(None, "first N items of each suite without its own :N")
+    concurrency: int = flag(8, "requests in flight (endpoint)", identity=False)
+    batch_size: int = flag(8, "generation batch (local model)")
+    max_new_tokens: int = flag(512, "longest answer generated per item (tool calls are short; chat answers longer)")
+    timeout: float = flag(120.0, "seconds per request", identity=False)
+    retries: int = flag(3, "attempts per request on transient errors", identity=False)
+    judge_endpoint: str | None = flag(None, "OpenAI-compatible judge for the chat suite")
+    judge_model: str | None = flag(None, "model name at the judge endpoint")
+    pushgateway: str | None = flag(None, "Prometheus Pushgateway URL for kubetune_eval_* metrics (best effort)", identity=False)
+    run_name: str = flag("local", "metric label: the FineTuneRun", identity=False)
+    model_label: str | None = flag(None, "metric label: which model (base, stage name)", identity=False)
+    compare: tuple[str, ...] = flag((), "print a before/after table of report.json files instead of evaluating",
+                                    nargs="+", metavar="REPORT")
+    fingerprint: str | None = flag(None, FINGERPRINT_HELP, identity=False)
+
+
+@dataclass(frozen=True)
+class ServeOptions(_Options):
+    COMMAND: ClassVar[str] = "serve"
+    HELP: ClassVar[str] = "serve a model with an OpenAI-compatible API (transformers serve, CPU)"
+
+    model: str = flag(help="model directory, s3:// URI of a merged model, or bundled:NAME")
+    port: int = flag(8000, "port to listen on (loopback)")
+
+
+JOBS: dict[str, type[_Options]] = {cls.COMMAND: cls for cls in (PrepareOptions, TrainOptions, EvaluateOptions,
+                                                                ServeOptions)}

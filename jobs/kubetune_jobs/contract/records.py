@@ -1,0 +1,108 @@
+"""The records the jobs write and the operator (and `kubetune run`) read, typed on both sides.
+
+    progress.json   `Progress`       written by train on every logged step
+    stats.json      `PrepareStats`   written last by prepare (what it vouches for)
+    report.json     `ReportSummary`  the figures of the report evaluate writes (items are the job's own)
+
+Writers build the record and dump it; readers validate it with `read()`, which returns None for
+anything that is not such a record (a missing key of the wrong type, a file of another kind), so no
+reader guesses at alternative keys. Keys a newer job adds are ignored by an older reader.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+R = TypeVar("R", bound=BaseModel)
+
+# The states train writes; a reader takes any string, so a newer job's new state does not hide its figures.
+PROGRESS_STATES = ("starting", "running", "exporting", "succeeded", "preempted", "failed")
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class Progress(_Record):
+    """One training stage's state (`stages/<stage>/progress.json`)."""
+
+    state: str = "starting"  # one of PROGRESS_STATES
+    step: int = 0  # optimizer steps done
+    total: int | None = None  # optimizer steps planned
+    loss: float | None = None
+    learning_rate: float | None = None
+    tokens_per_second: float | None = None  # non-padding tokens, from the end of this process's first step
+    eta_seconds: float | None = None
+    epoch: float | None = None
+    start_step: int | None = None  # the step this process resumed from
+    eval_loss: float | None = None
+    eval_loss_start: float | None = None  # before any training
+    checkpoint: str | None = None  # URI of the newest complete checkpoint
+    error: str | None = None  # first line of what stopped a failed stage
+    updated_at: float | None = None  # unix time of the last write
+    gpu_memory_peak_gib: float | None = None
+    precision: str | None = None  # bf16 | fp16 | fp32, as trained
+    precision_reason: str | None = None  # why, when it was chosen automatically
+    fingerprint: str | None = None  # the step fingerprint it was run with (see options.FINGERPRINT_HELP)
+
+
+class PrepareStats(_Record):
+    """What `prepare` vouches for (`data/<stage>/stats.json`); the job's other statistics ride along."""
+
+    model_config = ConfigDict(extra="allow")
+    content_hash: str = Field(min_length=1)  # sha256 over train.jsonl + eval.jsonl
+    files: dict[str, str]  # file name -> sha256
+    fingerprint: str | None = None  # prepare's own: flags and source content
+    step_fingerprint: str | None = None  # the operator's step fingerprint
+
+
+class SuiteFigures(_Record):
+    """A suite's (or one category's) aggregates in report.json."""
+
+    items: int = 0
+    scored: int = 0
+    passed: int | None = None
+    accuracy: float | None = None
+    name_accuracy: float | None = None
+    false_call_rate: float | None = None
+    missed_call_rate: float | None = None
+    unparseable_rate: float | None = None
+    schema_violation_rate: float | None = None
+    loss: float | None = None
+    perplexity: float | None = None
+    win_rate: float | None = None
+    latency_p50_s: float | None = None
+    latency_p95_s: float | None = None
+
+
+class Suite(SuiteFigures):
+    categories: dict[str, SuiteFigures] = {}
+
+
+class ReportSummary(_Record):
+    """The figures of an evaluation report (`eval/<label>/report.json`)."""
+
+    complete: bool  # every item got an answer
+    suites: dict[str, Suite] = {}
+    model: str | None = None
+    target: str | None = None
+    precision: str | None = None  # the generation dtype of a local model
+    precision_reason: str | None = None
+    fingerprint: str | None = None
+
+
+def read(record: type[R], data: bytes | str | dict[str, Any] | None) -> R | None:
+    """`data` (raw JSON or a parsed object) as `record`, or None when it is not one."""
+    if data is None:
+        return None
+    try:
+        obj = json.loads(data) if isinstance(data, bytes | str) else data
+        return record.model_validate(obj)
+    except (ValueError, ValidationError, TypeError):
+        return None

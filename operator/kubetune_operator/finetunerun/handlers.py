@@ -1,0 +1,300 @@
+"""FineTuneRun's kopf handlers: thin. They observe (the run, its Jobs, the store), call the pure decision
+(`reconcile.decide`), and act on it (create Jobs, post events, write status, record metrics).
+
+A run is reconciled when it is created, resumed or edited, when one of its Jobs changes, and on a
+resync timer while unfinished. Deleting a run with `cleanupPolicy: Delete` stops its Jobs first (their
+pods gone, so no SIGTERM checkpoint can write after), then deletes its artifacts; a store that stays
+unreachable is given up on after a few attempts and never blocks the deletion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from kubetune_jobs import storage
+from kubetune_jobs.contract import records
+from kubetune_jobs.contract.layout import RunLayout, store_root
+from kubetune_jobs.contract.store import StoreAccess, StoreConfigError, resolve
+
+from .. import metrics, naming
+from ..kube import status as status_io
+from ..kube.context import Context
+from ..kube.events import Event, post
+from ..kube.jobs import FAILED, SUCCEEDED, JobView
+from ..kube.objects import NotOurs, Objects, Refused, text_values
+from ..kube.owner import Owner
+from . import api, jobs, plan, reconcile, validation
+
+log = logging.getLogger(__name__)
+KIND = api.RESOURCE
+
+
+# ---------------------------------------------------------------- observing
+
+async def _secret_problems(objects: Objects, spec: api.FineTuneRunSpec, namespace: str) -> list[str]:
+    out = []
+    for path, name, keys in validation.referenced_secrets(spec):
+        data = await objects.secret(namespace, name)
+        if data is None:
+            out.append(f"{path}: Secret {name!r} not found in namespace {namespace!r}")
+            continue
+        _, problems = text_values(data, keys)
+        out += [f"{path}: Secret {name!r} {p}" for p in problems]
+    return out
+
+
+async def store_access(ctx: Context, spec: api.FineTuneRunSpec, namespace: str) -> StoreAccess | None:
+    """The run's store with the run's own credentials (never the operator's, unless shared on purpose)."""
+    credentials: dict[str, str] = {}
+    if spec.storage.credentials_secret:
+        data = await Objects(ctx.api).secret(namespace, spec.storage.credentials_secret) or {}
+        credentials, _ = text_values(data, ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"))
+    return resolve(spec.storage.endpoint or ctx.settings.store_endpoint, secure=spec.storage.secure,
+                   credentials=credentials, environ={})
+
+
+class _Store:
+    """Store reads for one reconcile; a failure degrades status and never blocks the plan."""
+
+    def __init__(self, access: StoreAccess | None) -> None:
+        self.access = access
+        self.error: str | None = None
+
+    def locate(self, uri: str) -> storage.Location:
+        return storage.location(uri, self.access)
+
+    async def verified(self, step: plan.Step) -> bool:
+        if self.access is None:
+            return False
+        try:
+            return await asyncio.to_thread(plan.step_done, step, self.locate)
+        except Exception as exc:  # noqa: BLE001 - StorageError, S3Error, bad JSON: report, go on
+            self.error = f"checking {step.name} outputs: {type(exc).__name__}: {exc}"
+            return False
+
+    async def record(self, uri: str, record: type[records.R]) -> records.R | None:
+        if self.access is None:
+            return None
+        try:
+            return records.read(record, await asyncio.to_thread(self.locate(uri).read_bytes))
+        except FileNotFoundError:
+            return None
+        except Exception as exc:  # noqa: BLE001
+            self.error = f"reading {uri}: {type(exc).__name__}: {exc}"
+            return None
+
+
+async def observe(ctx: Context, body: dict[str, Any]) -> reconcile.Observed:
+    meta = body["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
+    obs = reconcile.Observed(name=name, generation=meta.get("generation"), status=dict(body.get("status") or {}))
+    if reconcile.settled(obs.status, obs.generation):
+        return obs
+    try:
+        spec = api.parse_spec(body.get("spec") or {})
+    except api.SpecError as exc:
+        obs.problems = [str(exc)]
+        return obs
+    obs.spec = spec
+    obs.problems = validation.problems(spec)
+    if obs.problems:
+        return obs
+    objects = Objects(ctx.api)
+    obs.problems = await _secret_problems(objects, spec, namespace)
+    if obs.problems:
+        obs.problem_reason = "SecretNotFound"
+        return obs
+    root = store_root(spec.storage.bucket)
+    layout = RunLayout.of(root, namespace, name)
+    obs.plan = plan.build_plan(name, namespace, spec, root, uid=meta["uid"], pushgateway=ctx.settings.pushgateway)
+    obs.layout_root = layout.root
+    obs.datasets = {s.name: layout.data(s.name) for s in spec.stages}
+    obs.models = {s.name: (layout.adapter(s.name), layout.merged(s.name)) for s in spec.stages}
+    obs.queued = bool(spec.resources.kueue_queue)
+    owner = Owner(api.KIND, name, namespace, meta["uid"])
+    selector = f"{naming.LABEL_RUN}={naming.dns_label(name)}"
+    by_name = {j["metadata"]["name"]: j for j in await objects.owned("batch/v1", "Job", owner, selector)}
+    done = set(obs.status.get("stepsDone") or [])
+    try:
+        store = _Store(await store_access(ctx, spec, namespace))
+    except StoreConfigError as exc:
+        obs.problems = [f"spec.storage.endpoint: {exc}"]
+        return obs
+    open_ = True  # outputs are checked up to the first step that is neither done nor verified
+    for step in obs.plan:
+        if step.name in done:
+            continue
+        job = by_name.get(naming.job_name(name, step.name))
+        if job is not None:
+            obs.jobs[step.name] = view = JobView.of(job)
+            open_ = open_ and view.state == SUCCEEDED
+        elif open_:
+            obs.verified[step.name] = await store.verified(step)
+            open_ = obs.verified[step.name]
+        if job is None and not obs.verified.get(step.name):
+            continue
+        if step.kind == "train" and step.stage:
+            obs.progress[step.stage] = await store.record(layout.progress(step.stage), records.Progress)
+        elif step.kind == "evaluate" and step.label:
+            uri = layout.report(step.label)
+            obs.reports[step.label] = (uri, await store.record(uri, records.ReportSummary))
+    obs.store_error = store.error
+    return obs
+
+
+# ---------------------------------------------------------------- acting
+
+async def _create_jobs(ctx: Context, body: dict[str, Any], obs: reconcile.Observed,
+                       decision: reconcile.Decision) -> reconcile.Decision:
+    meta = body["metadata"]
+    owner = Owner(api.KIND, meta["name"], meta["namespace"], meta["uid"])
+    objects = Objects(ctx.api)
+    assert obs.spec is not None
+    for step in decision.create:
+        manifest = jobs.job_for_step(step, obs.spec, owner, ctx.settings.store_endpoint)
+        job_name = manifest["metadata"]["name"]
+        try:
+            created, new = await objects.create_or_adopt(manifest, owner)
+        except (Refused, NotOurs) as exc:
+            # Retrying the same Job cannot help: the step fails with the API server's own words.
+            obs.jobs[step.name] = JobView(job_name, FAILED, "JobRefused", str(exc))
+            return reconcile.decide(obs)
+        obs.jobs[step.name] = JobView.of(created)
+        if new:
+            metrics.JOBS_CREATED.labels(kind=step.kind).inc()
+            post(body, Event("Normal", "JobCreated", f"step {step.name}: Job {job_name}"))
+    return decision
+
+
+async def reconcile_run(ctx: Context, namespace: str, name: str) -> None:
+    """Bring one run one step further (idempotent; safe to call on any trigger)."""
+    async with ctx.lock(api.KIND, namespace, name):
+        try:
+            body = await status_io.read(ctx.api, KIND, namespace, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                ctx.forget(api.KIND, namespace, name)
+                return
+            metrics.RECONCILE_ERRORS.labels(reason=f"Http{exc.status}").inc()
+            raise
+        if body["metadata"].get("deletionTimestamp"):
+            return
+        try:
+            obs = await observe(ctx, body)
+            decision = reconcile.decide(obs)
+            if decision.create:
+                decision = await _create_jobs(ctx, body, obs, decision)
+            await _apply(ctx, body, decision)
+        except ApiException as exc:
+            metrics.RECONCILE_ERRORS.labels(reason=f"Http{exc.status}").inc()
+            raise kopf.TemporaryError(f"API error {exc.status}: {exc.reason}", delay=5) from None
+        except Exception as exc:
+            metrics.RECONCILE_ERRORS.labels(reason=type(exc).__name__).inc()
+            raise
+
+
+async def _apply(ctx: Context, body: dict[str, Any], decision: reconcile.Decision) -> None:
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    if decision.status is None:
+        return
+    for step, job in decision.finished:
+        if job.seconds is not None:
+            metrics.STEP_SECONDS.labels(kind=step.kind).observe(job.seconds)
+    latest = (decision.status.get("evaluations") or [None])[-1]
+    for r in (latest or {}).get("suites") or []:
+        if r.get("accuracy") is not None:
+            metrics.EVAL_ACCURACY.labels(namespace, name, r["suite"]).set(r["accuracy"])
+    for event in decision.events:
+        post(body, event)
+    old = dict(body.get("status") or {})
+    await status_io.write(ctx.api, KIND, namespace, name, old, decision.status)
+    metrics.set_phase(namespace, name, decision.status.get("phase"))
+    if decision.status.get("phase") != old.get("phase"):
+        log.info("run %s/%s: %s -> %s", namespace, name, old.get("phase"), decision.status.get("phase"))
+
+
+# ---------------------------------------------------------------- deletion
+
+async def _stop_jobs(ctx: Context, owner: Owner, timeout: float) -> None:
+    """Delete the run's Jobs and wait until they (and so their pods) are gone."""
+    objects = Objects(ctx.api)
+    for job in await objects.owned("batch/v1", "Job", owner):
+        await objects.delete("batch/v1", "Job", owner.namespace, job["metadata"]["name"])
+    deadline = asyncio.get_running_loop().time() + timeout
+    while await objects.owned("batch/v1", "Job", owner):
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"the run's Jobs were still terminating after {timeout:.0f} s")
+        await asyncio.sleep(1.0)
+
+
+async def delete_artifacts(ctx: Context, body: dict[str, Any], spec: dict[str, Any], retry: int) -> None:
+    """Remove the run's artifacts; after `cleanup_attempts` failures give up (warning event), never block."""
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    settings = ctx.settings
+    metrics.forget_run(namespace, name)
+    try:
+        parsed = api.parse_spec(dict(spec))
+    except api.SpecError:
+        return  # an invalid run never produced artifacts
+    root = RunLayout.of(store_root(parsed.storage.bucket), namespace, name).root
+    try:
+        await _stop_jobs(ctx, Owner(api.KIND, name, namespace, meta["uid"]), settings.cleanup_timeout)
+        access = await store_access(ctx, parsed, namespace)
+        if access is None:
+            raise RuntimeError("no object store endpoint configured")
+        await asyncio.wait_for(asyncio.to_thread(lambda: storage.location(root, access).delete()),
+                               settings.cleanup_timeout)
+    except Exception as exc:  # noqa: BLE001 - any store failure is retried a bounded number of times
+        reason = f"{type(exc).__name__}: {exc}"
+        if retry + 1 < settings.cleanup_attempts:
+            raise kopf.TemporaryError(f"deleting {root} failed (attempt {retry + 1}/{settings.cleanup_attempts}): "
+                                      f"{reason}", delay=settings.cleanup_delay) from None
+        metrics.RECONCILE_ERRORS.labels(reason="CleanupAbandoned").inc()
+        kopf.warn(body, reason="CleanupAbandoned",
+                  message=f"gave up deleting {root} after {settings.cleanup_attempts} attempts: {reason}")
+        return
+    kopf.info(body, reason="ArtifactsDeleted", message=f"deleted {root}")
+
+
+# ---------------------------------------------------------------- registration
+
+def _unfinished(status: dict[str, Any], **_: Any) -> bool:
+    return (status or {}).get("phase") not in reconcile.FINISHED_PHASES
+
+
+def _cleanup_wanted(spec: dict[str, Any], **_: Any) -> bool:
+    return (spec or {}).get("cleanupPolicy") == "Delete"
+
+
+def register(registry: kopf.OperatorRegistry, resync_seconds: float) -> None:
+    """FineTuneRun's handlers, registered into `registry` (the Jobs' own watch is shared: `owned_jobs`)."""
+    group, version, plural = api.GROUP, api.VERSION, api.PLURAL
+
+    @kopf.on.resume(group, version, plural, registry=registry)
+    @kopf.on.create(group, version, plural, registry=registry)
+    @kopf.on.update(group, version, plural, field="spec", registry=registry)
+    async def run_changed(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+        await reconcile_run(memo.ctx, namespace, name)
+
+    @kopf.timer(group, version, plural, interval=resync_seconds, initial_delay=resync_seconds, when=_unfinished,
+                registry=registry)
+    async def resync(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+        """Refresh training progress and catch any Job change a watch missed."""
+        await reconcile_run(memo.ctx, namespace, name)
+
+    @kopf.on.delete(group, version, plural, optional=True, registry=registry)
+    async def forget(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+        """Drop the run's metric series and lock (optional: adds no finalizer of its own)."""
+        metrics.forget_run(namespace, name)
+        memo.ctx.forget(api.KIND, namespace, name)
+
+    @kopf.on.delete(group, version, plural, when=_cleanup_wanted, registry=registry)
+    async def cleanup(body: kopf.Body, spec: dict[str, Any], retry: int, memo: kopf.Memo, **_: Any) -> None:
+        await delete_artifacts(memo.ctx, dict(body), spec, retry)

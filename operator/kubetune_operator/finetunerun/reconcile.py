@@ -1,0 +1,222 @@
+"""The FineTuneRun reconcile decision, pure: what was observed in, what to do and the new status out.
+
+    decision = decide(observed)
+    # the handler creates decision.create's Jobs, posts decision.events, writes decision.status
+
+The walk over the plan: steps already recorded done are skipped; a step with a Job follows its Job
+(succeeded -> done, failed -> the run fails with the Job's reason, running or suspended -> report it and
+stop); a step without a Job whose outputs verify in the store (same fingerprint) is skipped; the first
+step with neither gets its Job. When every step is done the evaluation gates decide Succeeded or Failed.
+A finished run whose generation was already reconciled is left alone. No I/O happens here: the handler
+gathers `Observed` (the Jobs, the store checks, progress.json and report.json records) first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubetune_jobs.contract import records
+
+from .. import naming
+from ..kube import jobs as jobstate
+from ..kube.conditions import condition, set_condition
+from ..kube.events import Event
+from ..kube.jobs import JobView
+from . import api, results
+from .plan import BASE_LABEL, Step
+from .results import (
+    DEGRADED,
+    FAILED,
+    FINISHED_PHASES,
+    PENDING,
+    PHASE_SUCCEEDED,
+    PROGRESSING,
+    RUNNING,
+    SUCCEEDED,
+)
+
+
+@dataclass
+class Observed:
+    """Everything a reconcile decides from. `problems` non-empty means the run is invalid."""
+
+    name: str
+    generation: int | None
+    status: dict[str, Any]  # the status as read (owned keys and kopf's)
+    spec: api.FineTuneRunSpec | None = None
+    problems: list[str] = field(default_factory=list)
+    problem_reason: str = "InvalidSpec"  # InvalidSpec | SecretNotFound
+    plan: list[Step] = field(default_factory=list)
+    layout_root: str = ""
+    datasets: dict[str, str] = field(default_factory=dict)  # stage -> prepared data URI
+    models: dict[str, tuple[str, str]] = field(default_factory=dict)  # stage -> (adapter URI, merged URI)
+    jobs: dict[str, JobView] = field(default_factory=dict)  # step name -> its Job
+    verified: dict[str, bool] = field(default_factory=dict)  # step name -> outputs verify (steps without a Job)
+    progress: dict[str, records.Progress | None] = field(default_factory=dict)  # stage -> progress.json
+    reports: dict[str, tuple[str, records.ReportSummary | None]] = field(default_factory=dict)  # label -> (URI, report)
+    store_error: str | None = None  # a store read that failed (degrades status, never blocks the plan)
+    queued: bool = False  # Jobs are created suspended (Kueue)
+
+
+@dataclass
+class Decision:
+    status: dict[str, Any] | None  # the owned status to write; None: leave the resource alone
+    create: list[Step] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    finished: list[tuple[Step, JobView]] = field(default_factory=list)  # Jobs seen succeeding now
+    skipped: list[Step] = field(default_factory=list)  # steps done by verified outputs now
+
+
+class _Walk:
+    def __init__(self, obs: Observed) -> None:
+        self.obs = obs
+        self.old = obs.status
+        self.status: dict[str, Any] = {k: v for k, v in self.old.items() if k in api.RESOURCE.status_keys}
+        self.conditions: list[dict[str, Any]] = list(self.old.get("conditions") or [])
+        self.decision = Decision(status=None)
+
+    def cond(self, type_: str, status: str, reason: str, message: str) -> None:
+        self.conditions = set_condition(self.conditions, type_, status, reason, message, self.obs.generation)
+
+    def event(self, type_: str, reason: str, message: str) -> None:
+        self.decision.events.append(Event(type_, reason, message))
+
+    def finish(self) -> Decision:
+        if self.obs.store_error:
+            self.cond(DEGRADED, "True", "StoreUnreachable", self.obs.store_error)
+        elif condition(self.conditions, DEGRADED):
+            self.cond(DEGRADED, "False", "AsExpected", "")
+        self.status["conditions"] = self.conditions
+        self.status["observedGeneration"] = self.obs.generation
+        self.decision.status = self.status
+        return self.decision
+
+    def fail(self, reason: str, message: str) -> Decision:
+        self.status.update(phase=FAILED, currentStep=None, progress=None)
+        self.cond(SUCCEEDED, "False", reason, message)
+        self.cond(PROGRESSING, "False", reason, "the run stopped")
+        self.event("Warning", reason, message)
+        return self.finish()
+
+    def mark_stage(self, step: Step, phase: str, /, **fields: Any) -> None:
+        for s in self.status["stages"]:
+            if s["name"] == step.stage:
+                s.update(phase=phase, **fields)
+
+    def init_status(self) -> None:
+        spec = self.obs.spec
+        assert spec is not None
+        old_stages = {s.get("name"): s for s in self.old.get("stages") or []}
+        self.status["stages"] = [dict(old_stages.get(s.name) or {"name": s.name, "phase": PENDING})
+                                 for s in spec.stages]
+        kept = {k: v for k, v in (self.old.get("artifacts") or {}).items() if k in ("adapters", "models", "finalModel")}
+        self.status["artifacts"] = {"root": self.obs.layout_root, "datasets": dict(self.obs.datasets), **kept}
+        self.status["evaluations"] = list(self.old.get("evaluations") or [])
+        if not self.old.get("phase"):
+            self.status["phase"] = PENDING
+
+    def after_step(self, step: Step, reason: str, message: str) -> None:
+        arts = self.status["artifacts"]
+        if step.kind == "train" and step.stage:
+            self.mark_stage(step, PHASE_SUCCEEDED, **results.stage_progress(self.obs.progress.get(step.stage)))
+            adapter, merged = self.obs.models[step.stage]
+            arts.setdefault("adapters", {})[step.stage] = adapter
+            arts.setdefault("models", {})[step.stage] = merged
+            arts["finalModel"] = merged
+        elif step.kind == "evaluate" and step.label:
+            if step.stage:
+                self.mark_stage(step, PHASE_SUCCEEDED)
+            uri, report = self.obs.reports.get(step.label, ("", None))
+            found = results.suite_results(report)
+            accuracy = results.mean_accuracy(found)
+            entry: dict[str, Any] = {"label": step.label, "report": uri, "suites": found}
+            if accuracy is not None:
+                entry["accuracy"] = accuracy
+                self.status["accuracy"] = accuracy
+            self.status["evaluations"] = [e for e in self.status["evaluations"] if e.get("label") != step.label]
+            self.status["evaluations"].append(entry)
+        if step.name not in (self.old.get("stepsDone") or []):
+            self.event("Normal", reason, f"step {step.name}: {message}")
+
+    def running(self, step: Step, state: str) -> None:
+        self.status.update(phase=RUNNING, currentStep=step.name, currentStage=step.stage or step.label)
+        self.status["progress"] = None
+        if step.kind == "prepare":
+            self.mark_stage(step, "Preparing")
+        elif step.kind == "train" and step.stage:
+            progress = results.stage_progress(self.obs.progress.get(step.stage))
+            self.mark_stage(step, "Training", **progress)
+            if progress.get("step") is not None and progress.get("total"):
+                self.status["progress"] = f"{progress['step']}/{progress['total']}"
+            if progress.get("loss") is not None:
+                self.status["loss"] = progress["loss"]
+        elif step.kind == "evaluate" and step.stage:
+            self.mark_stage(step, "Evaluating")
+        suspended = state == jobstate.SUSPENDED
+        what = "waiting for Kueue admission" if suspended else "running"
+        self.cond(SUCCEEDED, "Unknown", "InProgress", f"step {step.name} {what}")
+        self.cond(PROGRESSING, "True", "Suspended" if suspended else "StepRunning", f"step {step.name} {what}")
+
+    def complete(self, steps: list[Step]) -> Decision:
+        spec = self.obs.spec
+        assert spec is not None
+        final_eval = next((s for s in reversed(steps) if s.kind == "evaluate" and s.label != BASE_LABEL), None)
+        found = None
+        if final_eval is not None:
+            entry = next((e for e in self.status["evaluations"] if e.get("label") == final_eval.label), None)
+            found = entry.get("suites") if entry and entry.get("suites") else None
+        failures = results.gate_failures(spec.evaluation.gates, found)
+        self.status.update(currentStep=None, currentStage=None, progress=None)
+        if failures:
+            return self.fail("GateNotMet", "; ".join(failures))
+        self.status["phase"] = PHASE_SUCCEEDED
+        self.cond(SUCCEEDED, "True", "AllStepsSucceeded", f"{len(steps)} steps done")
+        self.cond(PROGRESSING, "False", "Completed", "the run finished")
+        if self.old.get("phase") != PHASE_SUCCEEDED:
+            self.event("Normal", "RunSucceeded", f"{len(steps)} steps done")
+        return self.finish()
+
+
+def settled(status: dict[str, Any], generation: int | None) -> bool:
+    """A finished run whose current generation was reconciled: nothing more to do."""
+    return status.get("phase") in FINISHED_PHASES and status.get("observedGeneration") == generation
+
+
+def decide(obs: Observed) -> Decision:
+    """The next move of one run (pure; the same observation gives the same decision)."""
+    walk = _Walk(obs)
+    if settled(obs.status, obs.generation):
+        return Decision(status=None)
+    if obs.problems or obs.spec is None:
+        return walk.fail(obs.problem_reason, "; ".join(obs.problems) or "the spec could not be read")
+    walk.init_status()
+    names = {s.name for s in obs.plan}
+    done = [s for s in obs.status.get("stepsDone") or [] if s in names]
+    for step in obs.plan:
+        if step.name in done:
+            continue
+        job = obs.jobs.get(step.name)
+        if job is None and obs.verified.get(step.name):
+            done.append(step.name)
+            walk.decision.skipped.append(step)
+            walk.after_step(step, "StepSkipped", "outputs already exist and verify")
+            continue
+        if job is None:
+            walk.decision.create.append(step)  # the handler posts JobCreated once the API accepted it
+            job = JobView(naming.job_name(obs.name, step.name), jobstate.SUSPENDED if obs.queued else jobstate.RUNNING)
+        if job.state == jobstate.SUCCEEDED:
+            done.append(step.name)
+            walk.decision.finished.append((step, job))
+            walk.after_step(step, "StepSucceeded", f"Job {job.name} succeeded")
+            continue
+        walk.status["stepsDone"] = done
+        if job.state == jobstate.FAILED:
+            walk.mark_stage(step, FAILED)
+            detail = f": {job.message}" if job.message else ""
+            return walk.fail(f"{step.kind.capitalize()}Failed",
+                             f"step {step.name}: Job {job.name} failed: {job.reason}{detail}")
+        walk.running(step, job.state)
+        return walk.finish()
+    walk.status["stepsDone"] = done
+    return walk.complete(obs.plan)
