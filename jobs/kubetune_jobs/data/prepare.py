@@ -8,6 +8,7 @@ written last and is what marks the step complete.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import logging
@@ -122,9 +123,14 @@ def serialize(rows: list[dict[str, Any]]) -> bytes:
 
 
 def prepare(
-    args: argparse.Namespace, source: Source, nc_source: Source | None
+    args: argparse.Namespace, source: Source, nc_source: Source | None,
+    conversation_settings: conversations.Settings = conversations.DEFAULT,
 ) -> tuple[dict[str, bytes], dict[str, Any]]:
-    """Build the output files and their stats; pure apart from reading the sources."""
+    """Build the output files and their stats; pure apart from reading the sources.
+
+    `conversation_settings` mixes `--turns-per-row` conversations; the job always uses the defaults,
+    benchmarks and tests try others.
+    """
     rng = random.Random(args.seed)
     tally = Tally()
     rows = convert_rows(source, args.format, args.system_prompt, tally, f"converting {args.format}")
@@ -146,7 +152,8 @@ def prepare(
     if args.format == "xlam" and args.turns_per_row > 1:
         rows, counts = conversations.group(rows, chats, rng, turns=args.turns_per_row,
                                            no_call_fraction=args.no_call_fraction,
-                                           near_miss_share=args.near_miss_share)
+                                           near_miss_share=args.near_miss_share,
+                                           settings=conversation_settings)
         rng.shuffle(rows)
         no_call_stats = {
             "fraction": args.no_call_fraction, "generated": counts["from_chat"] + counts["near_miss"],
@@ -239,9 +246,13 @@ def sources(args: argparse.Namespace) -> tuple[Source, Source | None]:
     return main, no_call
 
 
-def fingerprint(args: argparse.Namespace, main: Source, no_call: Source | None) -> str:
-    """Everything the output depends on: the flags and the sources' content (or Hub id and split)."""
+def fingerprint(args: argparse.Namespace, main: Source, no_call: Source | None,
+                conversation_settings: conversations.Settings = conversations.DEFAULT) -> str:
+    """Everything the output depends on: the flags, the conversation settings and the sources' content
+    (or Hub id and split)."""
     params = {k: v for k, v in sorted(vars(args).items()) if k not in ("output", "command", "verbose")}
+    if conversation_settings != conversations.DEFAULT:  # the defaults add nothing: earlier outputs verify
+        params["conversation_settings"] = dataclasses.asdict(conversation_settings)
     params["source_fingerprint"] = main.fingerprint()
     if no_call is not None:
         params["no_call_fingerprint"] = no_call.fingerprint()
@@ -284,7 +295,7 @@ def _summary(stats: dict[str, Any], out: storage.Location, seconds: float) -> No
     Console(stderr=True).print(table)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, conversation_settings: conversations.Settings = conversations.DEFAULT) -> int:
     started = time.perf_counter()
     out = storage.location(args.output)
     out.check()
@@ -295,12 +306,12 @@ def run(args: argparse.Namespace) -> int:
     if args.turns_per_row < 1:
         raise ValueError("--turns-per-row must be at least 1")
     main, no_call = sources(args)
-    expected = fingerprint(args, main, no_call)
+    expected = fingerprint(args, main, no_call, conversation_settings)
     done = verify(out, expected)
     if done is not None:
         log.info("%s already holds this preparation (content %s); nothing to do", out, done["content_hash"][:16])
         return 0
-    files, stats = prepare(args, main, no_call)
+    files, stats = prepare(args, main, no_call, conversation_settings)
     stats["fingerprint"] = expected
     for name in OUTPUT_FILES:
         out.child(name).write_bytes(files[name])
