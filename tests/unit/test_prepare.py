@@ -315,8 +315,8 @@ def test_turns_per_row_shares_one_tools_block_and_keeps_every_request(tmp_path: 
     # and some conversations offer a single tool, as BFCL irrelevance does.
     assert 0 < stats["no_call"]["near_miss_sharing_words"] == sharing_words < stats["no_call"]["near_miss"]
     assert sum(len(r["tools"]) == 1 for r in grouped) >= 0.1 * len(grouped)
-    # Most conversations are full. Rows whose tools are respelled (synthetic.RESPELLED_SHARE) can only share
-    # a conversation with rows of the same spelling, so a small source leaves more of them short.
+    # Most conversations are full. Rows whose tools are respelled (datagen's Config.respelled_share) can
+    # only share a conversation with rows of the same spelling, so a small source leaves more of them short.
     assert stats["turns_per_row"].get("4", 0) >= 0.5 * len(grouped)
     # The point: each tools block is rendered for several requests, so far fewer blocks are trained on.
     assert sum(len(r["tools"]) for r in grouped) < 0.4 * sum(len(r["tools"]) for r in single)
