@@ -2,8 +2,9 @@
 
 Usage: .venv/bin/python bench/prepare.py [--chat 50000] [--tools 60000]
 
-Generates synthetic inputs with our own generator (not timed), then times the two prepare jobs of
-the reference run end to end as subprocesses (interpreter start included), with their peak RSS.
+Generates synthetic inputs with our own generator (scripts/datagen, not timed), then times the two
+prepare jobs of the reference run end to end as subprocesses (interpreter start included), with
+their peak RSS.
 The baseline, measured in the same run, is the I/O floor: reading, parsing and re-writing the same
 rows with the json module and no conversion at all.
 Goal (issue 2): all 110 000 rows in <= 10 s on a 2-core machine, peak RSS <= 2 GiB.
@@ -21,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from kubetune_jobs.data import synthetic
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))  # the generator is a dev tool
+import datagen  # noqa: E402
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -59,8 +61,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         chat, tools = root / "chat.jsonl", root / "xlam.jsonl"
-        write_jsonl(chat, synthetic.chat_rows(args.chat, seed=1))
-        write_jsonl(tools, synthetic.xlam_rows(args.tools, seed=2))
+        write_jsonl(chat, datagen.chat_rows(args.chat, seed=1))
+        write_jsonl(tools, datagen.xlam_rows(args.tools, seed=2))
         t_chat, rss_chat = timed(job + ["--format", "ultrachat", "--source", str(chat),
                                         "--max-samples", str(args.chat), "--output", str(root / "out-chat")])
         t_tools, rss_tools = timed(job + ["--format", "xlam", "--source", str(tools), "--no-call-source",

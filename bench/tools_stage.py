@@ -8,10 +8,10 @@ stage 2 from the same stage-1 model (`--stage1`: a finished quickstart's stages/
 evaluates on the demo's suites, printing times and accuracies as one JSON line. The baseline is the
 stage-1 model evaluated on the same suites (`--config '{"skip_train": true}'`).
 
---config keys (all optional): source (a tool set to use instead of generating one), seed, synthetic (module settings of kubetune_jobs.data.synthetic, e.g.
-{"PARALLEL_SHARE": 0.3, "MAX_OFFERED": 6}), conversations (module settings of kubetune_jobs.data.conversations,
-e.g. {"HARD_NEAR_MISS_SHARE": 0}), no_call_max_tools, no_call, near_miss, turns, rows, max_samples,
-eval_fraction, limit (BFCL slices), seed_limit (default: all seed-tools items), max_new_tokens
+--config keys (all optional): source (a tool set to use instead of generating one), seed, datagen (fields
+of the generator's Config in scripts/datagen/config.py, e.g. {"parallel_share": 0.3, "max_offered": 6}),
+conversations (fields of kubetune_jobs.data.conversations.Settings, e.g. {"hard_near_miss_share": 0}),
+no_call_max_tools, no_call, near_miss, turns, rows, max_samples, eval_fraction, limit (BFCL slices), seed_limit (default: all seed-tools items), max_new_tokens
 (default 96, as the variants in BENCHMARKS.md were measured; the quickstart now uses 128), skip_train, train ({"steps", "lr", "bs", "max_len", "precision", "lora_r", "lora_alpha", "seed"}; LoRA 16/16 unless given; seed: the train job's
 --seed, 42 unless given, which orders the batches and initialises LoRA: the same data and settings under
 another seed show how much of a difference is training noise).
@@ -20,16 +20,35 @@ another seed show how much of a difference is training noise).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
+import logging
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 JOB = [sys.executable, "-m", "kubetune_jobs.cli"]
 TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+sys.path.insert(0, str(ROOT / "scripts"))  # the generator is a dev tool, outside the shipped packages
+Knobs = TypeVar("Knobs")
+CONFIG_KEYS = {"source", "seed", "datagen", "conversations", "no_call_max_tools", "no_call", "near_miss", "turns",
+               "rows", "max_samples", "eval_fraction", "limit", "seed_limit", "max_new_tokens", "skip_train", "train"}
+
+
+def replaced(base: Knobs, section: str, settings: dict[str, Any]) -> Knobs:
+    """`base` with the fields named in the --config section `section` replaced (JSON lists as tuples)."""
+    known = [f.name for f in dataclasses.fields(base)]
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        sys.exit(f"--config {section}: unknown key {unknown[0]!r} (known: {', '.join(known)})")
+    try:
+        return dataclasses.replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
+    except ValueError as exc:
+        sys.exit(f"--config {section}: {exc}")
 
 
 def main() -> None:
@@ -40,34 +59,37 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/kubetune-variants")
     args = ap.parse_args()
     cfg = json.loads(args.config)
+    if unknown := sorted(set(cfg) - CONFIG_KEYS):
+        sys.exit(f"--config: unknown key {unknown[0]!r} (known: {', '.join(sorted(CONFIG_KEYS))})")
     work = Path(args.work) / args.name
     work.mkdir(parents=True, exist_ok=True)
 
+    import datagen
     from kubetune_jobs import cli
-    from kubetune_jobs.data import conversations, convert, synthetic
+    from kubetune_jobs.contract.options import PrepareOptions
+    from kubetune_jobs.data import conversations, convert, prepare
 
-    for key, value in cfg.get("synthetic", {}).items():
-        setattr(synthetic, key, tuple(value) if isinstance(value, list) else value)
-    for key, value in cfg.get("conversations", {}).items():
-        setattr(conversations, key, value)
+    data_config = replaced(datagen.DEFAULT, "datagen", cfg.get("datagen", {}))
+    conversation_settings = replaced(conversations.DEFAULT, "conversations", cfg.get("conversations", {}))
     if cfg.get("source"):  # e.g. bundled:quickstart-tools, as shipped
         source = cfg["source"]
     else:
         source = work / "tools.jsonl"
-        source.write_bytes(synthetic.write_jsonl(synthetic.xlam_rows(cfg.get("rows", 600), seed=cfg.get("seed", 1))))
+        rows = datagen.xlam_rows(cfg.get("rows", 600), seed=cfg.get("seed", 1), config=data_config)
+        source.write_bytes(datagen.write_jsonl(rows))
     if "no_call_max_tools" in cfg:
         convert.no_call = functools.partial(convert.no_call, max_tools=cfg["no_call_max_tools"])
         convert.near_miss = functools.partial(convert.near_miss, max_tools=cfg["no_call_max_tools"])
 
     times: dict[str, float] = {}
     t0 = time.monotonic()
-    rc = cli.main(["prepare", "--format", "xlam", "--source", str(source), "--output", str(work / "data"),
-                   "--max-samples", str(cfg.get("max_samples", 600)),
-                   "--eval-fraction", str(cfg.get("eval_fraction", 0.02)),
-                   "--no-call-source", "bundled:quickstart-chat",
-                   "--no-call-fraction", str(cfg.get("no_call", 0.5)),
-                   "--near-miss-share", str(cfg.get("near_miss", 0.3)),
-                   "--turns-per-row", str(cfg.get("turns", 1))])
+    prepare_args = PrepareOptions.from_namespace(cli.build_parser().parse_args([
+        "prepare", "--format", "xlam", "--source", str(source), "--output", str(work / "data"),
+        "--max-samples", str(cfg.get("max_samples", 600)), "--eval-fraction", str(cfg.get("eval_fraction", 0.02)),
+        "--no-call-source", "bundled:quickstart-chat", "--no-call-fraction", str(cfg.get("no_call", 0.5)),
+        "--near-miss-share", str(cfg.get("near_miss", 0.3)), "--turns-per-row", str(cfg.get("turns", 1))]))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    rc = prepare.run(prepare_args, conversation_settings)
     if rc:
         sys.exit(f"prepare failed with {rc}")
     times["prepare"] = time.monotonic() - t0

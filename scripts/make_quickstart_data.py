@@ -1,4 +1,4 @@
-"""Write the quickstart's bundled datasets (our own synthetic data, see kubetune_jobs.data.synthetic).
+"""Write the quickstart's bundled datasets (our own synthetic data, see scripts/datagen).
 
     python scripts/make_quickstart_data.py [--out DIR]
 
@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from kubetune_jobs.data.synthetic import chat_rows, write_jsonl, xlam_rows
+from datagen import chat_rows, write_jsonl, xlam_rows
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "jobs" / "kubetune_jobs" / "assets" / "datasets"
 SEED = 20250101

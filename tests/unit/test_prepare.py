@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from kubetune_jobs import chat_template, cli
+from kubetune_jobs.contract.options import PrepareOptions
 from kubetune_jobs.data import conversations, convert
+from kubetune_jobs.data import prepare as prepare_job
 from kubetune_jobs.data.schema import python_type_to_schema, to_openai_tool
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -314,8 +316,8 @@ def test_turns_per_row_shares_one_tools_block_and_keeps_every_request(tmp_path: 
     # and some conversations offer a single tool, as BFCL irrelevance does.
     assert 0 < stats["no_call"]["near_miss_sharing_words"] == sharing_words < stats["no_call"]["near_miss"]
     assert sum(len(r["tools"]) == 1 for r in grouped) >= 0.1 * len(grouped)
-    # Most conversations are full. Rows whose tools are respelled (synthetic.RESPELLED_SHARE) can only share
-    # a conversation with rows of the same spelling, so a small source leaves more of them short.
+    # Most conversations are full. Rows whose tools are respelled (datagen's Config.respelled_share) can
+    # only share a conversation with rows of the same spelling, so a small source leaves more of them short.
     assert stats["turns_per_row"].get("4", 0) >= 0.5 * len(grouped)
     # The point: each tools block is rendered for several requests, so far fewer blocks are trained on.
     assert sum(len(r["tools"]) for r in grouped) < 0.4 * sum(len(r["tools"]) for r in single)
@@ -325,11 +327,12 @@ def test_turns_per_row_shares_one_tools_block_and_keeps_every_request(tmp_path: 
 
 @pytest.mark.parametrize("share", [0.0, 0.3])
 def test_no_call_conversations_offer_one_or_two_tools_that_fit_none_of_their_requests(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, share: float) -> None:
-    monkeypatch.setattr(conversations, "NO_CALL_BLOCK_SHARE", share)
-    assert prepare("--format", "xlam", "--source", "bundled:quickstart-tools", "--max-samples", "160",
-                   "--no-call-source", "bundled:quickstart-chat", "--no-call-fraction", "0.5",
-                   "--output", str(tmp_path / "o"), "--turns-per-row", "4") == 0
+        tmp_path: Path, share: float) -> None:
+    args = PrepareOptions.from_namespace(cli.build_parser().parse_args([
+        "prepare", "--format", "xlam", "--source", "bundled:quickstart-tools", "--max-samples", "160",
+        "--no-call-source", "bundled:quickstart-chat", "--no-call-fraction", "0.5",
+        "--output", str(tmp_path / "o"), "--turns-per-row", "4"]))
+    assert prepare_job.run(args, conversations.Settings(no_call_block_share=share)) == 0
     rows, stats = all_rows(tmp_path / "o"), json.loads((tmp_path / "o" / "stats.json").read_text())
     # Each call request is asked once somewhere with its calls; a near miss repeats it elsewhere.
     requests = {q: {c["function"]["name"] for c in a["tool_calls"]}
@@ -352,6 +355,27 @@ def test_no_call_conversations_offer_one_or_two_tools_that_fit_none_of_their_req
             assert not requests.get(request, set()) & offered
             near_misses += request in requests
     assert near_misses  # tool requests that these tools cannot serve, not only small talk
+
+
+def test_other_conversation_settings_are_another_preparation(tmp_path: Path) -> None:
+    args = PrepareOptions.from_namespace(cli.build_parser().parse_args([
+        "prepare", "--format", "xlam", "--source", str(XLAM), "--no-call-source", str(CHAT),
+        "--output", str(tmp_path / "o"), "--turns-per-row", "2", "--eval-fraction", "0"]))
+    assert prepare_job.run(args) == 0
+    before = json.loads((tmp_path / "o" / "stats.json").read_text())
+    # Not "nothing to do": the output of the defaults is not the output of these settings.
+    assert prepare_job.run(args, conversations.Settings(only_called_tools_share=1.0)) == 0
+    after = json.loads((tmp_path / "o" / "stats.json").read_text())
+    assert after["fingerprint"] != before["fingerprint"]
+    for row in all_rows(tmp_path / "o"):
+        called = {c["function"]["name"] for _, a in _exchanges(row) for c in a.get("tool_calls") or []}
+        if called:  # every conversation offers only the tools its founding row calls
+            assert {t["function"]["name"] for t in row["tools"]} <= called, row
+
+
+def test_conversation_settings_are_shares() -> None:
+    with pytest.raises(ValueError, match="hard_near_miss_share"):
+        conversations.Settings(hard_near_miss_share=2)
 
 
 def test_turns_per_row_must_be_positive(tmp_path: Path, capsys) -> None:

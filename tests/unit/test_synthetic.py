@@ -1,7 +1,10 @@
-"""The synthetic data generator: deterministic, well-typed, our own tools, and the bundled files."""
+"""The synthetic data generator (scripts/datagen): deterministic, well-typed, our own tools, its
+settings checked, and the bundled files."""
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import json
 import subprocess
 import sys
@@ -9,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from kubetune_jobs.data import synthetic
+import datagen
+from datagen import Config, queries, spelling
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASETS = ROOT / "jobs" / "kubetune_jobs" / "assets" / "datasets"
@@ -36,27 +40,27 @@ def _valid(value: object, type_: str) -> bool:
 
 @pytest.fixture(scope="module")
 def tool_rows() -> list[dict]:
-    return synthetic.xlam_rows(3000, seed=7)
+    return datagen.xlam_rows(3000, seed=7)
 
 
 @pytest.fixture(scope="module")
 def chats() -> list[dict]:
-    return synthetic.chat_rows(1000, seed=7)
+    return datagen.chat_rows(1000, seed=7)
 
 
 def test_same_seed_same_rows_and_other_seed_differs() -> None:
-    assert synthetic.xlam_rows(200, seed=3) == synthetic.xlam_rows(200, seed=3)
-    assert synthetic.chat_rows(200, seed=3) == synthetic.chat_rows(200, seed=3)
-    assert synthetic.xlam_rows(200, seed=3) != synthetic.xlam_rows(200, seed=4)
-    assert synthetic.chat_rows(200, seed=3) != synthetic.chat_rows(200, seed=4)
+    assert datagen.xlam_rows(200, seed=3) == datagen.xlam_rows(200, seed=3)
+    assert datagen.chat_rows(200, seed=3) == datagen.chat_rows(200, seed=3)
+    assert datagen.xlam_rows(200, seed=3) != datagen.xlam_rows(200, seed=4)
+    assert datagen.chat_rows(200, seed=3) != datagen.chat_rows(200, seed=4)
 
 
 def test_catalogue_is_large_varied_and_ours() -> None:
-    tools = synthetic.tool_catalogue()
+    tools = datagen.tool_catalogue()
     names = [t["name"] for t in tools]
     assert len(names) >= 30
     assert len(set(names)) == len(names)
-    assert not set(names) & synthetic.SEED_TOOL_NAMES
+    assert not set(names) & datagen.SEED_TOOL_NAMES
     types = {_base(p["type"]) for t in tools for p in t["parameters"].values()}
     assert {"str", "int", "float", "bool", "List[str]", "List[int]", "Dict[str, Any]"} <= types
     assert types <= set(PY_TYPES), f"types the test cannot check: {types - set(PY_TYPES)}"
@@ -74,7 +78,7 @@ def test_catalogue_is_large_varied_and_ours() -> None:
 def test_a_parameter_name_does_not_decide_its_type() -> None:
     # Measured (BENCHMARKS.md): when `location` was only ever an object here, the tuned model wrote
     # {"lat": ..., "long": ...} for any `location`, whatever the offered schema said.
-    types = {_base(t["parameters"]["location"]["type"]) for t in synthetic.tool_catalogue()
+    types = {_base(t["parameters"]["location"]["type"]) for t in datagen.tool_catalogue()
              if "location" in t["parameters"]}
     assert {"str", "Dict[str, Any]"} <= types
 
@@ -86,26 +90,47 @@ def test_tool_rows_have_xlam_shape(tool_rows: list[dict]) -> None:
         assert isinstance(row["tools"], str) and isinstance(row["answers"], str)
         assert row["query"].strip()
         offered = json.loads(row["tools"])
-        assert 1 <= len(offered) <= synthetic.MAX_OFFERED
+        assert 1 <= len(offered) <= Config().max_offered
         assert len({t["name"] for t in offered}) == len(offered)
-        assert not {t["name"] for t in offered} & synthetic.SEED_TOOL_NAMES
+        assert not {t["name"] for t in offered} & datagen.SEED_TOOL_NAMES
 
 
 def _rows_with(**settings: float) -> list[dict]:
-    """Rows drawn with some module settings changed, restored afterwards."""
-    saved = {key: getattr(synthetic, key) for key in settings}
-    for key, value in settings.items():
-        setattr(synthetic, key, value)
-    try:
-        return synthetic.xlam_rows(3000, seed=7)
-    finally:
-        for key, value in saved.items():
-            setattr(synthetic, key, value)
+    """Rows drawn with some settings changed from the defaults."""
+    return datagen.xlam_rows(3000, seed=7, config=dataclasses.replace(Config(), **settings))
 
+
+
+def test_settings_are_frozen_checked_and_change_the_rows() -> None:
+    config = Config()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.parallel_share = 0.9  # type: ignore[misc]
+    for bad, field in [({"respelled_share": 1.5}, "respelled_share"), ({"worked_share": -0.1}, "worked_share"),
+                       ({"max_offered": 2}, "max_offered"), ({"distractors_single": ()}, "distractors_single"),
+                       ({"distractors_several": (1, -1)}, "distractors_several")]:
+        with pytest.raises(ValueError, match=field):
+            Config(**bad)
+    assert datagen.xlam_rows(200, seed=3, config=Config(parallel_share=0.6)) != datagen.xlam_rows(200, seed=3)
+    assert datagen.chat_rows(200, seed=3, config=Config(worked_share=0.5)) != datagen.chat_rows(200, seed=3)
+    # Tool settings do not touch chat rows, and the defaults are what a call without a config draws.
+    assert datagen.chat_rows(200, seed=3, config=Config(parallel_share=0.6)) == datagen.chat_rows(200, seed=3)
+    assert datagen.xlam_rows(200, seed=3, config=datagen.DEFAULT) == datagen.xlam_rows(200, seed=3)
+
+
+def test_the_shipped_packages_neither_hold_nor_import_the_generator() -> None:
+    for package in (ROOT / "jobs" / "kubetune_jobs", ROOT / "operator" / "kubetune_operator"):
+        sources = list(package.rglob("*.py"))
+        assert sources
+        for path in sources:
+            nodes = list(ast.walk(ast.parse(path.read_text())))
+            imported = {a.name for n in nodes if isinstance(n, ast.Import) for a in n.names}
+            imported |= {n.module or "" for n in nodes if isinstance(n, ast.ImportFrom)}
+            assert not {m for m in imported if m.split(".")[0] == "datagen" or "synthetic" in m}, path
+            assert path.name != "synthetic.py", path
 
 @pytest.fixture(scope="module")
 def respelled_rows() -> list[dict]:
-    return _rows_with(RESPELLED_SHARE=0.5)
+    return _rows_with(respelled_share=0.5)
 
 
 @pytest.mark.parametrize("rows", ["tool_rows", "respelled_rows"])
@@ -136,16 +161,16 @@ def test_parallel_share_and_kinds(tool_rows: list[dict]) -> None:
     answers = [json.loads(r["answers"]) for r in tool_rows]
     parallel = [a for a in answers if len(a) > 1]
     share = len(parallel) / len(answers)
-    assert synthetic.PARALLEL_SHARE - 0.08 <= share <= synthetic.PARALLEL_SHARE + 0.08
+    assert Config().parallel_share - 0.08 <= share <= Config().parallel_share + 0.08
     assert all(len(a) <= 3 for a in answers)
     same_tool = [r for r, a in zip(tool_rows, answers, strict=True) if len(a) > 1 and len({c["name"] for c in a}) == 1]
     assert 0 < len(same_tool) < len(parallel)  # both repeated-tool and mixed-tool parallel calls occur
     # Some repeated-tool rows ask in one sentence with the varying value listed ("... in Oslo and Rome").
     # (Drawn without requests joined inside a sentence, so that a row without a joiner is a listed one.)
-    same_tool = [r for r in _rows_with(IN_SENTENCE_SHARE=0)
+    same_tool = [r for r in _rows_with(in_sentence_share=0)
                  if len(a := json.loads(r["answers"])) > 1 and len({c["name"] for c in a}) == 1]
     listed = [r for r in same_tool if not any(j.split("{b}")[0].replace("{a}", "") in r["query"]
-                                              for j in synthetic._JOINERS)]
+                                              for j in queries.JOINERS)]
     assert 0 < len(listed) < len(same_tool)
     for row in listed:
         calls = json.loads(row["answers"])
@@ -155,22 +180,22 @@ def test_parallel_share_and_kinds(tool_rows: list[dict]) -> None:
     # Most rows offer distractors besides the right tool (choosing is the skill), few offer the maximum.
     offered = [len(json.loads(r["tools"])) for r in tool_rows]
     assert sum(n > len({c["name"] for c in a}) for n, a in zip(offered, answers, strict=True)) > len(offered) * 0.8
-    assert sum(n == synthetic.MAX_OFFERED for n in offered) < len(offered) // 5
+    assert sum(n == Config().max_offered for n in offered) < len(offered) // 5
 
 
 def test_several_requests_are_asked_in_one_sentence_or_in_several(tool_rows: list[dict]) -> None:
-    """Rows with calls of different tools ask "do X and Y" in one sentence about IN_SENTENCE_SHARE of
-    the time, else one sentence per request; the calls come in the order asked."""
+    """Rows with calls of different tools ask "do X and Y" in one sentence about Config.in_sentence_share
+    of the time, else one sentence per request; the calls come in the order asked."""
     mixed = [r for r in tool_rows if len({c["name"] for c in json.loads(r["answers"])}) > 1]
-    joiners = [j.split("{b}")[0].replace("{a}", "") for j in synthetic._JOINERS]
+    joiners = [j.split("{b}")[0].replace("{a}", "") for j in queries.JOINERS]
     separate = [r for r in mixed if any(j in r["query"] for j in joiners)]
     share = 1 - len(separate) / len(mixed)
-    assert synthetic.IN_SENTENCE_SHARE - 0.1 <= share <= synthetic.IN_SENTENCE_SHARE + 0.1
+    assert Config().in_sentence_share - 0.1 <= share <= Config().in_sentence_share + 0.1
     in_sentence = [r for r in mixed if r not in separate]
-    fragments = [j.split("{b}")[0].replace("{a}", "") for j in synthetic._IN_SENTENCE]
+    fragments = [j.split("{b}")[0].replace("{a}", "") for j in queries.IN_SENTENCE]
     for row in in_sentence:
         assert any(f in row["query"] for f in fragments), row["query"]
-    assert not any(r["query"] for r in _rows_with(IN_SENTENCE_SHARE=0)
+    assert not any(r["query"] for r in _rows_with(in_sentence_share=0)
                    if len({c["name"] for c in json.loads(r["answers"])}) > 1
                    and not any(j in r["query"] for j in joiners))
 
@@ -178,20 +203,20 @@ def test_several_requests_are_asked_in_one_sentence_or_in_several(tool_rows: lis
 def test_tool_rows_are_varied(tool_rows: list[dict]) -> None:
     names_used = {c["name"] for r in tool_rows for c in json.loads(r["answers"])}
     # Every tool is used under its catalogue name; the other names are respellings (tested below).
-    assert {t["name"] for t in synthetic.tool_catalogue()} <= names_used
+    assert {t["name"] for t in datagen.tool_catalogue()} <= names_used
     assert len({r["query"] for r in tool_rows}) > 0.95 * len(tool_rows)
 
 
 def test_respelled_rows_spell_whole_rows_otherwise_and_keep_the_schemas(respelled_rows: list[dict]) -> None:
-    catalogue = {t["name"]: t for t in synthetic.tool_catalogue()}
-    camel_seed = {synthetic._camel(n) for n in synthetic.SEED_TOOL_NAMES}
+    catalogue = {t["name"]: t for t in datagen.tool_catalogue()}
+    camel_seed = {spelling.camel(n) for n in datagen.SEED_TOOL_NAMES}
     # A catalogue tool under another spelling: same description and parameter specs, in the same order.
     by_shape = {(t["description"], json.dumps(list(t["parameters"].values()))): t for t in catalogue.values()}
     respelled = 0
     for row in respelled_rows:
         offered = json.loads(row["tools"])
         names = {t["name"] for t in offered}
-        assert not names & (synthetic.SEED_TOOL_NAMES | camel_seed), row
+        assert not names & (datagen.SEED_TOOL_NAMES | camel_seed), row
         if names - set(catalogue):
             respelled += 1
         for tool in offered:

@@ -11,10 +11,10 @@ A conversation is built around one converted call row (its tools are the convers
   very same schemas, so every call stays valid against the block;
 - no-call turns are chat exchanges whose request shares no word with the offered tools, and near
   misses: another row's tool request whose tools are not offered here, answered without a call
-  (`HARD_NEAR_MISS_SHARE` of them share a word with an offered tool);
-- `ONLY_CALLED_TOOLS_SHARE` of the conversations offer only the tools their founding row calls;
-- `NO_CALL_BLOCK_SHARE` of the no-call turns form conversations of their own under one or two tools
-  that fit none of their requests.
+  (`Settings.hard_near_miss_share` of them share a word with an offered tool);
+- `Settings.only_called_tools_share` of the conversations offer only the tools their founding row calls;
+- `Settings.no_call_block_share` of the no-call turns form conversations of their own under one or two
+  tools that fit none of their requests.
 Turns are shuffled, so the first turn (what evaluation asks) is a call as often as in the whole mix.
 Rows whose calls find no partner stay shorter conversations; nothing is dropped for lack of one.
 """
@@ -25,24 +25,40 @@ import json
 import random
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass, fields
 from typing import Any
 
 from . import convert
 
 # How many candidates a no-call turn looks at before giving up on this conversation's tools.
 _ATTEMPTS = 40
-# Share of near misses whose request shares a word with an offered tool (the rest share none). Word
-# overlap alone must not decide a call: BFCL irrelevance offers a maths tool for another maths task.
-# The request still needs a tool not offered here, so this assumes tools with different names do
-# different things, as in our catalogue.
-HARD_NEAR_MISS_SHARE = 0.5
-# Share of conversations offering only the tools their founding row calls (often one). BFCL's
-# irrelevance category offers a single tool; the lone offered tool must not be called by default.
-ONLY_CALLED_TOOLS_SHARE = 0.3
-# Share of the no-call turns asked in conversations of their own, under one or two tools that none of
-# their requests can use. BFCL irrelevance offers a single tool that does not fit; inside a call
-# conversation that case is rare, since its block holds the tools its calls need. 0 builds none.
-NO_CALL_BLOCK_SHARE = 0.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How `group` mixes its conversations; the defaults are what `prepare` builds."""
+
+    # Share of near misses whose request shares a word with an offered tool (the rest share none). Word
+    # overlap alone must not decide a call: BFCL irrelevance offers a maths tool for another maths task.
+    # The request still needs a tool not offered here, so this assumes tools with different names do
+    # different things, as in our catalogue.
+    hard_near_miss_share: float = 0.5
+    # Share of conversations offering only the tools their founding row calls (often one). BFCL's
+    # irrelevance category offers a single tool; the lone offered tool must not be called by default.
+    only_called_tools_share: float = 0.3
+    # Share of the no-call turns asked in conversations of their own, under one or two tools that none of
+    # their requests can use. BFCL irrelevance offers a single tool that does not fit; inside a call
+    # conversation that case is rare, since its block holds the tools its calls need. 0 builds none.
+    no_call_block_share: float = 0.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not (isinstance(value, int | float) and 0 <= value <= 1):
+                raise ValueError(f"conversations.Settings.{f.name} must be a number in [0, 1], got {value!r}")
+
+
+DEFAULT = Settings()
 
 
 def _called(row: dict[str, Any]) -> set[str]:
@@ -76,11 +92,11 @@ class _Chats:
 
 
 def _near_miss(rows: list[dict[str, Any]], tools: list[dict[str, Any]], words: set[str],
-               rng: random.Random) -> tuple[list[dict[str, Any]], bool] | None:
+               rng: random.Random, hard_share: float) -> tuple[list[dict[str, Any]], bool] | None:
     """Another row's request whose tools are not offered here, answered without a call; and whether
     the request shares a word with the offered tools."""
     offered = {t["function"]["name"] for t in tools}
-    hard = rng.random() < HARD_NEAR_MISS_SHARE
+    hard = rng.random() < hard_share
     chosen, overlaps = None, False
     for _ in range(_ATTEMPTS):
         row = rows[rng.randrange(len(rows))]
@@ -117,12 +133,13 @@ def _partners(tools: list[dict[str, Any]], by_tool: dict[str, list[int]], called
 
 def group(
     call_rows: list[dict[str, Any]], chats: list[dict[str, Any]], rng: random.Random, *,
-    turns: int, no_call_fraction: float, near_miss_share: float,
+    turns: int, no_call_fraction: float, near_miss_share: float, settings: Settings = DEFAULT,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Conversations of up to `turns` turns over `call_rows`, `no_call_fraction` of the turns without a call.
 
     `call_rows` are converted xlam rows (one request, its calls); `chats` converted chat rows, whose
-    first exchange becomes a no-call turn. Returns the rows and counts for stats.json.
+    first exchange becomes a no-call turn; `settings` sets the rest of the mix. Returns the rows and
+    counts for stats.json.
     """
     if turns < 2:
         raise ValueError("group() builds conversations of at least 2 turns")
@@ -147,7 +164,7 @@ def group(
             exchange = pool.take(words)
             kind = "from_chat"
         if exchange is None:
-            found = _near_miss(call_rows, tools, words, rng)
+            found = _near_miss(call_rows, tools, words, rng, settings.hard_near_miss_share)
             if found is None:
                 counts["short_of_no_call"] += 1
                 return None
@@ -162,7 +179,7 @@ def group(
             continue
         used.add(a)
         tools = anchor["tools"]
-        if rng.random() < ONLY_CALLED_TOOLS_SHARE:
+        if rng.random() < settings.only_called_tools_share:
             tools = [t for t in tools if t["function"]["name"] in called[a]]
         members = [a, *_partners(tools, by_tool, called, row_schemas, used, calls_per_conversation - 1)]
         used.update(members)
@@ -170,7 +187,7 @@ def group(
         counts["call"] += len(members)
         # Keep the running share of no-call turns at the target, whatever partners were found.
         no_calls = counts["from_chat"] + counts["near_miss"]
-        want = round(counts["call"] * ratio * (1 - NO_CALL_BLOCK_SHARE)) - no_calls
+        want = round(counts["call"] * ratio * (1 - settings.no_call_block_share)) - no_calls
         want = max(0, min(want, turns - len(members)))
         words = set().union(*(convert.tool_words(t) for t in tools))
         exchanges += [ex for _ in range(want) if (ex := no_call_turn(tools, words)) is not None]
@@ -178,7 +195,7 @@ def group(
         out.append(_conversation(anchor, tools, exchanges))
     # The rest of the no-call turns: conversations under one or two tools of a random row.
     left = round(counts["call"] * ratio) - counts["from_chat"] - counts["near_miss"]
-    while NO_CALL_BLOCK_SHARE and left > 0 and call_rows:
+    while settings.no_call_block_share and left > 0 and call_rows:
         anchor = call_rows[rng.randrange(len(call_rows))]
         tools = rng.sample(anchor["tools"], min(len(anchor["tools"]), rng.choice((1, 1, 2))))
         words = set().union(*(convert.tool_words(t) for t in tools))

@@ -122,9 +122,14 @@ def serialize(rows: list[dict[str, Any]]) -> bytes:
 
 
 def prepare(
-    args: PrepareOptions, source: Source, nc_source: Source | None
+    args: PrepareOptions, source: Source, nc_source: Source | None,
+    conversation_settings: conversations.Settings = conversations.DEFAULT,
 ) -> tuple[dict[str, bytes], dict[str, Any]]:
-    """Build the output files and their stats; pure apart from reading the sources."""
+    """Build the output files and their stats; pure apart from reading the sources.
+
+    `conversation_settings` mixes `--turns-per-row` conversations; the job always uses the defaults,
+    benchmarks and tests try others.
+    """
     rng = random.Random(args.seed)
     tally = Tally()
     rows = convert_rows(source, args.format, args.system_prompt, tally, f"converting {args.format}")
@@ -146,7 +151,8 @@ def prepare(
     if args.format == "xlam" and args.turns_per_row > 1:
         rows, counts = conversations.group(rows, chats, rng, turns=args.turns_per_row,
                                            no_call_fraction=args.no_call_fraction,
-                                           near_miss_share=args.near_miss_share)
+                                           near_miss_share=args.near_miss_share,
+                                           settings=conversation_settings)
         rng.shuffle(rows)
         no_call_stats = {
             "fraction": args.no_call_fraction, "generated": counts["from_chat"] + counts["near_miss"],
@@ -239,10 +245,14 @@ def sources(args: PrepareOptions) -> tuple[Source, Source | None]:
     return main, no_call
 
 
-def fingerprint(args: PrepareOptions, main: Source, no_call: Source | None) -> str:
-    """Everything the output depends on: the flags and the sources' content (or Hub id and split)."""
+def fingerprint(args: PrepareOptions, main: Source, no_call: Source | None,
+                conversation_settings: conversations.Settings = conversations.DEFAULT) -> str:
+    """Everything the output depends on: the flags, the conversation settings and the sources' content
+    (or Hub id and split)."""
     # The step fingerprint says which run asked, not what the rows are: it is recorded, not hashed.
     params = {k: v for k, v in sorted(dataclasses.asdict(args).items()) if k not in ("output", "fingerprint")}
+    if conversation_settings != conversations.DEFAULT:  # the defaults add nothing: earlier outputs verify
+        params["conversation_settings"] = dataclasses.asdict(conversation_settings)
     params["source_fingerprint"] = main.fingerprint()
     if no_call is not None:
         params["no_call_fingerprint"] = no_call.fingerprint()
@@ -285,7 +295,7 @@ def _summary(stats: dict[str, Any], out: storage.Location, seconds: float) -> No
     Console(stderr=True).print(table)
 
 
-def run(args: PrepareOptions) -> int:
+def run(args: PrepareOptions, conversation_settings: conversations.Settings = conversations.DEFAULT) -> int:
     started = time.perf_counter()
     out = storage.location(args.output)
     out.check()
@@ -296,14 +306,14 @@ def run(args: PrepareOptions) -> int:
     if args.turns_per_row < 1:
         raise ValueError("--turns-per-row must be at least 1")
     main, no_call = sources(args)
-    expected = fingerprint(args, main, no_call)
+    expected = fingerprint(args, main, no_call, conversation_settings)
     done = verify(out, expected)
     if done is not None:
         log.info("%s already holds this preparation (content %s); nothing to do", out, done["content_hash"][:16])
         if done.get("step_fingerprint") != args.fingerprint:
             out.child(STATS_FILE).write_json({**done, "step_fingerprint": args.fingerprint})
         return 0
-    files, stats = prepare(args, main, no_call)
+    files, stats = prepare(args, main, no_call, conversation_settings)
     stats["fingerprint"] = expected
     stats["step_fingerprint"] = args.fingerprint
     for name in PREPARE_FILES:
