@@ -291,7 +291,7 @@ def test_notes_say_what_to_do_next() -> None:
     notes = out[out.index("NOTES:"):]
     for line in ("kubectl apply -f manifests/examples/quickstart.yaml", "kubectl get finetuneruns",
                  "kubectl get modelserves", "ConfigMap kubetune/kt-dashboard",
-                 "kubectl apply --server-side -f charts/kubetune/crds/", MINIO, PUSHGATEWAY):
+                 "kubectl apply --server-side --force-conflicts -f charts/kubetune/crds/", MINIO, PUSHGATEWAY):
         assert line in notes, line
     assert "dev-only-password" not in notes
 
