@@ -274,6 +274,8 @@ def test_existing_secrets_pull_secrets_and_service_account_annotations() -> None
     image = find(ext, "Deployment", "kt-operator")[0]["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image == "ghcr.io/kubetune/kubetune-operator@sha256:" + "0" * 64
     dev = render("ci/dev")
+    for name in ("kt-minio", "kt-pushgateway"):  # they never call the API
+        assert find(dev, "Deployment", name)[0]["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
     [secret] = find(dev, "Secret")
     assert secret["metadata"]["name"] == "kt-minio" and set(secret["stringData"]) == {"AWS_ACCESS_KEY_ID",
                                                                                      "AWS_SECRET_ACCESS_KEY"}

@@ -106,7 +106,7 @@ capabilities: {drop: ["ALL"]}
 {{- end -}}
 
 {{- define "kubetune.imagePullSecrets" -}}
-{{- with .Values.imagePullSecrets }}
+{{- with .Values.imagePullSecrets -}}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
