@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint crds bench clean
+.PHONY: demo test lint crds bench clean images manifests
 
 $(VENV)/.demo-installed: pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh $(VENV) demo
@@ -21,6 +21,18 @@ lint: $(VENV)/.test-installed
 
 test: $(VENV)/.test-installed lint
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
+
+# Container images of the operator and the jobs (needs docker; the chart's appVersion is the tag).
+IMAGE_REGISTRY ?= ghcr.io/kubetune
+IMAGE_TAG ?= $(shell sed -n 's/^appVersion: *"*\([^"]*\)"*/\1/p' charts/kubetune/Chart.yaml)
+DOCKER ?= docker
+images:
+	$(DOCKER) build -f operator/Dockerfile -t $(IMAGE_REGISTRY)/kubetune-operator:$(IMAGE_TAG) .
+	$(DOCKER) build -f jobs/Dockerfile -t $(IMAGE_REGISTRY)/kubetune-jobs:$(IMAGE_TAG) .
+
+# manifests/kustomization.yaml and manifests/install/ from the chart (for installs without Helm).
+manifests: $(VENV)/.test-installed
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) scripts/render_manifests.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

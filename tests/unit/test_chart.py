@@ -1,30 +1,39 @@
-"""The Helm chart: `helm lint`, `helm template` in several configurations, every built-in object validated
-with kubernetes-validate; the dashboard only queries metrics that exist."""
+"""The Helm chart: `helm lint --strict` and `helm template` over --set cases and the values files in
+charts/kubetune/ci/, every built-in object validated with kubernetes-validate, every pod template checked
+against the Pod Security Standards "restricted" profile; bad values refused with a message naming the value;
+the operator's environment, RBAC and NetworkPolicies per case; NOTES; the dashboard only queries metrics
+that exist."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
 import yaml
+from support.pod_security import pod_specs, violations
 
 from kubetune_operator import metrics as operator_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "kubetune"
-HELM = ROOT / ".venv" / "bin" / "helm"
+HELM = Path(shutil.which("helm") or ROOT / ".venv" / "bin" / "helm")
 K8S_VERSION = kubernetes_validate.latest_version()
+CI_VALUES = {p.name.removesuffix("-values.yaml"): p for p in sorted((CHART / "ci").glob("*-values.yaml"))}
+BAD_VALUES = sorted((ROOT / "tests" / "fixtures" / "chart").glob("bad-*.yaml"))
 CONFIGS = {
     "defaults": [],
     "everything": ["--set", "minio.enabled=true", "--set", "minio.rootPassword=s3cret-value", "--set",
                    "pushgateway.enabled=true", "--set", "serviceMonitor.enabled=true", "--set",
                    "storage.endpoint=http://store:9000"],
     "namespaced": ["--set", "operator.watchNamespaces={team-a,team-b}", "--set", "dashboard.enabled=false"],
+    **{f"ci/{name}": ["-f", str(path)] for name, path in CI_VALUES.items()},
 }
+NOT_BUILT_IN = ("monitoring.coreos.com",)
 
 pytestmark = pytest.mark.skipif(not HELM.exists(), reason="helm is installed into .venv by scripts/bootstrap.sh")
 
@@ -35,13 +44,36 @@ def helm(*args: str) -> str:
     return out.stdout
 
 
-def render(config: str) -> list[dict]:
-    text = helm("template", "kt", str(CHART), "--namespace", "kubetune", "--include-crds", *CONFIGS[config])
+def render(config: str, namespace: str = "kubetune") -> list[dict]:
+    text = helm("template", "kt", str(CHART), "--namespace", namespace, "--include-crds", *CONFIGS[config])
     return [d for d in yaml.safe_load_all(text) if d]
 
 
+def find(docs: list[dict], kind: str, name: str | None = None) -> list[dict]:
+    return [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+
+
+def operator_env(docs: list[dict]) -> dict[str, dict]:
+    dep = find(docs, "Deployment", "kt-operator")[0]
+    return {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def rules_of(role: dict) -> dict[tuple[str, str], set[str]]:
+    out: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        for g in rule["apiGroups"]:
+            for r in rule["resources"]:
+                out.setdefault((g, r), set()).update(rule["verbs"])
+    return out
+
+
 def test_lint() -> None:
-    helm("lint", "--strict", str(CHART), "--set", "minio.enabled=true", "--set", "minio.rootPassword=x")
+    helm("lint", "--strict", str(CHART), "--set", "minio.enabled=true", "--set", "minio.rootPassword=x-long-enough")
+
+
+@pytest.mark.parametrize("name", list(CI_VALUES))
+def test_lint_ci_values(name: str) -> None:
+    assert "0 chart(s) failed" in helm("lint", "--strict", str(CHART), "-f", str(CI_VALUES[name]))
 
 
 @pytest.mark.parametrize("config", list(CONFIGS))
@@ -50,9 +82,74 @@ def test_rendered_objects_validate(config: str) -> None:
     kinds = [d["kind"] for d in docs]
     assert "Deployment" in kinds and "CustomResourceDefinition" in kinds
     for doc in docs:
-        if doc["apiVersion"].startswith("monitoring.coreos.com"):
+        if doc["apiVersion"].startswith(NOT_BUILT_IN):
             continue  # not a built-in kind
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_every_pod_is_restricted_probed_and_read_only(config: str) -> None:
+    docs = render(config)
+    pods = [(d["metadata"]["name"], spec, meta) for d in docs for spec, meta in pod_specs(d)]
+    assert pods
+    for name, spec, meta in pods:
+        assert violations(spec, meta) == [], name
+        for c in spec["containers"]:
+            assert c["securityContext"]["readOnlyRootFilesystem"] is True, name
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                assert "httpGet" in c[probe], (name, probe)
+            mounted = {m["name"] for m in c.get("volumeMounts", [])}
+            assert {v["name"] for v in spec.get("volumes", [])} <= mounted, name
+
+
+@pytest.mark.parametrize("path", BAD_VALUES, ids=[p.stem for p in BAD_VALUES])
+def test_bad_values_are_refused_naming_the_value(path: Path) -> None:
+    expected = path.read_text().splitlines()[0].removeprefix("# refused: ")
+    secret = (yaml.safe_load(path.read_text()).get("minio") or {}).get("rootPassword")
+    for command in (["lint", "--strict", str(CHART)], ["template", "kt", str(CHART)]):
+        out = subprocess.run([str(HELM), *command, "-f", str(path)], capture_output=True, text=True)
+        assert out.returncode != 0, (command, out.stdout)
+        assert expected in out.stdout + out.stderr, (command, out.stdout + out.stderr)
+        if secret:
+            assert secret not in out.stdout + out.stderr
+
+
+MINIO = "http://kt-minio.kubetune.svc.cluster.local:9000"
+PUSHGATEWAY = "http://kt-pushgateway.kubetune.svc.cluster.local:9091"
+ENV_CASES = {
+    # config: (KUBETUNE_S3_ENDPOINT, KUBETUNE_STORE_SECRET, KUBETUNE_PUSHGATEWAY, KUBETUNE_SHARE_STORE)
+    "ci/default": (None, None, None, "false"),
+    "ci/dev": (MINIO, "kt-minio", PUSHGATEWAY, "true"),
+    "ci/namespaced": (MINIO, "kubetune-minio-keys", "http://pushgateway.monitoring.svc.cluster.local:9091", "true"),
+    "ci/external-storage": ("https://s3.eu-west-1.amazonaws.com", "kubetune-s3", None, "false"),
+    "everything": ("http://store:9000", "kt-minio", PUSHGATEWAY, "false"),
+}
+
+
+@pytest.mark.parametrize("config", list(ENV_CASES))
+def test_operator_environment(config: str) -> None:
+    endpoint, secret, pushgateway, share = ENV_CASES[config]
+    env = operator_env(render(config))
+    value = {name: e.get("value") for name, e in env.items()}
+    assert value.get("KUBETUNE_S3_ENDPOINT") == endpoint
+    assert value.get("KUBETUNE_STORE_SECRET") == secret
+    assert value.get("KUBETUNE_PUSHGATEWAY") == pushgateway
+    assert value["KUBETUNE_SHARE_STORE"] == share
+    assert value["KUBETUNE_RESYNC_SECONDS"] == "30"
+    assert env["KUBETUNE_OPERATOR_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert value["KUBETUNE_JOBS_IMAGE"] == "ghcr.io/kubetune/kubetune-jobs:0.1.0"
+    assert re.fullmatch(r"vllm/vllm-openai:v\d+\.\d+\.\d+", value["KUBETUNE_VLLM_IMAGE"])
+    if secret:
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            assert env[key]["valueFrom"] == {"secretKeyRef": {"name": secret, "key": key}}
+    else:
+        assert "AWS_SECRET_ACCESS_KEY" not in env
+
+
+def test_store_and_pushgateway_urls_follow_the_release_namespace() -> None:
+    value = {n: e.get("value") for n, e in operator_env(render("ci/dev", namespace="ml-platform")).items()}
+    assert value["KUBETUNE_S3_ENDPOINT"] == "http://kt-minio.ml-platform.svc.cluster.local:9000"
+    assert value["KUBETUNE_PUSHGATEWAY"] == "http://kt-pushgateway.ml-platform.svc.cluster.local:9091"
 
 
 def test_operator_deployment_and_rbac() -> None:
@@ -73,10 +170,132 @@ def test_operator_deployment_and_rbac() -> None:
     assert not any(d["kind"] == "ClusterRole" for d in namespaced)
 
 
+MODELSERVE_OBJECTS = [("apps", "deployments"), ("", "services"), ("batch", "jobs"),
+                      ("monitoring.coreos.com", "podmonitors"), ("monitoring.coreos.com", "servicemonitors"),
+                      ("keda.sh", "scaledobjects"), ("autoscaling", "horizontalpodautoscalers"), ("", "secrets")]
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_rbac_is_least_privilege(config: str) -> None:
+    docs = render(config)
+    roles = find(docs, "ClusterRole") + find(docs, "Role")
+    assert roles
+    for role in roles:
+        for rule in role["rules"]:
+            assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
+        rules = rules_of(role)
+        # Secrets: never listed or watched, never deleted (owner references clean up the copies).
+        assert not rules.get(("", "secrets"), set()) & {"list", "watch", "delete", "deletecollection"}
+        assert not any("update" in verbs for (g, r), verbs in rules.items() if not r.endswith("/finalizers"))
+    main = [r for r in roles if r["metadata"]["name"] == "kt-operator"]
+    for role in main:
+        rules = rules_of(role)
+        for kind in ("finetuneruns", "modelserves"):
+            assert rules[("kubetune.io", kind)] == {"get", "list", "watch", "patch"}
+            assert rules[("kubetune.io", f"{kind}/status")] == {"patch"}
+            assert rules[("kubetune.io", f"{kind}/finalizers")] == {"update"}
+        for group_resource in MODELSERVE_OBJECTS:
+            assert {"get"} <= rules[group_resource], group_resource
+            if group_resource != ("", "secrets"):
+                assert "create" in rules[group_resource], group_resource
+
+
+def test_secret_access_per_mode() -> None:
+    # Cluster-wide without sharing: read only.
+    assert rules_of(find(render("ci/default"), "ClusterRole")[0])[("", "secrets")] == {"get"}
+    assert rules_of(find(render("ci/external-storage"), "ClusterRole")[0])[("", "secrets")] == {"get"}
+    # Cluster-wide, shared store: the copies are created and refreshed.
+    assert rules_of(find(render("ci/dev"), "ClusterRole")[0])[("", "secrets")] == {"get", "create", "patch"}
+    # Namespaced: nothing cluster-wide; the watched namespaces get the copies; the store's Secret is
+    # readable by name in the release namespace and nowhere else.
+    docs = render("ci/namespaced")
+    assert not find(docs, "ClusterRole") and not find(docs, "ClusterRoleBinding")
+    watched = {r["metadata"]["namespace"]: rules_of(r) for r in find(docs, "Role", "kt-operator")}
+    assert sorted(watched) == ["team-a", "team-b"]
+    assert all(rules[("", "secrets")] == {"get", "create", "patch"} for rules in watched.values())
+    assert not any(("", "namespaces") in rules for rules in watched.values())
+    store = find(docs, "Role", "kt-operator-store")[0]
+    assert store["metadata"]["namespace"] == "kubetune"
+    assert store["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["kubetune-minio-keys"],
+                               "verbs": ["get"]}]
+    for binding in find(docs, "RoleBinding"):
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "kt-operator", "namespace": "kubetune"}]
+        assert binding["roleRef"]["name"] == binding["metadata"]["name"]
+
+
+def _peers(policy: dict, direction: str) -> list[tuple[list, list]]:
+    key = "from" if direction == "ingress" else "to"
+    return [(rule[key], rule["ports"]) for rule in policy["spec"][direction]]
+
+
+def test_network_policies() -> None:
+    assert not find(render("ci/default"), "NetworkPolicy")
+    dev = render("ci/dev")
+    op = find(dev, "NetworkPolicy", "kt-operator")[0]
+    egress = {tuple(p["port"] for p in ports): peers for peers, ports in _peers(op, "egress")}
+    assert set(egress) == {(53, 53), (443, 6443), (9000,), (9091,)}
+    assert egress[(9000,)] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/instance": "kt",
+                                                                "app.kubernetes.io/component": "minio"}}}]
+    assert [p["port"] for _, ports in _peers(op, "ingress") for p in ports] == [8080]
+    minio = find(dev, "NetworkPolicy", "kt-minio")[0]
+    assert minio["spec"]["policyTypes"] == ["Ingress", "Egress"] and "egress" not in minio["spec"]
+    [(peers, ports)] = _peers(minio, "ingress")
+    assert ports == [{"protocol": "TCP", "port": 9000}]
+    assert {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "kubetune"}}} in peers
+    pushgateway = find(dev, "NetworkPolicy", "kt-pushgateway")[0]
+    [(peers, _)] = _peers(pushgateway, "ingress")
+    assert {"app.kubernetes.io/name": "prometheus"} in [p["podSelector"].get("matchLabels") for p in peers]
+    # Namespaced: the store answers only the watched namespaces (and the operator).
+    [(peers, _)] = _peers(find(render("ci/namespaced"), "NetworkPolicy", "kt-minio")[0], "ingress")
+    namespaces = [p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in peers
+                  if "namespaceSelector" in p]
+    assert namespaces == ["team-a", "team-b"]
+    # External store: the operator may reach its addresses on the endpoint's port, the API on the given ones.
+    ext = find(render("ci/external-storage"), "NetworkPolicy", "kt-operator")[0]
+    egress = [(peers, [p["port"] for p in ports]) for peers, ports in _peers(ext, "egress")]
+    assert egress[1:] == [([{"ipBlock": {"cidr": "10.0.0.1/32"}}], [443]),
+                          ([{"ipBlock": {"cidr": "52.218.0.0/17"}}], [443])]
+
+
+def test_existing_secrets_pull_secrets_and_service_account_annotations() -> None:
+    docs = render("ci/namespaced")
+    assert not find(docs, "Secret")  # minio.existingSecret: the chart makes none
+    minio = find(docs, "Deployment", "kt-minio")[0]["spec"]["template"]["spec"]
+    refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in minio["containers"][0]["env"]}
+    assert refs == {"kubetune-minio-keys"}
+    for d in docs:
+        for spec, _ in pod_specs(d):
+            assert spec["imagePullSecrets"] == [{"name": "registry-credentials"}], d["metadata"]["name"]
+    sa = find(docs, "ServiceAccount", "kt-operator")[0]
+    assert sa["metadata"]["annotations"] == {
+        "iam.gke.io/gcp-service-account": "kubetune-operator@example-project.iam.gserviceaccount.com"}
+    ext = render("ci/external-storage")
+    assert not find(ext, "Secret") and not find(ext, "Deployment", "kt-minio")
+    image = find(ext, "Deployment", "kt-operator")[0]["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "ghcr.io/kubetune/kubetune-operator@sha256:" + "0" * 64
+    dev = render("ci/dev")
+    for name in ("kt-minio", "kt-pushgateway"):  # they never call the API
+        assert find(dev, "Deployment", name)[0]["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    [secret] = find(dev, "Secret")
+    assert secret["metadata"]["name"] == "kt-minio" and set(secret["stringData"]) == {"AWS_ACCESS_KEY_ID",
+                                                                                     "AWS_SECRET_ACCESS_KEY"}
+    assert all("imagePullSecrets" not in spec for d in dev for spec, _ in pod_specs(d))
+
+
 def test_minio_requires_a_password() -> None:
     out = subprocess.run([str(HELM), "template", "kt", str(CHART), "--set", "minio.enabled=true"],
                          capture_output=True, text=True)
     assert out.returncode != 0 and "minio.rootPassword is required" in out.stderr
+
+
+def test_notes_say_what_to_do_next() -> None:
+    out = helm("install", "kt", str(CHART), "--namespace", "kubetune", "--dry-run=client", *CONFIGS["ci/dev"])
+    notes = out[out.index("NOTES:"):]
+    for line in ("kubectl apply -f manifests/examples/quickstart.yaml", "kubectl get finetuneruns",
+                 "kubectl get modelserves", "ConfigMap kubetune/kt-dashboard",
+                 "kubectl apply --server-side --force-conflicts -f charts/kubetune/crds/", MINIO, PUSHGATEWAY):
+        assert line in notes, line
+    assert "dev-only-password" not in notes
 
 
 def _pushed_names() -> set[str]:
