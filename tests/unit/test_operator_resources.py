@@ -104,3 +104,34 @@ def test_an_invalid_builder_output_would_be_caught() -> None:
     broken["spec"]["backoffLimit"] = "three"
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(broken, K8S_VERSION, strict=True)
+
+
+def test_every_job_pod_passes_the_restricted_pod_security_profile() -> None:
+    from support.pod_security import violations
+
+    checked = 0
+    for _, _, step, job in all_jobs():
+        pod = job["spec"]["template"]["spec"]
+        assert violations(pod, job["spec"]["template"]["metadata"]) == [], step.name
+        # Read-only root: every place the jobs write is a mounted emptyDir.
+        c = pod["containers"][0]
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True
+        mounted = {m["mountPath"] for m in c["volumeMounts"]}
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        for var in ("HOME", "TMPDIR", "KUBETUNE_CACHE", "HF_HOME"):
+            assert any(env[var].startswith(m) for m in mounted), var
+        assert pod["automountServiceAccountToken"] is False
+        assert c["resources"]["requests"]["ephemeral-storage"]
+        assert pod["terminationGracePeriodSeconds"] >= 30
+        checked += 1
+    assert checked >= 20
+
+
+def test_a_privileged_job_would_be_caught() -> None:
+    from support.pod_security import violations
+
+    _, _, _, job = next(all_jobs())
+    pod = json.loads(json.dumps(job["spec"]["template"]["spec"]))
+    pod["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+    pod["volumes"].append({"name": "host", "hostPath": {"path": "/"}})
+    assert len(violations(pod)) >= 2
