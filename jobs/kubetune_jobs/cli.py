@@ -20,6 +20,8 @@ SUBCOMMANDS = {
     "train": "kubetune_jobs.train.run",
     "evaluate": "kubetune_jobs.evaluate.run",
     "serve": "kubetune_jobs.serving",
+    "bench": "kubetune_jobs.bench.run",
+    "fetch": "kubetune_jobs.fetch",
 }
 
 

@@ -6,6 +6,10 @@
         eval/<label>/{report.json, report.md}
         summary.json                         (written by `kubetune run`)
 
+    <root>/<namespace>/serves/<serve>/       (a ModelServe's own results, per revision)
+        bench/<revision>/bench.json
+        eval/<revision>/{report.json, report.md}
+
 `root` is `s3://<bucket>` in a cluster or a local directory for `kubetune run`. A directory of files
 (a checkpoint, an adapter, a merged model) is complete only when its `_COMPLETE` marker is present:
 the marker lists every file with its size and sha256 and is written last.
@@ -29,6 +33,7 @@ ADAPTER_DIR = "adapter"
 MERGED_DIR = "merged"
 
 REPORT_FILE = "report.json"
+BENCH_FILE = "bench.json"
 REPORT_MARKDOWN = "report.md"
 SUMMARY_FILE = "summary.json"
 
@@ -99,3 +104,26 @@ class RunLayout:
     @property
     def summary(self) -> str:
         return join(self.root, SUMMARY_FILE)
+
+
+@dataclass(frozen=True)
+class ServeLayout:
+    """Result URIs of one ModelServe: `ServeLayout.of(root_uri, namespace, serve)`."""
+
+    root: str  # <root_uri>/<namespace>/serves/<serve>
+
+    @classmethod
+    def of(cls, root_uri: str, namespace: str, serve: str) -> ServeLayout:
+        return cls(join(root_uri, namespace, "serves", serve))
+
+    def bench(self, revision: str) -> str:
+        return join(self.root, "bench", revision)
+
+    def bench_file(self, revision: str) -> str:
+        return join(self.bench(revision), BENCH_FILE)
+
+    def eval(self, revision: str) -> str:
+        return join(self.root, "eval", revision)
+
+    def report(self, revision: str) -> str:
+        return join(self.eval(revision), REPORT_FILE)

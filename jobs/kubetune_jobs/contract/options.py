@@ -281,5 +281,37 @@ class ServeOptions(_Options):
     port: int = flag(8000, "port to listen on (loopback)")
 
 
+@dataclass(frozen=True)
+class BenchOptions(_Options):
+    COMMAND: ClassVar[str] = "bench"
+    HELP: ClassVar[str] = "a concurrency sweep against an OpenAI-compatible endpoint (throughput and latency)"
+
+    endpoint: str = flag(help="OpenAI-compatible base URL (…/v1); key from KUBETUNE_API_KEY")
+    model: str = flag(help="served model name")
+    concurrency: tuple[int, ...] = flag((1, 8, 32, 64), "comma-separated concurrency levels", sep=",")
+    requests: int = flag(64, "requests at each concurrency level")
+    max_tokens: int = flag(128, "output tokens per request (a fixed output length: generation ignores EOS)")
+    warmup: int = flag(1, "warm-up requests before the sweep (reported apart, not in any level)")
+    timeout: float = flag(300.0, "seconds per request before it counts as failed")
+    metrics_url: str | None = flag(None, "the server's Prometheus /metrics URL, to cross-check counts "
+                                         "(default: derived from --endpoint)")
+    output: str | None = flag(None, "directory or s3:// prefix for bench.json")
+    pushgateway: str | None = flag(None, "Prometheus Pushgateway URL for kubetune_bench_* metrics (best effort)",
+                                   identity=False)
+    serve_name: str = flag("local", "metric label: the ModelServe", identity=False)
+    revision: str | None = flag(None, "metric label: the ModelServe revision benchmarked", identity=False)
+    fingerprint: str | None = flag(None, FINGERPRINT_HELP, identity=False)
+
+
+@dataclass(frozen=True)
+class FetchOptions(_Options):
+    COMMAND: ClassVar[str] = "fetch"
+    HELP: ClassVar[str] = "copy a complete model directory from the store and verify it (a serving pod's init step)"
+
+    model: str = flag(help="s3:// URI (or local path) of a complete directory (with its _COMPLETE marker)")
+    dest: str = flag(help="local directory to fill")
+    adapter: str | None = flag(None, "also fetch a LoRA adapter directory, into <dest>-adapter")
+
+
 JOBS: dict[str, type[_Options]] = {cls.COMMAND: cls for cls in (PrepareOptions, TrainOptions, EvaluateOptions,
-                                                                ServeOptions)}
+                                                                ServeOptions, BenchOptions, FetchOptions)}

@@ -97,6 +97,48 @@ class ReportSummary(_Record):
     fingerprint: str | None = None
 
 
+class BenchLevel(_Record):
+    """One concurrency level of `bench.json` (latencies in seconds)."""
+
+    concurrency: int
+    completed: int
+    failed: int
+    duration_s: float
+    request_throughput: float  # completed requests / s
+    output_tokens: int
+    output_throughput: float  # output tokens / s
+    total_token_throughput: float | None = None  # (prompt + output) tokens / s
+    ttft_mean_s: float | None = None
+    ttft_p50_s: float | None = None
+    ttft_p95_s: float | None = None
+    ttft_p99_s: float | None = None
+    tpot_mean_s: float | None = None
+    tpot_p50_s: float | None = None
+    tpot_p95_s: float | None = None
+    tpot_p99_s: float | None = None
+    itl_mean_s: float | None = None
+    itl_p50_s: float | None = None
+    itl_p95_s: float | None = None
+    itl_p99_s: float | None = None
+    e2e_mean_s: float | None = None
+    e2e_p50_s: float | None = None
+    e2e_p95_s: float | None = None
+    e2e_p99_s: float | None = None
+
+
+class BenchReport(_Record):
+    """What `kubetune-job bench` writes (`bench.json`)."""
+
+    complete: bool  # every level ran (a partial sweep is written too, marked incomplete)
+    endpoint: str
+    model: str
+    max_tokens: int
+    levels: list[BenchLevel] = []
+    warmup: dict[str, Any] | None = None
+    error: str | None = None
+    fingerprint: str | None = None
+
+
 def read(record: type[R], data: bytes | str | dict[str, Any] | None) -> R | None:
     """`data` (raw JSON or a parsed object) as `record`, or None when it is not one."""
     if data is None:
