@@ -14,8 +14,9 @@ import yaml
 
 from .apitypes import GROUP, VERSION, ResourceKind
 from .finetunerun.api import RESOURCE as FINETUNERUN
+from .modelserve.api import RESOURCE as MODELSERVE
 
-KINDS: tuple[ResourceKind, ...] = (FINETUNERUN,)
+KINDS: tuple[ResourceKind, ...] = (FINETUNERUN, MODELSERVE)
 _DROP = {"title", "additionalProperties", "examples"}
 
 

@@ -13,6 +13,10 @@ RECONCILE_ERRORS = Counter("kubetune_operator_reconcile_errors_total", "Reconcil
 EVAL_ACCURACY = Gauge("kubetune_operator_last_eval_accuracy", "Accuracy of the latest evaluated model",
                       ["namespace", "run", "suite"])
 JOBS_CREATED = Counter("kubetune_operator_jobs_created_total", "Jobs created", ["kind"])
+SERVE_READY_REPLICAS = Gauge("kubetune_operator_modelserve_ready_replicas", "Ready replicas of a ModelServe's "
+                             "serving revision", ["namespace", "modelserve"])
+SERVE_DECISIONS = Counter("kubetune_operator_modelserve_decisions_total", "Rollouts, promotions and rejections of "
+                          "ModelServe revisions", ["namespace", "modelserve", "decision", "reason"])
 
 _phases: dict[tuple[str, str], str] = {}
 
@@ -38,3 +42,10 @@ def forget_run(namespace: str, name: str) -> None:
 
 def serve(port: int) -> None:
     start_http_server(port)
+
+
+def forget_serve(namespace: str, name: str) -> None:
+    try:
+        SERVE_READY_REPLICAS.remove(namespace, name)
+    except KeyError:
+        pass

@@ -16,7 +16,11 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "kubetune-operator"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 FINALIZER = f"{GROUP}/cleanup"  # kopf's finalizer, for every kind
+LABEL_SERVE = f"{GROUP}/serve"
+LABEL_REVISION = f"{GROUP}/revision"
 ANNOTATION_STEP = f"{GROUP}/step"
+ANNOTATION_MODEL = f"{GROUP}/model"
+ANNOTATION_DIGEST = f"{GROUP}/model-digest"
 ANNOTATION_FINGERPRINT = f"{GROUP}/fingerprint"
 
 _MAX = 63  # a Job's name becomes its pods' `job-name` label value: at most 63 characters
@@ -45,3 +49,8 @@ def labels(run: str, step: str | None = None, kind: str | None = None, stage: st
     if stage:
         out[LABEL_STAGE] = dns_label(stage)
     return out
+
+
+def serve_labels(serve: str) -> dict[str, str]:
+    """The labels of every object a ModelServe owns."""
+    return {LABEL_MANAGED_BY: MANAGED_BY, "app.kubernetes.io/part-of": "kubetune", LABEL_SERVE: dns_label(serve)}

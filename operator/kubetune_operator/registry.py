@@ -19,11 +19,13 @@ from .finetunerun import api as ftr_api
 from .finetunerun import handlers as ftr
 from .kube.client import api_client, connection
 from .kube.context import Context
+from .modelserve import api as ms_api
+from .modelserve import handlers as ms
 from .settings import Settings
 
 # kind -> the reconcile of one resource of that kind (namespace, name)
 Reconcile = Callable[[Context, str, str], Awaitable[None]]
-RECONCILERS: dict[str, Reconcile] = {ftr_api.KIND: ftr.reconcile_run}
+RECONCILERS: dict[str, Reconcile] = {ftr_api.KIND: ftr.reconcile_run, ms_api.KIND: ms.reconcile_serve}
 
 
 def _owner(meta: dict[str, Any]) -> tuple[str, str] | None:
@@ -73,4 +75,5 @@ def build(settings: Settings) -> kopf.OperatorRegistry:
             await RECONCILERS[kind](memo.ctx, namespace, name)
 
     ftr.register(registry, settings.resync_seconds)
+    ms.register(registry, settings.resync_seconds)
     return registry

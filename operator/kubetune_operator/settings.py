@@ -11,6 +11,7 @@ environment at import time.
     KUBETUNE_STORE_SECRET        Secret (operator namespace) with that store's keys
     KUBETUNE_SHARE_STORE         "true": resources naming no credentials get a copy of that Secret
     KUBETUNE_PUSHGATEWAY         default Pushgateway for resources that name none
+    KUBETUNE_PROMETHEUS_URL      Prometheus that KEDA queries to autoscale ModelServes
     KUBETUNE_JOBS_IMAGE / KUBETUNE_VLLM_IMAGE   default images
     KUBETUNE_CLEANUP_ATTEMPTS / _TIMEOUT / _DELAY   artifact deletion on `cleanupPolicy: Delete`
 """
@@ -37,6 +38,7 @@ class Settings:
     store_secret: str | None = None
     share_store: bool = False
     pushgateway: str | None = None
+    prometheus: str | None = None
     jobs_image: str = DEFAULT_JOBS_IMAGE
     vllm_image: str = DEFAULT_VLLM_IMAGE
     cleanup_attempts: int = 3
@@ -67,6 +69,7 @@ _ENV = {
     "store_secret": "KUBETUNE_STORE_SECRET",
     "share_store": "KUBETUNE_SHARE_STORE",
     "pushgateway": "KUBETUNE_PUSHGATEWAY",
+    "prometheus": "KUBETUNE_PROMETHEUS_URL",
     "jobs_image": "KUBETUNE_JOBS_IMAGE",
     "vllm_image": "KUBETUNE_VLLM_IMAGE",
     "cleanup_attempts": "KUBETUNE_CLEANUP_ATTEMPTS",

@@ -1,0 +1,324 @@
+"""The ModelServe API (`kubetune.io/v1alpha1`): typed pydantic models, the single source of its CRD schema.
+
+A ModelServe serves one model with vLLM (OpenAI-compatible API, tool calls through the `hermes` parser):
+a FineTuneRun's model (its final merged model or a named stage's, or a stage's LoRA adapter on its base
+model), a complete model directory in the object store, or a Hub id. Each change of the model or of how
+vLLM runs it is a new *revision*; a revision rolls out beside the one serving, traffic moves when it is
+Ready and, with `promotion` set, only when its evaluation beats the serving model's.
+
+    serve = load_manifest("manifests/examples/modelserve.yaml")   # -> ModelServe
+    serve.spec.model.fine_tune_run.name                           # "qwen2.5-3b-function-calling"
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from kubetune_jobs.contract import suites
+
+from ..apitypes import (
+    API_VERSION,
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    GROUP,
+    QUANTITY,
+    VERSION,
+    Condition,
+    ObjectMeta,
+    ResourceKind,
+    SpecError,
+    StorageSpec,
+    Toleration,
+    described,
+)
+from ..apitypes import Model as _Model
+
+__all__ = ["API_VERSION", "GROUP", "VERSION", "SpecError", "StorageSpec", "Toleration", "Condition"]
+
+KIND = "ModelServe"
+PLURAL = "modelserves"
+SINGULAR = "modelserve"
+SHORT_NAMES = ["ms"]
+DEFAULT_PROMOTION_SUITES = ("seed-tools",)
+_f = described
+
+
+# ---------------------------------------------------------------- spec
+
+class FineTuneRunRef(_Model):
+    """A FineTuneRun in the same namespace whose model is served once the run has succeeded."""
+
+    name: str = _f(..., "Name of the FineTuneRun.", max_length=63, pattern=DNS_LABEL)
+    stage: str | None = _f(None, "Serve this stage's model instead of the run's final one.", max_length=20,
+                           pattern=DNS_LABEL)
+
+
+class LoraServing(_Model):
+    """Serve a stage's LoRA adapter on the model that stage trained from (vLLM's LoRA support), instead of
+    its merged model."""
+
+    enabled: bool = _f(False, "Serve the adapter (spec.model.fineTuneRun only).")
+    max_rank: int = _f(64, "vLLM's --max-lora-rank: at least the adapter's rank.", ge=1, le=512)
+
+
+class ModelSource(_Model):
+    """Exactly one of fineTuneRun, uri and hub."""
+
+    fine_tune_run: FineTuneRunRef | None = _f(None, "A FineTuneRun's model (waits for the run to succeed).")
+    uri: str | None = _f(None, "s3:// URI of a complete model directory (written with a _COMPLETE marker).",
+                         max_length=512, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
+    hub: str | None = _f(None, "A Hugging Face Hub model id (downloaded by vLLM; token from hubTokenSecret).",
+                         max_length=256, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+    lora: LoraServing = _f(LoraServing(), "Serve a LoRA adapter on its base model.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ModelSource:
+        given = [n for n in ("fine_tune_run", "uri", "hub") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError("name exactly one of fineTuneRun, uri and hub"
+                             + (f" (got {', '.join(given)})" if given else ""))
+        if self.lora.enabled and self.fine_tune_run is None:
+            raise ValueError("lora.enabled serves a FineTuneRun stage's adapter: it needs fineTuneRun")
+        return self
+
+
+class VLLMSpec(_Model):
+    """How vLLM runs the model (the flags of `vllm serve`)."""
+
+    image: str | None = _f(None, "vLLM image (default: the operator's, a pinned vllm/vllm-openai release).",
+                           max_length=512)
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = _f("auto", "Weights and activations dtype.")
+    max_model_len: int | None = _f(4096, "Longest context (prompt + output) in tokens; unset: the model's.",
+                                   ge=16, le=1048576)
+    gpu_memory_utilization: float = _f(0.9, "Share of each GPU's memory vLLM may use, in (0, 1].", gt=0.0, le=1.0)
+    tensor_parallel_size: int | None = _f(None, "GPUs one replica spreads the model over (default: "
+                                          "spec.resources.gpus); must divide the GPUs.", ge=1, le=16)
+    tool_call_parser: str = _f("hermes", "vLLM tool-call parser (hermes reads Qwen's <tool_call> blocks).",
+                               max_length=64)
+    enable_auto_tool_choice: bool = _f(True, "Let the model decide when to call a tool (tool_choice=auto).")
+    chat_template: str | None = _f(None, "Chat template text; unset: the one the model was trained with, from "
+                                   "its own files.", max_length=65536)
+    max_num_seqs: int | None = _f(None, "Most sequences batched at once (vLLM's default when unset).", ge=1, le=4096)
+    extra_args: list[Annotated[str, Field(max_length=512)]] = _f([], "More vLLM flags, appended as given.",
+                                                                 max_length=64)
+
+
+class SecretKeyRef(_Model):
+    """A key of a Secret in the ModelServe's namespace."""
+
+    name: str = _f(..., "Secret name.", max_length=253, pattern=DNS_SUBDOMAIN)
+    key: str = _f("api-key", "Key holding the value.", max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+
+
+class ServeResources(_Model):
+    """Compute and placement of each replica."""
+
+    gpus: int = _f(1, "nvidia.com/gpu per replica (0: CPU only, vLLM's CPU build image).", ge=0, le=16)
+    cpu: str = _f("4", "CPU request.", pattern=QUANTITY, max_length=32)
+    memory: str = _f("32Gi", "Memory request and limit.", pattern=QUANTITY, max_length=32)
+    shm_size: str = _f("8Gi", "Size of /dev/shm (a memory volume; vLLM's workers share tensors through it).",
+                       pattern=QUANTITY, max_length=32)
+    model_storage: str = _f("100Gi", "Ephemeral storage for the downloaded model.", pattern=QUANTITY, max_length=32)
+    node_selector: dict[str, Annotated[str, Field(max_length=63)]] = _f({}, "Node labels replicas require.",
+                                                                         max_length=32)
+    tolerations: list[Toleration] = _f([], "Tolerations of the replicas.", max_length=32)
+    priority_class_name: str | None = _f(None, "PriorityClass of the replicas.", max_length=253,
+                                         pattern=DNS_SUBDOMAIN)
+
+
+class AutoscalingSpec(_Model):
+    """Replicas follow vLLM's queue (`vllm:num_requests_waiting`): KEDA when its CRD is installed, else an HPA
+    through the custom-metrics API."""
+
+    enabled: bool = _f(False, "Scale on waiting requests.")
+    min_replicas: int = _f(1, "Fewest replicas.", ge=1, le=100)
+    max_replicas: int = _f(4, "Most replicas.", ge=1, le=100)
+    target_waiting_requests: int = _f(4, "Waiting requests per replica that add a replica.", ge=1, le=10000)
+
+
+class BenchmarkSpec(_Model):
+    """A throughput sweep (`kubetune-job bench`) after each revision becomes Ready."""
+
+    enabled: bool = _f(True, "Benchmark each revision once it serves.")
+    concurrency: list[Annotated[int, Field(ge=1, le=1024)]] = _f([1, 8], "Concurrency levels.", min_length=1,
+                                                                  max_length=8)
+    requests: int = _f(16, "Requests per level.", ge=1, le=10000)
+    max_tokens: int = _f(64, "Output tokens per request.", ge=1, le=8192)
+
+
+class PromotionSuite(_Model):
+    """An evaluation suite of the promotion gate."""
+
+    name: str = _f(..., "bfcl-<category>, seed-tools, heldout or chat.", max_length=64,
+                   json_schema_extra={"enum": list(suites.KNOWN)})
+    limit: int | None = _f(None, "First N items (all when unset).", ge=1)
+
+
+class PromotionGate(_Model):
+    """What a candidate must reach to replace the serving model."""
+
+    min_accuracy: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = _f(
+        {}, "Lowest accuracy per suite, e.g. {seed-tools: 0.4}.", max_length=32)
+    min_margin: float = _f(0.0, "How much the candidate's mean accuracy over the suites must beat the serving "
+                           "model's (0: at least equal).", ge=-1.0, le=1.0)
+    max_false_call_rate: float | None = _f(None, "Highest tolerated false-call rate on any suite.", ge=0.0, le=1.0)
+
+
+class PromotionSpec(_Model):
+    """Promotion gated on evaluation: a new revision replaces the serving one only when it passes."""
+
+    enabled: bool = _f(False, "Gate every model change on evaluation.")
+    suites: list[PromotionSuite] = _f([PromotionSuite(name=s) for s in DEFAULT_PROMOTION_SUITES],
+                                      "Suites both models are evaluated on.", min_length=1, max_length=16)
+    gate: PromotionGate = _f(PromotionGate(), "The thresholds.")
+    max_new_tokens: int = _f(256, "Longest answer per evaluation item.", ge=16, le=8192)
+    readiness_timeout_seconds: int = _f(1800, "A candidate not Ready after this long is rejected.", ge=60, le=86400)
+
+
+class MonitoringSpec(_Model):
+    """Prometheus scraping of vLLM's /metrics."""
+
+    pod_monitor: bool = _f(True, "Create a PodMonitor (when the Prometheus Operator's CRD is installed).")
+    labels: dict[str, Annotated[str, Field(max_length=63)]] = _f({}, "Extra labels on the PodMonitor (e.g. the "
+                                                                  "release your Prometheus selects).", max_length=16)
+
+
+class ImagesSpec(_Model):
+    """The jobs image (model download, benchmark, evaluation)."""
+
+    jobs: str | None = _f(None, "Image with `kubetune-job` (default: the operator's).", max_length=512)
+    pull_policy: Literal["Always", "IfNotPresent", "Never"] = _f("IfNotPresent", "Image pull policy.")
+
+
+class ModelServeSpec(_Model):
+    """Desired serving: one model, served by vLLM with tool calling, behind one Service."""
+
+    model: ModelSource = _f(..., "What to serve.")
+    served_model_name: str | None = _f(None, "The `model` clients name in requests (default: metadata.name).",
+                                       max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+    vllm: VLLMSpec = _f(VLLMSpec(), "vLLM settings.")
+    api_key_secret: SecretKeyRef | None = _f(None, "Secret whose key becomes the API key clients must send "
+                                             "(VLLM_API_KEY; by reference only).")
+    replicas: int = _f(1, "Replicas (the floor when autoscaling).", ge=0, le=100)
+    resources: ServeResources = _f(ServeResources(), "Compute and placement of each replica.")
+    storage: StorageSpec = _f(StorageSpec(), "Object store of the model and of the benchmark/evaluation results.")
+    hub_token_secret: str | None = _f(None, "Secret with key HF_TOKEN for gated Hub models.", max_length=253,
+                                      pattern=DNS_SUBDOMAIN)
+    autoscaling: AutoscalingSpec = _f(AutoscalingSpec(), "Scale on vLLM's queue.")
+    benchmark: BenchmarkSpec = _f(BenchmarkSpec(), "Benchmark each revision.")
+    promotion: PromotionSpec = _f(PromotionSpec(), "Gate model changes on evaluation.")
+    monitoring: MonitoringSpec = _f(MonitoringSpec(), "Prometheus scraping.")
+    images: ImagesSpec = _f(ImagesSpec(), "Helper images.")
+
+
+# ---------------------------------------------------------------- status
+
+class ServedModel(_Model):
+    """A model and the revision serving it."""
+
+    revision: str = _f(..., "Revision id (a digest of the model and the vLLM settings).")
+    source: str = _f(..., "What was asked for (finetunerun/<name>[/<stage>], an s3:// URI, hub:<id>).")
+    uri: str | None = _f(None, "The model directory in the object store.")
+    hub: str | None = _f(None, "The Hub id vLLM loads.")
+    adapter: str | None = _f(None, "LoRA mode: the adapter directory served on the model.")
+    digest: str | None = _f(None, "sha256 over the completeness markers of the model (and adapter): its content.")
+
+
+class BenchmarkResult(_Model):
+    """The benchmark of one revision."""
+
+    revision: str = _f(..., "Revision benchmarked.")
+    output_tokens_per_second: dict[str, float] = _f({}, "Output tok/s per concurrency level.")
+    ttft_p95_seconds: dict[str, float] = _f({}, "95th-percentile time to first token per level.")
+    failed: int = _f(0, "Requests that failed over the sweep.")
+    report: str | None = _f(None, "URI of bench.json.")
+
+
+class HistoryEntry(_Model):
+    """One decision about a revision."""
+
+    time: str = _f(..., "When (RFC 3339).")
+    revision: str = _f(..., "The revision decided on.")
+    decision: Literal["RolledOut", "Promoted", "Rejected"] = _f(..., "What happened.")
+    reason: str = _f(..., "CamelCase reason.", max_length=128)
+    message: str = _f("", "Detail, with the figures side by side.", max_length=2048)
+    digest: str | None = _f(None, "The model's digest.")
+
+
+class CandidateStatus(_Model):
+    """A revision being rolled out or evaluated beside the serving one."""
+
+    revision: str = _f(..., "The candidate revision.")
+    started: str = _f(..., "When it was created (RFC 3339); the readiness timeout counts from here.")
+    phase: str = _f("RollingOut", "RollingOut, Evaluating, ScalingUp (passed the gate).")
+    message: str | None = _f(None, "The gate's figures, once it passed.", max_length=2048)
+
+
+class ModelServeStatus(_Model):
+    """Observed state, written by the operator."""
+
+    endpoint: str | None = _f(None, "In-cluster OpenAI-compatible base URL (…/v1).")
+    model: ServedModel | None = _f(None, "The model serving now.")
+    candidate: CandidateStatus | None = _f(None, "A revision rolling out or under evaluation.")
+    ready_replicas: int = _f(0, "Replicas of the serving revision that are Ready.")
+    ready: str | None = _f(None, "readyReplicas/replicas (printer column).")
+    tokens_per_second: float | None = _f(None, "Best output tok/s of the serving revision's benchmark.")
+    benchmark: BenchmarkResult | None = _f(None, "The serving revision's benchmark.")
+    evaluations: dict[str, dict[str, float]] = _f({}, "Mean accuracy per suite, per revision evaluated.")
+    rejected: list[str] = _f([], "Revisions the gate rejected (not retried).", max_length=32)
+    history: list[HistoryEntry] = _f([], "Rollouts, promotions and rejections, newest last.", max_length=50)
+    conditions: list[Condition] = _f([], "Ready, Progressing, Degraded.", max_length=16)
+    observed_generation: int | None = _f(None, "metadata.generation last reconciled.")
+
+
+class ModelServe(BaseModel):
+    """A ModelServe manifest (what `kubectl apply` and `kubetune serve` read)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+    api_version: Literal["kubetune.io/v1alpha1"] = Field(API_VERSION, alias="apiVersion")
+    kind: Literal["ModelServe"] = KIND
+    metadata: ObjectMeta
+    spec: ModelServeSpec
+    status: ModelServeStatus | None = None
+
+    def served_name(self) -> str:
+        return self.spec.served_model_name or self.metadata.name
+
+
+def _rules(schema: dict[str, Any]) -> None:
+    """CEL: the model names one source; the autoscaler's bounds are ordered."""
+    schema["properties"]["model"]["x-kubernetes-validations"] = [
+        {"rule": "[has(self.fineTuneRun), has(self.uri), has(self.hub)].filter(x, x).size() == 1",
+         "message": "name exactly one of fineTuneRun, uri and hub"},
+    ]
+    schema["properties"]["autoscaling"]["x-kubernetes-validations"] = [
+        {"rule": "self.minReplicas <= self.maxReplicas", "message": "minReplicas must not exceed maxReplicas"},
+    ]
+
+
+RESOURCE = ResourceKind(
+    kind=KIND, plural=PLURAL, singular=SINGULAR, short_names=tuple(SHORT_NAMES), spec=ModelServeSpec,
+    status=ModelServeStatus, manifest=ModelServe, spec_rules=_rules,
+    printer_columns=(
+        {"name": "Model", "type": "string", "jsonPath": ".status.model.source"},
+        {"name": "Ready", "type": "string", "jsonPath": ".status.ready"},
+        {"name": "Tok/s", "type": "number", "jsonPath": ".status.tokensPerSecond"},
+        {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ),
+)
+
+
+def parse_spec(obj: dict[str, Any]) -> ModelServeSpec:
+    return RESOURCE.parse_spec(obj)
+
+
+def parse_manifest(obj: dict[str, Any]) -> ModelServe:
+    return RESOURCE.parse_manifest(obj)
+
+
+def load_manifest(path: str | Path) -> ModelServe:
+    return RESOURCE.load_manifest(path)

@@ -1,0 +1,276 @@
+"""ModelServe's kopf handlers: thin. They observe (the ModelServe, the FineTuneRun it follows, its
+Deployments and Jobs, the model's completeness marker and the results in the store), call the pure
+decision (`reconcile.decide`), and act on it (apply and delete objects, post events, write status).
+
+A ModelServe is reconciled when it is created, resumed or edited, when one of its Deployments or Jobs
+changes, when the FineTuneRun it follows changes phase, and on a resync timer (serving never finishes).
+Deleting it deletes everything it owns, a revision under evaluation included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+from kubernetes_asyncio import client as k8s
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from kubetune_jobs import storage
+from kubetune_jobs.contract import records
+from kubetune_jobs.contract.layout import COMPLETE_MARKER, join
+from kubetune_jobs.contract.store import StoreAccess, StoreConfigError, resolve
+
+from .. import metrics, naming
+from ..apitypes import GROUP, VERSION
+from ..finetunerun import api as ftr_api
+from ..kube import status as status_io
+from ..kube.conditions import now
+from ..kube.context import Context
+from ..kube.events import post
+from ..kube.jobs import SUCCEEDED, JobView
+from ..kube.objects import NotOurs, Objects, Refused, text_values
+from ..kube.owner import Owner
+from . import api, reconcile, resources, source, validation
+
+log = logging.getLogger(__name__)
+KIND = api.RESOURCE
+CHILDREN = (("apps/v1", "Deployment"), ("v1", "Service"), ("v1", "ConfigMap"), ("batch/v1", "Job"))
+OPTIONAL_CHILDREN = (("monitoring.coreos.com/v1", "PodMonitor"), ("keda.sh/v1alpha1", "ScaledObject"),
+                     ("autoscaling/v2", "HorizontalPodAutoscaler"))
+
+
+async def _secret_problems(objects: Objects, spec: api.ModelServeSpec, namespace: str) -> list[str]:
+    out = []
+    for path, name, keys in validation.referenced_secrets(spec):
+        data = await objects.secret(namespace, name)
+        if data is None:
+            out.append(f"{path}: Secret {name!r} not found in namespace {namespace!r}")
+            continue
+        _, problems = text_values(data, keys)
+        out += [f"{path}: Secret {name!r} {p}" for p in problems]
+    return out
+
+
+async def _store(ctx: Context, spec: api.ModelServeSpec, namespace: str) -> StoreAccess | None:
+    credentials: dict[str, str] = {}
+    if spec.storage.credentials_secret:
+        data = await Objects(ctx.api).secret(namespace, spec.storage.credentials_secret) or {}
+        credentials, _ = text_values(data, ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"))
+    return resolve(spec.storage.endpoint or ctx.settings.store_endpoint, secure=spec.storage.secure,
+                   credentials=credentials, environ={})
+
+
+async def _groups(api_client: k8s.ApiClient) -> set[str]:
+    """API groups the cluster serves (to tell whether the Prometheus Operator and KEDA are installed)."""
+    try:
+        found = await k8s.ApisApi(api_client).get_api_versions()
+    except ApiException:
+        return set()
+    return {g.name for g in found.groups or []}
+
+
+class _Reads:
+    """Store reads of one reconcile; a failure is reported (Degraded), never fatal."""
+
+    def __init__(self, access: StoreAccess | None) -> None:
+        self.access = access
+        self.error: str | None = None
+
+    async def raw(self, uri: str) -> bytes | None:
+        if self.access is None and uri.startswith("s3://"):
+            self.error = f"reading {uri}: no object store endpoint configured (spec.storage.endpoint)"
+            return None
+        try:
+            return await asyncio.to_thread(storage.location(uri, self.access).read_bytes)
+        except FileNotFoundError:
+            return None
+        except Exception as exc:  # noqa: BLE001
+            self.error = f"reading {uri}: {type(exc).__name__}: {exc}"
+            return None
+
+    async def record(self, uri: str, record: type[records.R]) -> records.R | None:
+        return records.read(record, await self.raw(uri))
+
+
+async def observe(ctx: Context, body: dict[str, Any]) -> reconcile.Observed:
+    meta = body["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
+    obs = reconcile.Observed(name=name, namespace=namespace, generation=meta.get("generation"),
+                             status=dict(body.get("status") or {}), now=now())
+    try:
+        manifest = api.parse_manifest({"apiVersion": api.API_VERSION, "kind": api.KIND,
+                                       "metadata": {"name": name, "namespace": namespace},
+                                       "spec": body.get("spec") or {}})
+    except api.SpecError as exc:
+        obs.problems = [str(exc)]
+        return obs
+    spec = manifest.spec
+    obs.spec = spec
+    objects = Objects(ctx.api)
+    owner = Owner(api.KIND, name, namespace, meta["uid"])
+    settings = ctx.settings
+    groups = await _groups(ctx.api)
+    obs.pod_monitors, obs.keda = "monitoring.coreos.com" in groups, "keda.sh" in groups
+    selector = f"{naming.LABEL_SERVE}={naming.dns_label(name)}"
+    for dep in await objects.owned("apps/v1", "Deployment", owner, selector):
+        view = reconcile.DeploymentView.of(dep)
+        obs.deployments[view.revision] = view
+    for job in await objects.owned("batch/v1", "Job", owner, selector):
+        view = JobView.of(job)
+        obs.jobs[view.name] = view
+    obs.problems = validation.problems(spec)
+    if not obs.problems:
+        obs.problems = await _secret_problems(objects, spec, namespace)
+        obs.problem_reason = "SecretNotFound" if obs.problems else obs.problem_reason
+    try:
+        reads = _Reads(await _store(ctx, spec, namespace))
+    except StoreConfigError as exc:
+        obs.problems.append(f"spec.storage.endpoint: {exc}")
+        return obs
+    obs.build = resources.Build(owner=owner, served_name=manifest.served_name(), jobs_image=settings.jobs_image,
+                                vllm_image=spec.vllm.image or settings.vllm_image,
+                                store_endpoint=settings.store_endpoint, pushgateway=settings.pushgateway,
+                                prometheus=settings.prometheus)
+    if obs.problems:
+        return obs
+    run = None
+    if spec.model.fine_tune_run is not None:
+        run = await objects.read(ftr_api.API_VERSION, ftr_api.KIND, namespace, spec.model.fine_tune_run.name)
+    resolved = source.resolve(spec, run)
+    if isinstance(resolved, tuple):
+        target, where = resolved
+        markers = {uri: await reads.raw(join(uri, COMPLETE_MARKER)) for uri in (where.model_uri, where.adapter_uri) if uri}
+        resolved = source.with_markers(target, where, markers) if not reads.error else \
+            source.Waiting("StoreUnreachable", f"cannot read the model's completeness marker: {reads.error}")
+    obs.resolution = resolved
+    if isinstance(resolved, source.Target):
+        obs.desired = source.revision(spec, resolved, obs.build.served_name, obs.build.vllm_image)
+    layout = resources.results_layout(spec, namespace, name)
+    for revision in obs.deployments:
+        if obs.jobs.get(resources.bench_job_name(name, revision), JobView("", "")).state == SUCCEEDED:
+            obs.bench[revision] = await reads.record(layout.bench_file(revision), records.BenchReport)
+        if obs.jobs.get(resources.gate_job_name(name, revision, spec.promotion), JobView("", "")).state == SUCCEEDED:
+            obs.reports[revision] = await reads.record(layout.report(revision), records.ReportSummary)
+    obs.store_error = reads.error
+    return obs
+
+
+def _differs(desired: Any, existing: Any) -> bool:
+    """Whether `existing` lacks anything `desired` says (server-side defaults in `existing` are fine)."""
+    if isinstance(desired, dict):
+        return not isinstance(existing, dict) or any(_differs(v, existing.get(k)) for k, v in desired.items())
+    if isinstance(desired, list):
+        return (not isinstance(existing, list) or len(desired) != len(existing)
+                or any(_differs(d, e) for d, e in zip(desired, existing, strict=True)))
+    return desired != existing
+
+
+async def _act(ctx: Context, body: dict[str, Any], decision: reconcile.Decision) -> str | None:
+    """Apply and delete; the API server's refusal of an object, if any (it goes into the status)."""
+    meta = body["metadata"]
+    owner = Owner(api.KIND, meta["name"], meta["namespace"], meta["uid"])
+    objects = Objects(ctx.api)
+    for manifest in decision.apply:
+        av, kind, name = manifest["apiVersion"], manifest["kind"], manifest["metadata"]["name"]
+        try:
+            existing, created = await objects.create_or_adopt(manifest, owner)
+        except (Refused, NotOurs) as exc:
+            return str(exc)
+        if created:
+            log.info("modelserve %s/%s: created %s %s", owner.namespace, owner.name, kind, name)
+            continue
+        if kind == "Job":
+            continue  # a Job's template is immutable; the next revision gets a Job of its own
+        patch = {k: manifest[k] for k in ("spec", "data") if k in manifest}
+        patch["metadata"] = {k: manifest["metadata"][k] for k in ("labels", "annotations") if k in manifest["metadata"]}
+        if _differs(patch, existing):
+            await objects.patch(av, kind, owner.namespace, name, patch)
+    for av, kind, name in decision.delete:
+        if await objects.delete(av, kind, owner.namespace, name):
+            log.info("modelserve %s/%s: deleted %s %s", owner.namespace, owner.name, kind, name)
+    return None
+
+
+async def reconcile_serve(ctx: Context, namespace: str, name: str) -> None:
+    async with ctx.lock(api.KIND, namespace, name):
+        try:
+            body = await status_io.read(ctx.api, KIND, namespace, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                ctx.forget(api.KIND, namespace, name)
+                return
+            raise
+        if body["metadata"].get("deletionTimestamp"):
+            return
+        try:
+            obs = await observe(ctx, body)
+            decision = reconcile.decide(obs)
+            refused = await _act(ctx, body, decision)
+            if refused:
+                obs.problems, obs.problem_reason = [refused], "ObjectRefused"
+                decision = reconcile.decide(obs)
+            for event in decision.events:
+                post(body, event)
+            for entry in decision.status.get("history") or []:
+                if entry not in (obs.status.get("history") or []):
+                    metrics.SERVE_DECISIONS.labels(namespace, name, entry["decision"], entry["reason"]).inc()
+            metrics.SERVE_READY_REPLICAS.labels(namespace, name).set(decision.status.get("readyReplicas") or 0)
+            await status_io.write(ctx.api, KIND, namespace, name, dict(body.get("status") or {}), decision.status)
+        except ApiException as exc:
+            metrics.RECONCILE_ERRORS.labels(reason=f"Http{exc.status}").inc()
+            raise kopf.TemporaryError(f"API error {exc.status}: {exc.reason}", delay=5) from None
+        except Exception as exc:
+            metrics.RECONCILE_ERRORS.labels(reason=type(exc).__name__).inc()
+            raise
+
+
+async def delete_children(ctx: Context, body: dict[str, Any]) -> None:
+    """Everything the ModelServe owns goes with it (owner references do the same in a cluster; doing it here
+    does not wait for the garbage collector, and covers a candidate mid-evaluation)."""
+    meta = body["metadata"]
+    owner = Owner(api.KIND, meta["name"], meta["namespace"], meta["uid"])
+    objects = Objects(ctx.api)
+    groups = await _groups(ctx.api)
+    kinds = [*CHILDREN, *(c for c in OPTIONAL_CHILDREN if c[0].split("/")[0] in groups or c[0] == "autoscaling/v2")]
+    for av, kind in kinds:
+        for obj in await objects.owned(av, kind, owner):
+            await objects.delete(av, kind, owner.namespace, obj["metadata"]["name"])
+    metrics.forget_serve(owner.namespace, owner.name)
+    ctx.forget(api.KIND, owner.namespace, owner.name)
+
+
+def register(registry: kopf.OperatorRegistry, resync_seconds: float) -> None:
+    plural = api.PLURAL
+
+    @kopf.on.resume(GROUP, VERSION, plural, registry=registry)
+    @kopf.on.create(GROUP, VERSION, plural, registry=registry)
+    @kopf.on.update(GROUP, VERSION, plural, field="spec", registry=registry)
+    async def serve_changed(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+        await reconcile_serve(memo.ctx, namespace, name)
+
+    @kopf.timer(GROUP, VERSION, plural, interval=resync_seconds, initial_delay=resync_seconds, registry=registry)
+    async def resync(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+        await reconcile_serve(memo.ctx, namespace, name)
+
+    @kopf.on.delete(GROUP, VERSION, plural, registry=registry)
+    async def deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        await delete_children(memo.ctx, dict(body))
+
+    labels = {naming.LABEL_MANAGED_BY: naming.MANAGED_BY}
+
+    @kopf.on.field("apps", "v1", "deployments", field="status", labels=labels, registry=registry)
+    async def deployment_changed(meta: dict[str, Any], namespace: str, memo: kopf.Memo, **_: Any) -> None:
+        for ref in meta.get("ownerReferences") or []:
+            if KIND.owns(ref) and ref.get("controller"):
+                await reconcile_serve(memo.ctx, namespace, ref["name"])
+
+    @kopf.on.field(GROUP, VERSION, ftr_api.PLURAL, field="status.phase", registry=registry)
+    async def run_phase_changed(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+        """A FineTuneRun finished (or failed): the ModelServes that follow it look again."""
+        ctx: Context = memo.ctx
+        for serve in await Objects(ctx.api).list(api.API_VERSION, api.KIND, namespace):
+            ref = ((serve.get("spec") or {}).get("model") or {}).get("fineTuneRun") or {}
+            if ref.get("name") == name:
+                await reconcile_serve(ctx, namespace, serve["metadata"]["name"])

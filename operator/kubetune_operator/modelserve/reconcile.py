@@ -1,0 +1,416 @@
+"""The ModelServe reconcile decision, pure: what was observed in, the objects to apply and delete, the
+Jobs to start, the events and the new status out.
+
+    serving revision   status.model.revision: its Deployment and Service, the stable Service pointing at it
+    desired revision   what the spec (and the FineTuneRun it follows) asks for now
+    candidate          a desired revision that differs from the serving one, rolled out beside it
+
+The first revision goes straight into service once Ready. A later one is a candidate: once Ready, without
+`promotion` the stable Service moves to it and the old revision goes; with `promotion` both are evaluated
+(the serving one only if its scores on the same suites are not recorded) and the gate decides: promoted,
+the old revision goes; rejected (on score, a failed evaluation, or not Ready within the readiness timeout),
+the candidate goes and the serving revision carries on. A rejected revision is not tried again until the
+model changes. Each revision that starts serving is benchmarked once. Waiting for a FineTuneRun is a state,
+not an error; a bad spec, a missing Secret or an unavailable model get a condition naming the field and no
+new Deployment (a revision already serving keeps serving).
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubetune_jobs.contract import records
+
+from ..kube.conditions import condition, now, set_condition
+from ..kube.events import Event
+from ..kube.jobs import FAILED, SUCCEEDED, JobView
+from . import api, promotion, resources
+from .source import Target, Unavailable, Waiting
+
+READY, PROGRESSING, DEGRADED = "Ready", "Progressing", "Degraded"
+HISTORY = 50
+
+
+@dataclass(frozen=True)
+class DeploymentView:
+    """What the decision needs of a revision's Deployment."""
+
+    name: str
+    revision: str
+    replicas: int = 0
+    ready: int = 0
+    stalled: str | None = None  # the Progressing=False message (ProgressDeadlineExceeded)
+
+    @classmethod
+    def of(cls, obj: dict[str, Any]) -> DeploymentView:
+        st = obj.get("status") or {}
+        stalled = next((c.get("message") or c.get("reason") for c in st.get("conditions") or []
+                        if c.get("type") == "Progressing" and c.get("status") == "False"), None)
+        return cls(obj["metadata"]["name"], obj["metadata"].get("labels", {}).get(resources.LABEL_REVISION, ""),
+                   int((obj.get("spec") or {}).get("replicas") or 0), int(st.get("readyReplicas") or 0), stalled)
+
+
+@dataclass
+class Observed:
+    name: str
+    namespace: str
+    generation: int | None
+    status: dict[str, Any]
+    now: str  # RFC 3339, for the readiness timeout
+    build: resources.Build | None = None
+    spec: api.ModelServeSpec | None = None
+    problems: list[str] = field(default_factory=list)
+    problem_reason: str = "InvalidSpec"
+    resolution: Target | Waiting | Unavailable | None = None
+    desired: str | None = None  # the desired revision (a Target resolved)
+    deployments: dict[str, DeploymentView] = field(default_factory=dict)  # revision -> Deployment
+    jobs: dict[str, JobView] = field(default_factory=dict)  # Job name -> view
+    bench: dict[str, records.BenchReport | None] = field(default_factory=dict)  # revision -> bench.json
+    reports: dict[str, records.ReportSummary | None] = field(default_factory=dict)  # revision -> report.json
+    pod_monitors: bool = False  # the PodMonitor CRD is installed
+    keda: bool = False  # KEDA's ScaledObject CRD is installed
+    store_error: str | None = None
+
+
+@dataclass
+class Decision:
+    status: dict[str, Any]
+    apply: list[dict[str, Any]] = field(default_factory=list)  # create, or patch when they differ
+    delete: list[tuple[str, str, str]] = field(default_factory=list)  # (apiVersion, kind, name)
+    events: list[Event] = field(default_factory=list)
+
+
+def _seconds_between(start: str, end: str) -> float:
+    def parse(t: str) -> datetime.datetime:
+        return datetime.datetime.fromisoformat(t.replace("Z", "+00:00"))
+    return (parse(end) - parse(start)).total_seconds()
+
+
+class _Decide:
+    def __init__(self, obs: Observed) -> None:
+        self.obs = obs
+        old = obs.status
+        self.status: dict[str, Any] = {k: v for k, v in old.items() if k in api.RESOURCE.status_keys}
+        self.conditions: list[dict[str, Any]] = list(old.get("conditions") or [])
+        self.d = Decision(status=self.status)
+        self.status.setdefault("history", [])
+        self.status.setdefault("rejected", [])
+        self.status.setdefault("evaluations", {})
+
+    # -- helpers
+    def cond(self, type_: str, status: str, reason: str, message: str) -> None:
+        self.conditions = set_condition(self.conditions, type_, status, reason, message, self.obs.generation)
+
+    def event(self, type_: str, reason: str, message: str) -> None:
+        self.d.events.append(Event(type_, reason, message))
+
+    def record(self, revision: str, decision: str, reason: str, message: str, digest: str | None) -> None:
+        entry = {"time": self.obs.now, "revision": revision, "decision": decision, "reason": reason,
+                 "message": message[:2000]}
+        if digest:
+            entry["digest"] = digest
+        self.status["history"] = (list(self.status["history"]) + [entry])[-HISTORY:]
+        self.event("Warning" if decision == "Rejected" else "Normal", reason, f"revision {revision}: {message}")
+
+    def retire(self, revision: str) -> None:
+        """Delete a revision's Deployment, Service and template (Jobs stay for their logs; owned, they go
+        with the ModelServe)."""
+        name = resources.deployment_name(self.obs.name, revision)
+        self.d.delete += [("apps/v1", "Deployment", name), ("v1", "Service", name), ("v1", "ConfigMap", name)]
+
+    def revision_objects(self, revision: str, target: Target, replicas: int) -> None:
+        spec, b = self.obs.spec, self.obs.build
+        assert spec is not None and b is not None
+        template = resources.template_configmap(spec, b, revision)
+        if template:
+            self.d.apply.append(template)
+        self.d.apply.append(resources.deployment(spec, b, revision, target, replicas))
+        self.d.apply.append(resources.service(b, revision, stable=False))
+
+    def serving_extras(self, revision: str) -> None:
+        """The stable Service, the PodMonitor and the autoscaler, all on the serving revision."""
+        spec, b = self.obs.spec, self.obs.build
+        assert spec is not None and b is not None
+        self.d.apply.append(resources.service(b, revision, stable=True))
+        if spec.monitoring.pod_monitor and self.obs.pod_monitors:
+            self.d.apply.append(resources.pod_monitor(spec, b))
+        elif self.obs.pod_monitors:
+            self.d.delete.append(("monitoring.coreos.com/v1", "PodMonitor", b.name))
+        if spec.autoscaling.enabled:
+            self.d.apply.append(resources.scaled_object(spec, b, revision) if self.obs.keda and b.prometheus
+                                else resources.hpa(spec, b, revision))
+        else:
+            self.d.delete.append(("autoscaling/v2", "HorizontalPodAutoscaler", b.name))
+            if self.obs.keda:
+                self.d.delete.append(("keda.sh/v1alpha1", "ScaledObject", b.name))
+
+    def replicas(self) -> int:
+        spec = self.obs.spec
+        assert spec is not None
+        return max(spec.replicas, spec.autoscaling.min_replicas) if spec.autoscaling.enabled else spec.replicas
+
+    def current(self) -> tuple[str, dict[str, Any]] | None:
+        model = self.status.get("model")
+        if model and model.get("revision") in self.obs.deployments:
+            return model["revision"], model
+        return None
+
+    def finish(self) -> Decision:
+        obs = self.obs
+        cur = self.current()
+        if cur is None:
+            self.status["model"] = None
+            self.status["readyReplicas"] = 0
+            self.status["ready"] = None
+        else:
+            dep = obs.deployments[cur[0]]
+            self.status["readyReplicas"] = dep.ready
+            self.status["ready"] = f"{dep.ready}/{dep.replicas}"
+            if obs.build is not None:
+                self.status["endpoint"] = resources.endpoint(obs.name, obs.namespace)
+            if dep.ready > 0:
+                self.cond(READY, "True", "Serving", f"revision {cur[0]}: {dep.ready}/{dep.replicas} replicas ready")
+            else:
+                self.cond(READY, "False", "NoReadyReplicas", f"revision {cur[0]}: no replica is ready yet")
+            if dep.stalled:
+                self.cond(DEGRADED, "True", "ProgressDeadlineExceeded", f"revision {cur[0]}: {dep.stalled}")
+        if obs.store_error:
+            self.cond(DEGRADED, "True", "StoreUnreachable", obs.store_error)
+        if condition(self.conditions, DEGRADED) is None:
+            self.cond(DEGRADED, "False", "AsExpected", "")
+        self.status["conditions"] = self.conditions
+        self.status["observedGeneration"] = obs.generation
+        # One manifest per object (the last word wins); a deletion wins over an apply made earlier in the
+        # same decision (a rejected candidate, a replaced revision).
+        deleted = set(self.d.delete)
+        latest: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for m in self.d.apply:
+            key = (m["apiVersion"], m["kind"], m["metadata"]["name"])
+            latest.pop(key, None)
+            latest[key] = m
+        self.d.apply = [m for k, m in latest.items() if k not in deleted]
+        self.d.delete = list(dict.fromkeys(self.d.delete))
+        return self.d
+
+    # -- the walk
+    def run(self) -> Decision:
+        obs = self.obs
+        cur = self.current()
+        degraded = False
+        if obs.problems or obs.spec is None:
+            message = "; ".join(obs.problems) or "the spec could not be read"
+            self.cond(DEGRADED, "True", obs.problem_reason, message)
+            if cur is None:
+                self.cond(READY, "False", obs.problem_reason, message)
+            self.cond(PROGRESSING, "False", obs.problem_reason, "fix the spec; nothing new rolls out until then")
+            if (condition(obs.status.get("conditions") or [], DEGRADED) or {}).get("message") != message:
+                self.event("Warning", obs.problem_reason, message)
+            return self.finish()
+        res = obs.resolution
+        if cur is not None:
+            self.keep_serving(cur[0])
+        if isinstance(res, Waiting | Unavailable):
+            degraded = isinstance(res, Unavailable)
+            if degraded:
+                self.cond(DEGRADED, "True", res.reason, res.message)
+                if (condition(obs.status.get("conditions") or [], DEGRADED) or {}).get("reason") != res.reason:
+                    self.event("Warning", res.reason, res.message)
+            if cur is None:
+                self.cond(READY, "False", res.reason, res.message)
+            self.cond(PROGRESSING, "True" if isinstance(res, Waiting) else "False", res.reason,
+                      res.message + (f"; revision {cur[0]} keeps serving" if cur else ""))
+            self.clear_candidate(keep=None)
+            return self.finish()
+        assert isinstance(res, Target) and obs.desired is not None
+        self.cond(DEGRADED, "False", "AsExpected", "")
+        desired = obs.desired
+        if cur is not None and desired == cur[0]:
+            self.clear_candidate(keep=None)
+            self.cond(PROGRESSING, "False", "Serving", f"revision {desired} serves {res.source}")
+            self.benchmark(desired)
+            return self.finish()
+        if desired in self.status["rejected"]:
+            self.clear_candidate(keep=None)
+            self.cond(PROGRESSING, "False", "PromotionRejected",
+                      f"revision {desired} was rejected; revision {cur[0] if cur else '–'} keeps serving; "
+                      "change the model or its settings to try again")
+            if cur is not None:
+                self.benchmark(cur[0])
+            return self.finish()
+        self.candidate(desired, res, cur)
+        return self.finish()
+
+    def keep_serving(self, revision: str) -> None:
+        spec = self.obs.spec
+        model = self.status.get("model") or {}
+        if spec is None:
+            return
+        target = Target(model.get("source", ""), uri=model.get("uri"), hub=model.get("hub"),
+                        adapter=model.get("adapter"), digest=model.get("digest"))
+        self.revision_objects(revision, target, self.replicas())
+        self.serving_extras(revision)
+
+    def clear_candidate(self, keep: str | None) -> None:
+        cur = self.current()
+        for revision in self.obs.deployments:
+            if revision != keep and (cur is None or revision != cur[0]):
+                self.retire(revision)
+        if keep is None:
+            self.status["candidate"] = None
+
+    def candidate(self, revision: str, target: Target, cur: tuple[str, dict[str, Any]] | None) -> None:
+        obs, spec = self.obs, self.obs.spec
+        assert spec is not None
+        old = self.status.get("candidate") or {}
+        same = old.get("revision") == revision
+        cand = {"revision": revision, "started": old.get("started") if same else obs.now,
+                "phase": old.get("phase", "RollingOut") if same else "RollingOut"}
+        if same and old.get("message"):
+            cand["message"] = old["message"]
+        self.status["candidate"] = cand
+        self.clear_candidate(keep=revision)
+        full = self.replicas()
+        # Beside a serving revision a candidate is evaluated on one replica, and scaled to the full count
+        # before it takes traffic, so the serving capacity never drops.
+        gated = cur is not None and spec.promotion.enabled and cand["phase"] != "ScalingUp"
+        self.revision_objects(revision, target, 1 if gated else full)
+        dep = obs.deployments.get(revision)
+        waited = _seconds_between(cand["started"], obs.now)
+        served = {"revision": revision, "source": target.source, "uri": target.uri, "digest": target.digest,
+                  "hub": target.hub, "adapter": target.adapter}
+        ready = dep.ready if dep else 0
+        if ready < 1 or (cur is not None and cand["phase"] == "ScalingUp" and ready < full):
+            if cur is not None and waited > spec.promotion.readiness_timeout_seconds:
+                return self.reject(revision, target, "CandidateNotReady",
+                                   f"{ready} of {full if cand['phase'] == 'ScalingUp' else 1} replicas Ready after "
+                                   f"{waited:.0f} s (spec.promotion.readinessTimeoutSeconds "
+                                   f"{spec.promotion.readiness_timeout_seconds})")
+            where = f"revision {revision} rolling out ({ready} ready)"
+            self.cond(PROGRESSING, "True", "RollingOut", where + (f"; revision {cur[0]} serves" if cur else ""))
+            if cur is None:
+                self.cond(READY, "False", "RollingOut", where)
+            return None
+        if cur is None:
+            return self.promote(revision, served, None, "RolledOut", f"serves {target.source} ({ready} ready)")
+        if not spec.promotion.enabled:
+            if ready < full:
+                return None
+            return self.promote(revision, served, cur[0], "RolledOut", f"replaces revision {cur[0]} ({ready} ready)")
+        if cand["phase"] != "ScalingUp":
+            verdict = self.evaluate(revision, target, cur)
+            if verdict is None:
+                return None
+            cand.update(phase="ScalingUp", message=verdict)
+            self.revision_objects(revision, target, full)  # the gate passed: to full strength
+            if ready < full:
+                self.cond(PROGRESSING, "True", "ScalingUp",
+                          f"revision {revision} passed the gate; scaling to {full} before it takes traffic")
+                return None
+        return self.promote(revision, served, cur[0], "Promoted", cand.get("message") or "passed the gate")
+
+    def evaluate(self, revision: str, target: Target, cur: tuple[str, dict[str, Any]]) -> str | None:
+        """The gate's message once it passed; None while evaluations run or when it rejected."""
+        obs, spec, b = self.obs, self.obs.spec, self.obs.build
+        assert spec is not None and b is not None
+        self.status["candidate"]["phase"] = "Evaluating"
+        digest = resources.suites_digest(spec.promotion)
+        needed = [revision]
+        recorded = self.status["evaluations"].get(cur[0])
+        if not (recorded and recorded.get("_suites") == digest):
+            needed.append(cur[0])
+        pending = []
+        for rev in needed:
+            name = resources.gate_job_name(obs.name, rev, spec.promotion)
+            job = obs.jobs.get(name)
+            if job is None:
+                self.d.apply.append(resources.gate_job(spec, b, rev, target.datasets))
+                pending.append(rev)
+            elif job.state == FAILED:
+                self.reject(revision, target, "EvaluationFailed",
+                            f"evaluation Job {name} of revision {rev} failed: {job.reason} {job.message}".strip())
+                return None
+            elif job.state != SUCCEEDED:
+                pending.append(rev)
+            else:
+                report = obs.reports.get(rev)
+                if report is None or not report.complete:
+                    self.reject(revision, target, "EvaluationFailed",
+                                f"evaluation of revision {rev} left no complete report")
+                    return None
+                figures = promotion.scores(report, [s.name for s in spec.promotion.suites])
+                self.status["evaluations"][rev] = {**figures, "_suites": digest}
+        if pending:
+            self.cond(PROGRESSING, "True", "Evaluating",
+                      f"evaluating revision {', '.join(pending)} for promotion; revision {cur[0]} serves")
+            return None
+        current_scores = {k: v for k, v in self.status["evaluations"][cur[0]].items() if k != "_suites"}
+        verdict = promotion.gate(spec.promotion, obs.reports.get(revision), current_scores)
+        if not verdict.passed:
+            self.reject(revision, target, "PromotionRejected", verdict.message)
+            return None
+        return verdict.message
+
+    def promote(self, revision: str, served: dict[str, Any], old: str | None, reason: str, message: str) -> None:
+        self.status["model"] = {k: v for k, v in served.items() if v is not None}
+        self.status["candidate"] = None
+        self.status["benchmark"] = None
+        self.status["tokensPerSecond"] = None
+        self.serving_extras(revision)
+        if old is not None:
+            self.retire(old)
+        decision = "Promoted" if reason == "Promoted" else "RolledOut"
+        self.record(revision, decision, reason, message, served.get("digest"))
+        self.cond(PROGRESSING, "False", reason, f"revision {revision}: {message}")
+        self.benchmark(revision)
+
+    def reject(self, revision: str, target: Target, reason: str, message: str) -> None:
+        self.retire(revision)
+        self.status["candidate"] = None
+        self.status["rejected"] = (list(self.status["rejected"]) + [revision])[-32:]
+        self.record(revision, "Rejected", reason, message, target.digest)
+        cur = self.current()
+        self.cond(PROGRESSING, "False", reason, f"revision {revision} rejected: {message}"
+                  + (f"; revision {cur[0]} keeps serving" if cur else ""))
+
+    def benchmark(self, revision: str) -> None:
+        obs, spec, b = self.obs, self.obs.spec, self.obs.build
+        assert spec is not None and b is not None
+        dep = obs.deployments.get(revision)
+        done = (self.status.get("benchmark") or {}).get("revision") == revision
+        if not spec.benchmark.enabled or done or dep is None or dep.ready < 1:
+            return
+        name = resources.bench_job_name(obs.name, revision)
+        job = obs.jobs.get(name)
+        if job is None:
+            self.d.apply.append(resources.bench_job(spec, b, revision))
+            return
+        if job.state == FAILED:
+            self.status["benchmark"] = {"revision": revision, "failed": -1}
+            self.event("Warning", "BenchmarkFailed", f"revision {revision}: Job {name} failed: {job.reason}")
+            return
+        if job.state != SUCCEEDED:
+            return
+        report = obs.bench.get(revision)
+        layout = resources.results_layout(spec, obs.namespace, obs.name)
+        result: dict[str, Any] = {"revision": revision, "report": layout.bench_file(revision), "failed": 0}
+        if report is not None:
+            result["outputTokensPerSecond"] = {str(lv.concurrency): round(lv.output_throughput, 2)
+                                               for lv in report.levels}
+            result["ttftP95Seconds"] = {str(lv.concurrency): round(lv.ttft_p95_s, 4) for lv in report.levels
+                                        if lv.ttft_p95_s is not None}
+            result["failed"] = sum(lv.failed for lv in report.levels)
+            best = max((lv.output_throughput for lv in report.levels), default=None)
+            self.status["tokensPerSecond"] = round(best, 2) if best is not None else None
+            self.event("Normal", "Benchmarked", f"revision {revision}: " + ", ".join(
+                f"{c}: {v} tok/s" for c, v in result["outputTokensPerSecond"].items()))
+        self.status["benchmark"] = result
+
+
+def decide(obs: Observed) -> Decision:
+    """The next move of one ModelServe (pure: the same observation gives the same decision)."""
+    return _Decide(obs).run()
+
+
+__all__ = ["Decision", "DeploymentView", "Observed", "decide", "now"]

@@ -1,0 +1,51 @@
+"""Checks of a ModelServe spec that its schema cannot express; each problem is one message naming the field.
+`kubetune validate`, `kubetune serve` and the operator all call `problems`."""
+
+from __future__ import annotations
+
+from kubetune_jobs.contract import env, suites
+from kubetune_jobs.contract.store import StoreConfigError, normalize_endpoint
+
+from . import api, vllm
+
+
+def problems(spec: api.ModelServeSpec) -> list[str]:
+    out = vllm.problems(spec)
+    names = [s.name for s in spec.promotion.suites]
+    for i, name in enumerate(names):
+        if name not in suites.KNOWN:
+            out.append(f"spec.promotion.suites[{i}].name: unknown suite {name!r} (known: {', '.join(suites.KNOWN)})")
+        elif name == suites.CHAT:
+            out.append(f"spec.promotion.suites[{i}].name: the chat suite over an endpoint needs a judge model; "
+                       "gate on tool-calling suites")
+        elif name in suites.NEEDS_DATA and spec.model.fine_tune_run is None:
+            out.append(f"spec.promotion.suites[{i}].name: {name} reads a FineTuneRun's held-out data; "
+                       "spec.model names no FineTuneRun")
+        if name in names[:i]:
+            out.append(f"spec.promotion.suites[{i}].name: suite {name!r} is listed twice")
+    for suite in spec.promotion.gate.min_accuracy:
+        if suite not in names:
+            out.append(f"spec.promotion.gate.minAccuracy.{suite}: not one of spec.promotion.suites")
+    a = spec.autoscaling
+    if a.enabled and a.min_replicas > a.max_replicas:
+        out.append("spec.autoscaling.minReplicas: must not exceed spec.autoscaling.maxReplicas")
+    if spec.storage.endpoint:
+        if spec.storage.credentials_secret is None:
+            out.append("spec.storage.credentialsSecret: required when spec.storage.endpoint is set")
+        try:
+            normalize_endpoint(spec.storage.endpoint, spec.storage.secure)
+        except StoreConfigError as exc:
+            out.append(f"spec.storage.endpoint: {exc}")
+    return out
+
+
+def referenced_secrets(spec: api.ModelServeSpec) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(field path, Secret name, keys it must hold) for every Secret the serving pods reference."""
+    out = []
+    if spec.api_key_secret:
+        out.append(("spec.apiKeySecret", spec.api_key_secret.name, (spec.api_key_secret.key,)))
+    if spec.storage.credentials_secret:
+        out.append(("spec.storage.credentialsSecret", spec.storage.credentials_secret, env.STORE_CREDENTIALS))
+    if spec.hub_token_secret:
+        out.append(("spec.hubTokenSecret", spec.hub_token_secret, (env.HF_TOKEN,)))
+    return out
