@@ -175,7 +175,7 @@ class PromotionSpec(_Model):
                                       "Suites both models are evaluated on.", min_length=1, max_length=16)
     gate: PromotionGate = _f(PromotionGate(), "The thresholds.")
     max_new_tokens: int = _f(256, "Longest answer per evaluation item.", ge=16, le=8192)
-    readiness_timeout_seconds: int = _f(1800, "A candidate not Ready after this long is rejected.", ge=60, le=86400)
+    readiness_timeout_seconds: int = _f(1800, "A candidate not Ready after this long is rejected.", ge=10, le=86400)
 
 
 class MonitoringSpec(_Model):

@@ -1,0 +1,274 @@
+"""ModelServe with the operator really running (kopf) against kopf's API emulator (kmock), S3 over HTTP (moto).
+
+The tests play the Deployment and Job controllers (they mark replicas ready and Jobs finished) and write what
+the jobs would have written (bench.json, report.json) to the store.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterator
+
+import pytest
+from support.kmock_cluster import EmulatedCluster, OperatorThread, wait_for
+
+from kubetune_jobs.contract.layout import COMPLETE_MARKER, ServeLayout, join
+from kubetune_jobs.storage import location
+from kubetune_operator.finetunerun import api as ftr_api
+from kubetune_operator.modelserve import api, resources
+
+NS = "default"
+
+
+@pytest.fixture
+def cluster() -> Iterator[EmulatedCluster]:
+    with EmulatedCluster() as c:
+        yield c
+
+
+def secret(cluster: EmulatedCluster, name: str, data: dict[str, str]) -> None:
+    cluster.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NS},
+                    "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}, plural="secrets")
+
+
+@pytest.fixture
+def store(s3_server: str, s3_endpoint: str, cluster: EmulatedCluster) -> dict:
+    secret(cluster, "store", {k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})
+    secret(cluster, "serve-key", {"api-key": "sk-test-not-for-logs"})
+    return {"endpoint": s3_endpoint, "bucket": s3_server.removeprefix("s3://"), "credentialsSecret": "store"}
+
+
+def model(store: dict, name: str) -> str:
+    """A complete model directory in the store (what a train job publishes)."""
+    uri = f"s3://{store['bucket']}/models/{name}"
+    location(uri).child("config.json").write_text(json.dumps({"model_type": "llama", "name": name}))
+    location(join(uri, COMPLETE_MARKER)).write_text(json.dumps({"config.json": {"size": 1, "sha256": name}}))
+    return uri
+
+
+def manifest(name: str, store: dict, model_: dict, **spec) -> dict:
+    body = {"model": model_, "storage": store, "apiKeySecret": {"name": "serve-key"},
+            "benchmark": {"enabled": False}, **spec}
+    return {"apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": {"name": name, "namespace": NS}, "spec": body}
+
+
+def serve(cluster: EmulatedCluster, name: str) -> dict:
+    return cluster.get(api.API_VERSION, api.PLURAL, NS, name) or {}
+
+
+def status(cluster: EmulatedCluster, name: str) -> dict:
+    return serve(cluster, name).get("status") or {}
+
+
+def condition(cluster: EmulatedCluster, name: str, type_: str) -> dict:
+    return next((c for c in status(cluster, name).get("conditions") or [] if c["type"] == type_), {})
+
+
+def deployments(cluster: EmulatedCluster, name: str) -> dict[str, dict]:
+    return {d["metadata"]["labels"][resources.LABEL_REVISION]: d for d in cluster.list("apps/v1", "deployments", NS)
+            if d["metadata"]["labels"].get(resources.LABEL_SERVE) == name}
+
+
+def jobs(cluster: EmulatedCluster, name: str) -> dict[str, dict]:
+    return {j["metadata"]["name"]: j for j in cluster.list("batch/v1", "jobs", NS)
+            if j["metadata"]["labels"].get(resources.LABEL_SERVE) == name}
+
+
+def make_ready(cluster: EmulatedCluster, dep: dict, ready: int | None = None) -> None:
+    """What the Deployment controller writes once the pods pass their readiness probe."""
+    n = dep["spec"]["replicas"] if ready is None else ready
+    cluster.patch("apps/v1", "deployments", NS, dep["metadata"]["name"],
+                  {"status": {"replicas": dep["spec"]["replicas"], "readyReplicas": n, "availableReplicas": n,
+                              "updatedReplicas": n, "observedGeneration": 1}}, subresource="status")
+
+
+def rollout(cluster: EmulatedCluster, name: str, exclude: set[str] = frozenset()) -> str:
+    """Wait for a new revision's Deployment, make it ready, return the revision."""
+    found = wait_for(lambda: [r for r in deployments(cluster, name) if r not in exclude], what="a new Deployment")
+    assert len(found) == 1, found
+    make_ready(cluster, deployments(cluster, name)[found[0]])
+    return found[0]
+
+
+def test_waits_for_its_run_then_rolls_out_and_serves(cluster: EmulatedCluster, store: dict) -> None:
+    run = {"apiVersion": ftr_api.API_VERSION, "kind": ftr_api.KIND, "metadata": {"name": "ft", "namespace": NS},
+           "spec": {"baseModel": "Qwen/Qwen2.5-3B", "stages": [{"name": "tools", "dataset": {
+               "source": "x", "format": "xlam", "noCallSource": "y"}}]}}
+    with OperatorThread(cluster.url):
+        cluster.create(run)  # the operator runs it: its first step starts, the run is Running
+        cluster.create(manifest("assistant", store, {"fineTuneRun": {"name": "ft"}}))
+        wait_for(lambda: condition(cluster, "assistant", "Ready").get("reason") == "WaitingForRun", what="waiting")
+        assert "waiting for FineTuneRun 'ft'" in condition(cluster, "assistant", "Ready")["message"]
+        assert deployments(cluster, "assistant") == {}
+        uri = model(store, "ft-tools")
+        # The run finishing (its reconciled generation recorded, so its own controller leaves it be).
+        cluster.patch(ftr_api.API_VERSION, ftr_api.PLURAL, NS, "ft", {"status": {
+            "phase": "Succeeded", "observedGeneration": 1, "artifacts": {"finalModel": uri, "models": {"tools": uri}}}},
+                      subresource="status")
+        rev = rollout(cluster, "assistant")
+        wait_for(lambda: condition(cluster, "assistant", "Ready").get("status") == "True", what="Ready")
+        st = status(cluster, "assistant")
+        assert st["model"] == {"revision": rev, "source": "finetunerun/ft", "uri": uri,
+                               "digest": st["model"]["digest"]} and len(st["model"]["digest"]) == 64
+        assert st["endpoint"] == "http://assistant.default.svc.cluster.local:8000/v1" and st["ready"] == "1/1"
+        svc = cluster.get("v1", "services", NS, "assistant")
+        assert svc["spec"]["selector"][resources.LABEL_REVISION] == rev
+        dep = deployments(cluster, "assistant")[rev]
+        pod = dep["spec"]["template"]["spec"]
+        assert pod["initContainers"][0]["args"][:3] == ["fetch", "--model", uri]
+        reasons = [e.get("reason") for e in cluster.list("v1", "events", NS)
+                   if e.get("involvedObject", {}).get("name") == "assistant"]
+        assert "RolledOut" in reasons
+        assert "sk-test-not-for-logs" not in json.dumps(st) + json.dumps(dep)
+
+
+def test_a_model_change_rolls_out_beside_and_replaces_the_old_revision(cluster: EmulatedCluster, store: dict) -> None:
+    with OperatorThread(cluster.url):
+        cluster.create(manifest("swap", store, {"uri": model(store, "m1")}))
+        first = rollout(cluster, "swap")
+        wait_for(lambda: status(cluster, "swap").get("model", {}).get("revision") == first, what="first serving")
+        cluster.patch(api.API_VERSION, api.PLURAL, NS, "swap", {"spec": {"model": {"uri": model(store, "m2")}}})
+        second = wait_for(lambda: [r for r in deployments(cluster, "swap") if r != first], what="second revision")[0]
+        assert status(cluster, "swap")["model"]["revision"] == first, "the old revision serves until the new is Ready"
+        make_ready(cluster, deployments(cluster, "swap")[second])
+        wait_for(lambda: status(cluster, "swap").get("model", {}).get("revision") == second, what="switch")
+        wait_for(lambda: first not in deployments(cluster, "swap"), what="old revision gone")
+        assert cluster.get("v1", "services", NS, "swap")["spec"]["selector"][resources.LABEL_REVISION] == second
+        assert [h["decision"] for h in status(cluster, "swap")["history"]] == ["RolledOut", "RolledOut"]
+
+
+def test_a_missing_secret_gets_a_condition_and_no_deployment(cluster: EmulatedCluster, store: dict) -> None:
+    with OperatorThread(cluster.url):
+        body = manifest("nokey", store, {"uri": model(store, "m")})
+        body["spec"]["apiKeySecret"] = {"name": "absent"}
+        cluster.create(body)
+        cond = wait_for(lambda: condition(cluster, "nokey", "Ready").get("reason") == "SecretNotFound"
+                        and condition(cluster, "nokey", "Ready"), what="SecretNotFound")
+        assert cond["message"].startswith("spec.apiKeySecret: Secret 'absent' not found")
+        assert deployments(cluster, "nokey") == {}
+
+
+def test_deletion_removes_what_it_owns_and_a_restart_duplicates_nothing(cluster: EmulatedCluster, store: dict) -> None:
+    with OperatorThread(cluster.url):
+        cluster.create(manifest("gone", store, {"uri": model(store, "m")}))
+        rev = rollout(cluster, "gone")
+        wait_for(lambda: condition(cluster, "gone", "Ready").get("status") == "True", what="Ready")
+    with OperatorThread(cluster.url):  # a restart: adopts, creates nothing twice
+        wait_for(lambda: status(cluster, "gone").get("observedGeneration") == 1, what="resumed")
+        import time
+
+        time.sleep(1.0)  # a few resync periods
+        assert list(deployments(cluster, "gone")) == [rev]
+        svcs = [s["metadata"]["name"] for s in cluster.list("v1", "services", NS)
+                if s["metadata"]["labels"].get(resources.LABEL_SERVE) == "gone"]
+        assert sorted(svcs) == sorted(["gone", f"gone-{rev}"])
+        cluster.delete(api.API_VERSION, api.PLURAL, NS, "gone")
+        wait_for(lambda: not serve(cluster, "gone"), what="deleted")
+    assert deployments(cluster, "gone") == {}
+    assert not [s for s in cluster.list("v1", "services", NS) if s["metadata"]["labels"].get(resources.LABEL_SERVE)]
+
+
+# ---------------------------------------------------------------- promotion
+
+def gated(name: str, store: dict, uri: str, timeout: int = 600, **gate) -> dict:
+    return manifest(name, store, {"uri": uri}, promotion={
+        "enabled": True, "suites": [{"name": "seed-tools"}], "gate": gate, "readinessTimeoutSeconds": timeout})
+
+
+def report(store: dict, serve_name: str, rev: str, accuracy: float) -> None:
+    layout = ServeLayout.of(f"s3://{store['bucket']}", NS, serve_name)
+    location(layout.report(rev)).write_json({"complete": True, "suites": {"seed-tools": {"accuracy": accuracy,
+                                                                                         "false_call_rate": 0.0}}})
+
+
+def finish(cluster: EmulatedCluster, name: str, succeeded: bool = True) -> None:
+    cluster.finish_job(NS, name, succeeded=succeeded)
+
+
+def to_candidate(cluster: EmulatedCluster, store: dict, name: str, **gate) -> tuple[str, str]:
+    cluster.create(gated(name, store, model(store, f"{name}-1"), **gate))
+    first = rollout(cluster, name)
+    wait_for(lambda: status(cluster, name).get("model", {}).get("revision") == first, what="serving")
+    cluster.patch(api.API_VERSION, api.PLURAL, NS, name, {"spec": {"model": {"uri": model(store, f"{name}-2")}}})
+    second = rollout(cluster, name, exclude={first})
+    return first, second
+
+
+def gate_jobs(cluster: EmulatedCluster, name: str) -> dict[str, str]:
+    """revision -> the name of its evaluation Job."""
+    found = wait_for(lambda: len([j for j in jobs(cluster, name) if "-gate-" in j]) == 2 and jobs(cluster, name),
+                     what="two evaluation Jobs")
+    return {j["metadata"]["labels"][resources.LABEL_REVISION]: n for n, j in found.items() if "-gate-" in n}
+
+
+def test_a_better_candidate_is_promoted(cluster: EmulatedCluster, store: dict) -> None:
+    with OperatorThread(cluster.url):
+        first, second = to_candidate(cluster, store, "better", minMargin=0.05)
+        evals = gate_jobs(cluster, "better")
+        assert condition(cluster, "better", "Progressing")["reason"] == "Evaluating"
+        report(store, "better", first, 0.30)
+        report(store, "better", second, 0.45)
+        for job in evals.values():
+            finish(cluster, job)
+        wait_for(lambda: status(cluster, "better").get("model", {}).get("revision") == second, what="promoted")
+        wait_for(lambda: first not in deployments(cluster, "better"), what="old revision gone")
+        entry = status(cluster, "better")["history"][-1]
+        assert entry["decision"] == "Promoted" and "0.450 vs 0.300" in entry["message"]
+
+
+def test_a_worse_candidate_is_rejected_and_the_serving_one_stays(cluster: EmulatedCluster, store: dict) -> None:
+    with OperatorThread(cluster.url):
+        first, second = to_candidate(cluster, store, "worse")
+        evals = gate_jobs(cluster, "worse")
+        report(store, "worse", first, 0.40)
+        report(store, "worse", second, 0.20)
+        for job in evals.values():
+            finish(cluster, job)
+        wait_for(lambda: second not in deployments(cluster, "worse"), what="candidate removed")
+        st = status(cluster, "worse")
+        assert st["model"]["revision"] == first and st["history"][-1]["reason"] == "PromotionRejected"
+        assert condition(cluster, "worse", "Ready")["status"] == "True"
+        assert cluster.get("v1", "services", NS, "worse")["spec"]["selector"][resources.LABEL_REVISION] == first
+
+
+def test_a_failed_evaluation_rejects(cluster: EmulatedCluster, store: dict) -> None:
+    with OperatorThread(cluster.url):
+        first, second = to_candidate(cluster, store, "broken")
+        evals = gate_jobs(cluster, "broken")
+        finish(cluster, evals[second], succeeded=False)
+        wait_for(lambda: (status(cluster, "broken").get("history") or [{}])[-1].get("reason") == "EvaluationFailed",
+                 what="EvaluationFailed")
+        assert status(cluster, "broken")["model"]["revision"] == first
+
+
+def test_a_candidate_never_ready_is_rejected_on_timeout(cluster: EmulatedCluster, store: dict) -> None:
+    with OperatorThread(cluster.url):
+        cluster.create(gated("slow", store, model(store, "slow-1"), timeout=10))
+        first = rollout(cluster, "slow")
+        wait_for(lambda: status(cluster, "slow").get("model", {}).get("revision") == first, what="serving")
+        cluster.patch(api.API_VERSION, api.PLURAL, NS, "slow", {"spec": {"model": {"uri": model(store, "slow-2")}}})
+        wait_for(lambda: len(deployments(cluster, "slow")) == 2, what="candidate created")
+        wait_for(lambda: (status(cluster, "slow").get("history") or [{}])[-1].get("reason") == "CandidateNotReady",
+                 timeout=40, what="CandidateNotReady")
+        assert list(deployments(cluster, "slow")) == [first]
+
+
+def test_a_restart_mid_promotion_resumes_it_and_deletion_mid_promotion_removes_both(cluster: EmulatedCluster,
+                                                                                     store: dict) -> None:
+    with OperatorThread(cluster.url):
+        first, second = to_candidate(cluster, store, "resume")
+        evals = gate_jobs(cluster, "resume")
+    with OperatorThread(cluster.url):
+        report(store, "resume", first, 0.3)
+        report(store, "resume", second, 0.5)
+        for job in evals.values():
+            finish(cluster, job)
+        wait_for(lambda: status(cluster, "resume").get("model", {}).get("revision") == second, what="promoted")
+        assert len([j for j in jobs(cluster, "resume") if "-gate-" in j]) == 2, "no second evaluation"
+        cluster.patch(api.API_VERSION, api.PLURAL, NS, "resume", {"spec": {"model": {"uri": model(store, "resume-3")}}})
+        wait_for(lambda: len(deployments(cluster, "resume")) == 2, what="a third revision beside the second")
+        cluster.delete(api.API_VERSION, api.PLURAL, NS, "resume")
+        wait_for(lambda: not serve(cluster, "resume"), what="deleted")
+    assert deployments(cluster, "resume") == {} and jobs(cluster, "resume") == {}
