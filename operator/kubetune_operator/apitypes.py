@@ -32,10 +32,11 @@ class SpecError(ValueError):
 
 
 class Model(BaseModel):
-    """camelCase on the wire, snake_case in Python; unknown fields are errors (typos must not pass)."""
+    """camelCase on the wire, snake_case in Python; unknown fields are errors (typos must not pass), and
+    types are strict as the API server's are: "0" is not a number, "yes" not a boolean, 4.0 not an integer."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
-                              validate_default=True)
+                              validate_default=True, strict=True)
 
     def wire(self) -> dict[str, Any]:
         """The object as it appears in a manifest (camelCase, no unset optionals)."""

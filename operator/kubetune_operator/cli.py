@@ -1,4 +1,9 @@
-"""`kubetune`: the user's command line. `kubetune run MANIFEST` runs a FineTuneRun on this machine."""
+"""`kubetune`: the user's command line.
+
+    kubetune run MANIFEST        run a FineTuneRun on this machine (the operator's plan, as subprocesses)
+    kubetune serve MANIFEST      serve a ModelServe's model on this machine with real vLLM
+    kubetune validate MANIFEST   check manifests (FineTuneRun, ModelServe) as the operator would
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,43 @@ from pathlib import Path
 
 from rich.console import Console
 
+MESSAGE_LIMIT = 4000  # a message naming a field is short; a pasted 1 MB key is not worth printing whole
+
+
+def _validate(paths: list[Path], console: Console) -> int:
+    from .apitypes import SpecError, read_documents
+    from .finetunerun import api as ftr_api
+    from .finetunerun import validation as ftr_validation
+    from .modelserve import api as ms_api
+    from .modelserve import validation as ms_validation
+
+    kinds = {ftr_api.KIND: (ftr_api.RESOURCE, ftr_validation.problems),
+             ms_api.KIND: (ms_api.RESOURCE, ms_validation.problems)}
+    failed = 0
+    for path in paths:
+        try:
+            docs = read_documents(path)
+            if not docs:
+                raise SpecError(f"{path}: no document")
+            for i, doc in enumerate(docs):
+                kind = doc.get("kind") if isinstance(doc, dict) else None
+                if kind not in kinds:
+                    raise SpecError(f"document {i + 1}: kind {str(kind)[:64]!r} is not one of {', '.join(kinds)}")
+                resource, semantic = kinds[kind]
+                parsed = resource.parse_manifest(doc)
+                problems = semantic(parsed.spec)
+                if problems:
+                    raise SpecError("; ".join(problems))
+                console.print(f"{path}: {kind} {parsed.metadata.name} is valid", markup=False, highlight=False,
+                              soft_wrap=True)
+        except (SpecError, RecursionError) as exc:
+            text = str(exc) if isinstance(exc, SpecError) else "nested too deeply"
+            if len(text) > MESSAGE_LIMIT:
+                text = text[:MESSAGE_LIMIT] + " …"
+            console.print(f"invalid manifest {path}: {text}", markup=False, highlight=False, soft_wrap=True)
+            failed += 1
+    return 2 if failed else 0
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubetune", description=__doc__.splitlines()[0])
@@ -16,25 +58,32 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("manifest", type=Path)
     run.add_argument("--store", type=Path, default=None,
                      help="artifact directory when the manifest names no object store (default ~/.cache/kubetune/runs)")
-    run.add_argument("--serve", action="store_true",
-                     help="afterwards, serve the tuned model with an OpenAI-compatible API")
+    run.add_argument("--serve", action="store_true", help="afterwards, serve the tuned model (as `kubetune serve`)")
     run.add_argument("--port", type=int, default=8000, help="port for --serve")
-    check = sub.add_parser("validate", help="check a manifest as the operator would, without running it")
-    check.add_argument("manifest", type=Path)
+    serve = sub.add_parser("serve", help="serve a ModelServe manifest's model locally with vLLM")
+    serve.add_argument("manifest", type=Path)
+    serve.add_argument("--store", type=Path, default=None, help="the artifact directory `kubetune run` used")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--against", metavar="MODEL", default=None,
+                       help="run the promotion gate first: MODEL (a directory, s3:// URI or bundled:NAME) is the "
+                            "model serving now, the manifest's the candidate; serve the winner")
+    serve.add_argument("--gate-only", action="store_true", help="with --against: decide and exit (0 promoted, "
+                                                                 "3 rejected)")
+    check = sub.add_parser("validate", help="check manifests as the operator would, without running them")
+    check.add_argument("manifest", type=Path, nargs="+")
     args = parser.parse_args(argv)
-
-    from .finetunerun import api, local
 
     console = Console()
     if args.command == "validate":
-        try:
-            run_obj = local.load(args.manifest)
-        except api.SpecError as exc:
-            console.print(f"[red]invalid manifest[/] {args.manifest}: {exc}")
-            return 2
-        console.print(f"{args.manifest}: FineTuneRun {run_obj.metadata.name} is valid")
-        return 0
-    return local.run(args.manifest, args.store, args.serve, args.port, console)
+        return _validate(args.manifest, console)
+    from .finetunerun import local
+
+    store = Path(args.store or local.default_store()).expanduser()
+    if args.command == "serve":
+        from .modelserve import local as serving
+
+        return serving.run(args.manifest, store, args.port, console, against=args.against, gate_only=args.gate_only)
+    return local.run(args.manifest, store, args.serve, args.port, console)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from kubetune_jobs import storage
@@ -156,6 +157,22 @@ class LocalRun:
     def final_model(self) -> str:
         return self.layout.merged(self.run.spec.stages[-1].name)
 
+    def summary(self) -> dict[str, object]:
+        """The finished run as a FineTuneRun object with its status (what `kubetune serve` reads to find
+        the run's models, as the operator reads a run's status in a cluster)."""
+        meta = self.run.metadata
+        stages = self.run.spec.stages
+        return {
+            "apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": {"name": meta.name, "namespace": meta.namespace},
+            "spec": {"baseModel": self.run.spec.base_model, "stages": [{"name": s.name} for s in stages]},
+            "status": {"phase": "Succeeded", "artifacts": {
+                "root": self.layout.root, "finalModel": self.final_model(),
+                "datasets": {s.name: self.layout.data(s.name) for s in stages},
+                "adapters": {s.name: self.layout.adapter(s.name) for s in stages},
+                "models": {s.name: self.layout.merged(s.name) for s in stages}}},
+            "reports": dict(self.reports()),
+        }
+
 
 def _duration(seconds: float) -> str:
     seconds = int(seconds)
@@ -175,12 +192,12 @@ def run(manifest: str | Path, store: Path | None, serve: bool, port: int, consol
     try:
         spec_run = load(manifest)
     except api.SpecError as exc:
-        console.print(f"[red]invalid manifest[/] {manifest}: {exc}")
+        console.print(f"[red]invalid manifest[/] {escape(str(manifest))}: {escape(str(exc))}", soft_wrap=True)
         return 2
     local = LocalRun(spec_run, Path(store or default_store()).expanduser(), console)
     name = spec_run.metadata.name
     console.print(f"[bold]kubetune run[/] {name}: {len(local.steps)} steps, base model "
-                  f"{spec_run.spec.base_model}, artifacts in {local.layout.root}")
+                  f"{escape(spec_run.spec.base_model)}, artifacts in {escape(local.layout.root)}", soft_wrap=True)
     started = time.monotonic()
     try:
         local.execute()
@@ -188,20 +205,22 @@ def run(manifest: str | Path, store: Path | None, serve: bool, port: int, consol
         console.print(f"[yellow]interrupted[/]; run the same command again to resume {name}")
         return 130
     except RunFailed as exc:
-        console.print(f"[red]✗[/] {exc}")
+        console.print(f"[red]✗[/] {escape(str(exc))}", soft_wrap=True)
         return 1
     except storage.StorageError as exc:
-        console.print(f"[red]✗[/] {exc}")
+        console.print(f"[red]✗[/] {escape(str(exc))}", soft_wrap=True)
         return 1
     console.print(f"\n[bold]{name}[/] finished in {_duration(time.monotonic() - started)}\n")
     table = local.compare_table()
     if table:
-        console.print(table, markup=False, highlight=False)
-    console.print(f"model:     {local.final_model()}")
-    console.print(f"reports:   {', '.join(uri for _, uri in local.reports())}")
-    console.print(f"logs:      {local.logs}")
-    summary = {"run": name, "model": local.final_model(), "reports": dict(local.reports())}
-    local.locate(local.layout.summary).write_bytes(json.dumps(summary, indent=2).encode())
+        # soft_wrap: a table is never folded at the terminal's (or a log file's 80-column) width.
+        console.print(table, markup=False, highlight=False, soft_wrap=True)
+    console.print(f"model:     {local.final_model()}", soft_wrap=True)
+    console.print(f"reports:   {', '.join(uri for _, uri in local.reports())}", soft_wrap=True)
+    console.print(f"logs:      {local.logs}", soft_wrap=True)
+    local.locate(local.layout.summary).write_bytes(json.dumps(local.summary(), indent=2).encode())
     if serve:
-        return subprocess.call([*JOB, "serve", "--model", local.final_model(), "--port", str(port)], env=local.env)
+        from ..modelserve import local as serving
+
+        return serving.serve_run(spec_run, local.store, port, console)
     return 0
