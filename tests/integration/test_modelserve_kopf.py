@@ -207,14 +207,14 @@ def test_a_better_candidate_is_promoted(cluster: EmulatedCluster, store: dict) -
     with OperatorThread(cluster.url):
         first, second = to_candidate(cluster, store, "better", minMargin=0.05)
         evals = gate_jobs(cluster, "better")
-        assert condition(cluster, "better", "Progressing")["reason"] == "Evaluating"
+        wait_for(lambda: condition(cluster, "better", "Progressing").get("reason") == "Evaluating", what="Evaluating")
         report(store, "better", first, 0.30)
         report(store, "better", second, 0.45)
         for job in evals.values():
             finish(cluster, job)
         wait_for(lambda: status(cluster, "better").get("model", {}).get("revision") == second, what="promoted")
         wait_for(lambda: first not in deployments(cluster, "better"), what="old revision gone")
-        entry = status(cluster, "better")["history"][-1]
+        entry = wait_for(lambda: status(cluster, "better")["history"][-1], what="history")
         assert entry["decision"] == "Promoted" and "0.450 vs 0.300" in entry["message"]
 
 
@@ -227,8 +227,9 @@ def test_a_worse_candidate_is_rejected_and_the_serving_one_stays(cluster: Emulat
         for job in evals.values():
             finish(cluster, job)
         wait_for(lambda: second not in deployments(cluster, "worse"), what="candidate removed")
+        wait_for(lambda: status(cluster, "worse")["history"][-1]["reason"] == "PromotionRejected", what="rejection")
         st = status(cluster, "worse")
-        assert st["model"]["revision"] == first and st["history"][-1]["reason"] == "PromotionRejected"
+        assert st["model"]["revision"] == first
         assert condition(cluster, "worse", "Ready")["status"] == "True"
         assert cluster.get("v1", "services", NS, "worse")["spec"]["selector"][resources.LABEL_REVISION] == first
 

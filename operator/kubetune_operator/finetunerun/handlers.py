@@ -18,10 +18,12 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from kubetune_jobs import storage
 from kubetune_jobs.contract import records
+from kubetune_jobs.contract.env import STORE_CREDENTIALS
 from kubetune_jobs.contract.layout import RunLayout, store_root
 from kubetune_jobs.contract.store import StoreAccess, StoreConfigError, resolve
 
 from .. import metrics, naming
+from ..kube import shared_store
 from ..kube import status as status_io
 from ..kube.context import Context
 from ..kube.events import Event, post
@@ -51,9 +53,12 @@ async def _secret_problems(objects: Objects, spec: api.FineTuneRunSpec, namespac
 async def store_access(ctx: Context, spec: api.FineTuneRunSpec, namespace: str) -> StoreAccess | None:
     """The run's store with the run's own credentials (never the operator's, unless shared on purpose)."""
     credentials: dict[str, str] = {}
+    objects = Objects(ctx.api)
     if spec.storage.credentials_secret:
-        data = await Objects(ctx.api).secret(namespace, spec.storage.credentials_secret) or {}
-        credentials, _ = text_values(data, ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"))
+        data = await objects.secret(namespace, spec.storage.credentials_secret) or {}
+        credentials, _ = text_values(data, STORE_CREDENTIALS)
+    elif shared_store.applies(ctx.settings, spec.storage.endpoint, None):
+        credentials = await shared_store.credentials(objects, ctx.settings)
     return resolve(spec.storage.endpoint or ctx.settings.store_endpoint, secure=spec.storage.secure,
                    credentials=credentials, environ={})
 
@@ -155,8 +160,13 @@ async def _create_jobs(ctx: Context, body: dict[str, Any], obs: reconcile.Observ
     owner = Owner(api.KIND, meta["name"], meta["namespace"], meta["uid"])
     objects = Objects(ctx.api)
     assert obs.spec is not None
+    shared = None
+    if shared_store.applies(ctx.settings, obs.spec.storage.endpoint, obs.spec.storage.credentials_secret):
+        await objects.create_or_adopt(shared_store.copy(owner, await shared_store.credentials(objects, ctx.settings)),
+                                      owner)
+        shared = shared_store.secret_name(owner)
     for step in decision.create:
-        manifest = jobs.job_for_step(step, obs.spec, owner, ctx.settings.store_endpoint)
+        manifest = jobs.job_for_step(step, obs.spec, owner, ctx.settings.store_endpoint, shared)
         job_name = manifest["metadata"]["name"]
         try:
             created, new = await objects.create_or_adopt(manifest, owner)

@@ -23,13 +23,14 @@ JOB_CONTAINER = "kubetune-job"
 SHM_SIZE = "16Gi"  # torch DataLoader workers and NCCL use /dev/shm; the default 64Mi is far too small
 
 
-def _env(spec: api.FineTuneRunSpec, store_endpoint: str | None) -> list[dict[str, Any]]:
+def _env(spec: api.FineTuneRunSpec, store_endpoint: str | None, shared_secret: str | None) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = []
     store = resolve(spec.storage.endpoint or store_endpoint, secure=spec.storage.secure, credentials={}, environ={})
     if store is not None:
         env.append({"name": names.S3_ENDPOINT, "value": store.endpoint})
-    if spec.storage.credentials_secret:
-        env += [pods.secret_env(key, spec.storage.credentials_secret) for key in names.STORE_CREDENTIALS]
+    credentials = spec.storage.credentials_secret or shared_secret
+    if credentials:
+        env += [pods.secret_env(key, credentials) for key in names.STORE_CREDENTIALS]
     if spec.hub_token_secret:
         env.append(pods.secret_env(names.HF_TOKEN, spec.hub_token_secret))
     return env + pods.scratch_env()
@@ -46,8 +47,10 @@ def _container_resources(step: Step, spec: api.FineTuneRunSpec) -> dict[str, Any
             "limits": {"memory": "8Gi" if step.kind == "prepare" else r.memory}}
 
 
-def job_for_step(step: Step, spec: api.FineTuneRunSpec, owner: Owner, store_endpoint: str | None = None) -> dict[str, Any]:
-    """The Job that runs `kubetune-job <step.args>` for `owner`'s run."""
+def job_for_step(step: Step, spec: api.FineTuneRunSpec, owner: Owner, store_endpoint: str | None = None,
+                 shared_secret: str | None = None) -> dict[str, Any]:
+    """The Job that runs `kubetune-job <step.args>` for `owner`'s run. `store_endpoint` is the operator's
+    default store, `shared_secret` the run's copy of its keys when that store is shared (`kube.shared_store`)."""
     r = spec.resources
     labels = naming.labels(owner.name, step.name, step.kind, step.stage)
     if r.kueue_queue:
@@ -59,7 +62,7 @@ def job_for_step(step: Step, spec: api.FineTuneRunSpec, owner: Owner, store_endp
         "imagePullPolicy": spec.images.pull_policy,
         "command": ["kubetune-job"],
         "args": list(step.args),
-        "env": _env(spec, store_endpoint),
+        "env": _env(spec, store_endpoint, shared_secret),
         "resources": _container_resources(step, spec),
         "securityContext": pods.container_security(),
         "volumeMounts": mounts,

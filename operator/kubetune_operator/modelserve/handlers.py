@@ -19,12 +19,14 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from kubetune_jobs import storage
 from kubetune_jobs.contract import records
+from kubetune_jobs.contract.env import STORE_CREDENTIALS
 from kubetune_jobs.contract.layout import COMPLETE_MARKER, join
 from kubetune_jobs.contract.store import StoreAccess, StoreConfigError, resolve
 
 from .. import metrics, naming
 from ..apitypes import GROUP, VERSION
 from ..finetunerun import api as ftr_api
+from ..kube import shared_store
 from ..kube import status as status_io
 from ..kube.conditions import now
 from ..kube.context import Context
@@ -36,7 +38,7 @@ from . import api, reconcile, resources, source, validation
 
 log = logging.getLogger(__name__)
 KIND = api.RESOURCE
-CHILDREN = (("apps/v1", "Deployment"), ("v1", "Service"), ("v1", "ConfigMap"), ("batch/v1", "Job"))
+CHILDREN = (("apps/v1", "Deployment"), ("v1", "Service"), ("v1", "ConfigMap"), ("batch/v1", "Job"), ("v1", "Secret"))
 OPTIONAL_CHILDREN = (("monitoring.coreos.com/v1", "PodMonitor"), ("keda.sh/v1alpha1", "ScaledObject"),
                      ("autoscaling/v2", "HorizontalPodAutoscaler"))
 
@@ -53,13 +55,19 @@ async def _secret_problems(objects: Objects, spec: api.ModelServeSpec, namespace
     return out
 
 
-async def _store(ctx: Context, spec: api.ModelServeSpec, namespace: str) -> StoreAccess | None:
+async def _store(ctx: Context, spec: api.ModelServeSpec, namespace: str) -> tuple[StoreAccess | None, dict[str, str]]:
+    """The serve's store, and the shared store's keys when it uses that store (`kube.shared_store`)."""
     credentials: dict[str, str] = {}
+    shared: dict[str, str] = {}
+    objects = Objects(ctx.api)
     if spec.storage.credentials_secret:
-        data = await Objects(ctx.api).secret(namespace, spec.storage.credentials_secret) or {}
-        credentials, _ = text_values(data, ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"))
-    return resolve(spec.storage.endpoint or ctx.settings.store_endpoint, secure=spec.storage.secure,
-                   credentials=credentials, environ={})
+        data = await objects.secret(namespace, spec.storage.credentials_secret) or {}
+        credentials, _ = text_values(data, STORE_CREDENTIALS)
+    elif shared_store.applies(ctx.settings, spec.storage.endpoint, None):
+        credentials = shared = await shared_store.credentials(objects, ctx.settings)
+    access = resolve(spec.storage.endpoint or ctx.settings.store_endpoint, secure=spec.storage.secure,
+                     credentials=credentials, environ={})
+    return access, shared
 
 
 async def _groups(api_client: k8s.ApiClient) -> set[str]:
@@ -125,14 +133,18 @@ async def observe(ctx: Context, body: dict[str, Any]) -> reconcile.Observed:
         obs.problems = await _secret_problems(objects, spec, namespace)
         obs.problem_reason = "SecretNotFound" if obs.problems else obs.problem_reason
     try:
-        reads = _Reads(await _store(ctx, spec, namespace))
+        access, shared = await _store(ctx, spec, namespace)
     except StoreConfigError as exc:
         obs.problems.append(f"spec.storage.endpoint: {exc}")
         return obs
+    reads = _Reads(access)
     obs.build = resources.Build(owner=owner, served_name=manifest.served_name(), jobs_image=settings.jobs_image,
                                 vllm_image=spec.vllm.image or settings.vllm_image,
                                 store_endpoint=settings.store_endpoint, pushgateway=settings.pushgateway,
-                                prometheus=settings.prometheus)
+                                prometheus=settings.prometheus,
+                                shared_secret=shared_store.secret_name(owner) if shared else None)
+    if shared:
+        obs.shared_copy = shared_store.copy(owner, shared)
     if obs.problems:
         return obs
     run = None
@@ -207,6 +219,8 @@ async def reconcile_serve(ctx: Context, namespace: str, name: str) -> None:
         try:
             obs = await observe(ctx, body)
             decision = reconcile.decide(obs)
+            if obs.shared_copy is not None and decision.apply:
+                decision.apply.insert(0, obs.shared_copy)  # before the pods that reference it
             refused = await _act(ctx, body, decision)
             if refused:
                 obs.problems, obs.problem_reason = [refused], "ObjectRefused"

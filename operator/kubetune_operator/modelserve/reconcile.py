@@ -72,6 +72,7 @@ class Observed:
     pod_monitors: bool = False  # the PodMonitor CRD is installed
     keda: bool = False  # KEDA's ScaledObject CRD is installed
     store_error: str | None = None
+    shared_copy: dict[str, Any] | None = None  # the serve's copy of the shared store's keys, to apply first
 
 
 @dataclass

@@ -52,6 +52,7 @@ class Build:
     store_endpoint: str | None = None  # the operator's default store
     pushgateway: str | None = None
     prometheus: str | None = None  # the Prometheus URL KEDA queries (autoscaling)
+    shared_secret: str | None = None  # the serve's copy of the shared store's keys (kube.shared_store)
 
     @property
     def name(self) -> str:
@@ -106,8 +107,9 @@ def _store_env(spec: api.ModelServeSpec, b: Build) -> list[dict[str, Any]]:
                     environ={})
     if store is not None:
         out.append({"name": names.S3_ENDPOINT, "value": store.endpoint})
-    if spec.storage.credentials_secret:
-        out += [pods.secret_env(k, spec.storage.credentials_secret) for k in names.STORE_CREDENTIALS]
+    credentials = spec.storage.credentials_secret or b.shared_secret
+    if credentials:
+        out += [pods.secret_env(k, credentials) for k in names.STORE_CREDENTIALS]
     return out
 
 
