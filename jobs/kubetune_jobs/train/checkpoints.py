@@ -24,7 +24,8 @@ from .. import storage
 
 log = logging.getLogger(__name__)
 CHECKPOINTS_DIR = "checkpoints"
-_STEP_DIR = re.compile(r"^step-(\d+)$")
+# ASCII digits only, and few enough that int() cannot choke: the names come from the store.
+_STEP_DIR = re.compile(r"step-([0-9]{1,12})", re.ASCII)
 EXIT_PREEMPTED = 143  # 128 + SIGTERM, what a shell reports for a terminated process
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 
@@ -39,7 +40,7 @@ class CheckpointStore:
         self.keep = keep
 
     def _steps(self) -> list[int]:
-        return sorted(int(m.group(1)) for name in self.root.list() if (m := _STEP_DIR.match(name)))
+        return sorted(int(m.group(1)) for name in self.root.list() if (m := _STEP_DIR.fullmatch(name)))
 
     def complete_steps(self) -> list[int]:
         return [s for s in self._steps() if self.root.child(step_dir_name(s)).is_complete_dir()]
@@ -50,15 +51,8 @@ class CheckpointStore:
 
     def download(self, step: int, local_root: Path) -> Path:
         """Fetch checkpoint `step` into `local_root/checkpoint-<step>` (the Trainer's naming)."""
-        loc = self.root.child(step_dir_name(step))
-        dest = local_root / f"checkpoint-{step}"
-        if isinstance(loc, storage.LocalLocation):
-            # The Trainer only reads a checkpoint, but it is cheap to keep the store's copy pristine.
-            import shutil
-
-            shutil.copytree(loc.path, dest, dirs_exist_ok=True)
-            return dest
-        return loc.download_dir(dest)
+        # From a local store too: the Trainer only reads it, but the store's copy stays pristine.
+        return self.root.child(step_dir_name(step)).download_dir(local_root / f"checkpoint-{step}", copy=True)
 
     def publish(self, local: Path, step: int) -> str:
         """Upload a Trainer checkpoint as step `step`; returns where it now lives."""
