@@ -6,6 +6,10 @@ this process resumed from), eval losses, `checkpoint` (the newest published chec
 operator shows in the stage's status) and, on CUDA, `gpu_memory_peak_gib`. The local progress bar is
 the Trainer's own (tqdm).
 
+Writes that only move the figures along are best-effort, one attempt each: the next update carries
+the same fields, and waiting out a store outage there would stall training. Writes that change
+`state` use the store's full retry budget, since the operator and a re-run act on them.
+
 `tokens_per_second` counts non-padding tokens from the end of this process's first step: the first step
 also pays for CUDA's lazy start and Unsloth's kernel compilation, which say nothing about the rate the
 rest of the run goes at (until a second step is done, it is the first step's own rate).
@@ -30,6 +34,7 @@ class Progress:
     def __init__(self, output: storage.Location, pushgateway: str | None, run: str, stage: str) -> None:
         self.loc = output.child(PROGRESS_FILE)
         self.pusher = metrics.MetricsPusher(pushgateway, run, stage) if pushgateway else None
+        self._unwritten = False
         self.data: dict[str, Any] = {"state": "starting", "step": 0, "total": None, "loss": None,
                                      "learning_rate": None, "tokens_per_second": None, "eta_seconds": None,
                                      "epoch": None, "start_step": None, "eval_loss": None,
@@ -39,9 +44,20 @@ class Progress:
         self.data.update(fields)
         self.data["updated_at"] = time.time()
         try:
-            self.loc.write_json(self.data)
+            if "state" in fields:
+                self.loc.write_json(self.data)
+            else:
+                with storage.retry_budget(0):
+                    self.loc.write_json(self.data)
         except (OSError, storage.StorageError) as exc:
-            log.warning("could not write %s: %s", self.loc.uri, exc)
+            if not self._unwritten:
+                log.warning("could not write %s (%s); training goes on and later updates try again",
+                            self.loc.uri, exc)
+            self._unwritten = True
+        else:
+            if self._unwritten:
+                log.info("%s is written again", self.loc.uri)
+            self._unwritten = False
         if self.pusher:
             d = self.data
             self.pusher.push({metrics.STEP: d["step"], metrics.TOTAL_STEPS: d["total"], metrics.LOSS: d["loss"],
