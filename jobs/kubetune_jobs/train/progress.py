@@ -62,7 +62,8 @@ class Progress:
             d = self.data
             self.pusher.push({metrics.STEP: d["step"], metrics.TOTAL_STEPS: d["total"], metrics.LOSS: d["loss"],
                               metrics.TOKENS_PER_SECOND: d["tokens_per_second"],
-                              metrics.LEARNING_RATE: d["learning_rate"], metrics.EVAL_LOSS: d["eval_loss"]})
+                              metrics.LEARNING_RATE: d["learning_rate"], metrics.EVAL_LOSS: d["eval_loss"]},
+                             force="state" in fields)
 
 
 def make_callback(progress: Progress) -> Any:
