@@ -47,7 +47,8 @@ def _previous_eval_loss(output: storage.Location) -> float | None:
         state = output.child(PROGRESS_FILE).read_json()
     except (ValueError, FileNotFoundError, storage.StorageError):
         return None
-    return state.get("eval_loss_start") if isinstance(state, dict) else None
+    value = state.get("eval_loss_start") if isinstance(state, dict) else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _sft_config(cfg: TrainConfig, workdir: Path, prec: backends.Precision, backend: str, has_eval: bool) -> Any:
