@@ -40,6 +40,8 @@ def _prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--tokenizer", default=None, help="model reference whose tokenizer measures row length")
     p.add_argument("--max-tokens", type=int, default=None, help="drop rows that render longer than this")
+    p.add_argument("--max-row-bytes", type=int, default=None,
+                   help="drop source rows larger than this (default 1 MiB), as row_too_large")
 
 
 def _train(sub: argparse._SubParsersAction) -> None:
