@@ -6,7 +6,8 @@ lines, pod specs and logs:
 
     KUBETUNE_S3_ENDPOINT      http(s)://host:port of the store (MinIO, or any S3 API)
     AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
-    KUBETUNE_S3_RETRY_BUDGET  seconds one operation keeps retrying transient failures (default 300)
+    KUBETUNE_S3_RETRY_BUDGET  seconds one operation keeps retrying transient failures (default 300;
+                              the first reachability check of a job at most 30)
     KUBETUNE_S3_RETRIES       optional cap on attempts per operation (the operator sets a small one:
                               a controller must not block on a store for minutes)
     KUBETUNE_S3_RETRY_DELAY   first backoff in seconds (default 0.5), doubled per attempt up to 30 s,
@@ -49,6 +50,7 @@ COMPLETE_MARKER = "_COMPLETE"
 T = TypeVar("T")
 
 DEFAULT_RETRY_BUDGET_S = 300.0
+CHECK_RETRY_BUDGET_S = 30.0
 MAX_BACKOFF_S = 30.0
 # A manifest lists each file in ~120 bytes: a marker object far larger than MAX_DIR_FILES of them is refused.
 MAX_MANIFEST_BYTES = 64 * 2**20
@@ -380,10 +382,14 @@ def backoff(attempt: int, base: float, cap: float = MAX_BACKOFF_S) -> float:
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-def _retrying(what: str, endpoint: str, fn: Callable[[], T]) -> T:
+def _budget() -> float:
     override = _budget_override.get()
-    budget = override if override is not None else float(
+    return override if override is not None else float(
         os.environ.get("KUBETUNE_S3_RETRY_BUDGET") or DEFAULT_RETRY_BUDGET_S)
+
+
+def _retrying(what: str, endpoint: str, fn: Callable[[], T]) -> T:
+    budget = _budget()
     cap = os.environ.get("KUBETUNE_S3_RETRIES")
     max_attempts = max(1, int(cap)) if cap else None
     base = float(os.environ.get("KUBETUNE_S3_RETRY_DELAY") or 0.5)
@@ -463,7 +469,11 @@ class S3Location(Location):
         return S3Location(self.bucket, key)
 
     def check(self) -> None:
-        if not self._do("reach bucket of", lambda: self.client.bucket_exists(self.bucket)):
+        # A store that cannot be reached before any work is done is more often misconfigured than
+        # restarting: fail within CHECK_RETRY_BUDGET_S, and keep the full budget for later operations.
+        with retry_budget(min(_budget(), CHECK_RETRY_BUDGET_S)):
+            found = self._do("reach bucket of", lambda: self.client.bucket_exists(self.bucket))
+        if not found:
             raise StorageError(f"bucket {self.bucket!r} does not exist at {self.endpoint}")
 
     def exists(self) -> bool:

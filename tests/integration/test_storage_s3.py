@@ -128,3 +128,15 @@ def test_refusals_are_not_retried(s3_server: str, monkeypatch, caplog) -> None:
     with pytest.raises(FileNotFoundError):
         storage.location(f"{s3_server}/missing.json").read_bytes()
     assert "retrying" not in caplog.text
+
+
+def test_the_first_reachability_check_has_a_short_budget(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("KUBETUNE_S3_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.delenv("KUBETUNE_S3_RETRIES", raising=False)
+    monkeypatch.setenv("KUBETUNE_S3_RETRY_BUDGET", "3600")  # what later operations get
+    monkeypatch.setenv("KUBETUNE_S3_RETRY_DELAY", "0.05")
+    monkeypatch.setattr(storage, "CHECK_RETRY_BUDGET_S", 0.5)
+    with pytest.raises(storage.StorageError, match="failed to reach bucket of s3://bucket/ns/run") as err:
+        storage.location("s3://bucket/ns/run").check()
+    seconds = int(re.search(r"after \d+ attempts in (\d+) s", str(err.value)).group(1))
+    assert seconds < 60  # gave up on the check's budget, not on the hour the environment allows
