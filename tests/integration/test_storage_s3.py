@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -102,3 +103,40 @@ def test_a_short_outage_is_retried(s3_endpoint: str, s3_server: str, monkeypatch
         thread.join()
         for s in holder:
             s.stop()
+
+
+def test_transient_failures_are_retried_until_the_time_budget_is_spent(monkeypatch, caplog) -> None:
+    monkeypatch.setenv("KUBETUNE_S3_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.delenv("KUBETUNE_S3_RETRIES", raising=False)  # no attempt cap: the budget alone decides
+    monkeypatch.setenv("KUBETUNE_S3_RETRY_BUDGET", "1")
+    monkeypatch.setenv("KUBETUNE_S3_RETRY_DELAY", "0.05")
+    with pytest.raises(storage.StorageError) as err:
+        storage.location("s3://bucket/a/object.json").write_json({})
+    attempts = int(re.search(r"after (\d+) attempts in \d+ s", str(err.value)).group(1))
+    assert attempts >= 2 and "MaxRetryError" in str(err.value)
+    assert caplog.text.count("retrying for up to") == 1  # one warning per operation, not one per attempt
+
+    with storage.retry_budget(0), pytest.raises(storage.StorageError, match="after 1 attempts"):
+        storage.location("s3://bucket/a/object.json").write_json({})
+
+
+def test_refusals_are_not_retried(s3_server: str, monkeypatch, caplog) -> None:
+    monkeypatch.delenv("KUBETUNE_S3_RETRIES")
+    monkeypatch.setenv("KUBETUNE_S3_RETRY_BUDGET", "600")  # a retried refusal would hang the test
+    with pytest.raises(storage.StorageError, match="NoSuchBucket"):
+        storage.location("s3://no-such-bucket-here/x.json").read_bytes()
+    with pytest.raises(FileNotFoundError):
+        storage.location(f"{s3_server}/missing.json").read_bytes()
+    assert "retrying" not in caplog.text
+
+
+def test_the_first_reachability_check_has_a_short_budget(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("KUBETUNE_S3_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.delenv("KUBETUNE_S3_RETRIES", raising=False)
+    monkeypatch.setenv("KUBETUNE_S3_RETRY_BUDGET", "3600")  # what later operations get
+    monkeypatch.setenv("KUBETUNE_S3_RETRY_DELAY", "0.05")
+    monkeypatch.setattr(storage, "CHECK_RETRY_BUDGET_S", 0.5)
+    with pytest.raises(storage.StorageError, match="failed to reach bucket of s3://bucket/ns/run") as err:
+        storage.location("s3://bucket/ns/run").check()
+    seconds = int(re.search(r"after \d+ attempts in (\d+) s", str(err.value)).group(1))
+    assert seconds < 60  # gave up on the check's budget, not on the hour the environment allows

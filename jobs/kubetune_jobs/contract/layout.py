@@ -37,7 +37,8 @@ BENCH_FILE = "bench.json"
 REPORT_MARKDOWN = "report.md"
 SUMMARY_FILE = "summary.json"
 
-_STEP_DIR = re.compile(r"^step-(\d+)$")
+# ASCII digits only, and few enough that int() cannot choke: the names come from the store.
+_STEP_DIR = re.compile(r"step-([0-9]{1,12})", re.ASCII)
 
 
 def checkpoint_dir(step: int) -> str:
@@ -47,7 +48,7 @@ def checkpoint_dir(step: int) -> str:
 
 def checkpoint_step(name: str) -> int | None:
     """The step of a checkpoint directory name, or None for any other name."""
-    match = _STEP_DIR.match(name)
+    match = _STEP_DIR.fullmatch(name)
     return int(match.group(1)) if match else None
 
 

@@ -183,6 +183,7 @@ class PrepareOptions(_Options):
     seed: int = flag(42, "seed of the shuffles and of the no-call pairing")
     tokenizer: str | None = flag(None, "model reference whose tokenizer measures row length")
     max_tokens: int | None = flag(None, "drop rows that render longer than this")
+    max_row_bytes: int | None = flag(None, "drop source rows larger than this (default 1 MiB), as row_too_large")
     fingerprint: str | None = flag(None, FINGERPRINT_HELP, identity=False)
 
 

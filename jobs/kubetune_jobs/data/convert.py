@@ -1,17 +1,18 @@
 """Source rows -> training rows in TRL's conversational format, one converter per source format.
 
 A converter returns the training row, or raises `Dropped(reason, detail)`; reasons are stable
-snake_case names counted in `stats.json`. Assistant tool calls carry `arguments` as dicts, never
-JSON strings (the template would encode a string twice).
+snake_case names counted in `stats.json`. JSON held in string fields (xlam's tools, answers and
+arguments) is parsed as strictly as the source lines (`strict_json`). Assistant tool calls carry
+`arguments` as dicts, never JSON strings (the template would encode a string twice).
 """
 
 from __future__ import annotations
 
-import json
 import random
 from functools import lru_cache
 from typing import Any
 
+from . import strict_json
 from .schema import SchemaError, Tool, argument_problem, convert_tool
 
 ROLES = ("user", "assistant")
@@ -54,16 +55,20 @@ def ultrachat(row: dict[str, Any], system_prompt: str | None = None) -> dict[str
     return {"messages": _system(system_prompt) + turns, "tools": [], "kind": "chat"}
 
 
+def _parse(text: str, name: str) -> Any:
+    """JSON held in the string field `name`; a syntax error is `malformed_<name>_json`."""
+    try:
+        return strict_json.loads(text)
+    except strict_json.InvalidJSON as exc:
+        reason = f"malformed_{name}_json" if exc.reason == "malformed_json" else exc.reason
+        raise Dropped(reason, f"{name}: {exc.detail}") from None
+
+
 def _json_field(row: dict[str, Any], name: str) -> Any:
     value = row.get(name)
     if value is None:
         raise Dropped("missing_field", name)
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise Dropped(f"malformed_{name}_json", exc.msg) from exc
-    return value
+    return _parse(value, name) if isinstance(value, str) else value
 
 
 def _convert_tools(raw_tools: Any) -> tuple[Tool, ...]:
@@ -78,11 +83,7 @@ def _convert_tools(raw_tools: Any) -> tuple[Tool, ...]:
 @lru_cache(maxsize=16384)
 def _tools_from_json(text: str) -> tuple[Tool, ...]:
     # xlam rows repeat the same tool lists verbatim; parse and convert each distinct one once.
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise Dropped("malformed_tools_json", exc.msg) from exc
-    return _convert_tools(raw)
+    return _convert_tools(_parse(text, "tools"))
 
 
 def _tools(value: Any) -> tuple[Tool, ...]:
@@ -115,9 +116,10 @@ def xlam(row: dict[str, Any], system_prompt: str | None = None) -> dict[str, Any
         arguments = answer.get("arguments", {})
         if isinstance(arguments, str):
             try:
-                arguments = json.loads(arguments)
-            except json.JSONDecodeError as exc:
-                raise Dropped("malformed_answers_json", f"{answer['name']}: arguments") from exc
+                arguments = strict_json.loads(arguments)
+            except strict_json.InvalidJSON as exc:
+                reason = "malformed_answers_json" if exc.reason == "malformed_json" else exc.reason
+                raise Dropped(reason, f"{answer['name']}: arguments: {exc.detail}") from None
         problem = argument_problem(tool, arguments)
         if problem:
             raise Dropped(*problem)

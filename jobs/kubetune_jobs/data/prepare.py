@@ -3,6 +3,10 @@
 Deterministic: the same inputs, flags and seed give byte-identical outputs, and a re-run whose
 outputs are present and verify against the hashes in `stats.json` does nothing. `stats.json` is
 written last and is what marks the step complete.
+
+No row can stop the job: whatever is wrong with one (unreadable bytes, JSON Python accepts but JSON
+does not, a tool schema that cannot be used, a row over the size limit, or an error nobody foresaw)
+drops that row under a stable snake_case reason counted in `stats.json`, with a few examples.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from tqdm import tqdm
 from .. import jsonl, storage
 from ..contract.layout import EVAL_FILE, PREPARE_FILES, STATS_FILE, TRAIN_FILE
 from ..contract.options import PrepareOptions
-from . import conversations, convert
-from .sources import MalformedRow, Source
+from . import conversations, convert, strict_json
+from .sources import MAX_ROW_BYTES, MalformedRow, Source
 
 log = logging.getLogger(__name__)
 EXAMPLES_PER_REASON = 3
@@ -50,21 +54,44 @@ def _row_key(row: dict[str, Any]) -> str:
     return json.dumps(row["messages"])
 
 
+def _convert_one(converter: Any, raw: dict[str, Any], system_prompt: str | None,
+                 max_row_bytes: int | None) -> dict[str, Any]:
+    """One converted row, or Dropped: also for what the converter did not foresee, so no row ends the job.
+
+    With `max_row_bytes` (rows not checked as they were read), the messages are checked here; tools
+    were checked once when converted."""
+    try:
+        row = converter(raw, system_prompt)
+        if max_row_bytes is not None and strict_json.check(row["messages"]) > max_row_bytes:
+            raise convert.Dropped("row_too_large", f"more than {max_row_bytes} bytes of text")
+        return row
+    except convert.Dropped:
+        raise
+    except strict_json.InvalidJSON as exc:
+        raise convert.Dropped(exc.reason, exc.detail) from None
+    except RecursionError:
+        raise convert.Dropped("too_deeply_nested", "nested deeper than the converter can follow") from None
+    except Exception as exc:  # noqa: BLE001 - one unforeseen bad row must not lose the others
+        log.debug("row conversion failed", exc_info=True)
+        raise convert.Dropped("conversion_error", f"{type(exc).__name__}: {exc}") from None
+
+
 def convert_rows(
     source: Source, fmt: str, system_prompt: str | None, tally: Tally, desc: str
 ) -> list[dict[str, Any]]:
     converter = convert.CONVERTERS[fmt]
+    gate = None if source.strict else source.max_row_bytes
     seen: set[str] = set()
     out: list[dict[str, Any]] = []
     for raw in tqdm(source.rows(), desc=desc, unit=" rows", mininterval=1.0, leave=False):
         tally.read += 1
         if isinstance(raw, MalformedRow):
-            tally.drop("malformed_json", f"line {raw.line}: {raw.error}")
+            tally.drop(raw.reason, f"line {raw.line}: {raw.error}")
             continue
         try:
-            row = converter(raw, system_prompt)
+            row = _convert_one(converter, raw, system_prompt, gate)
         except convert.Dropped as exc:
-            tally.drop(exc.reason, exc.detail)
+            tally.drop(exc.reason, f"row {tally.read}: {exc.detail}" if exc.detail else f"row {tally.read}")
             continue
         key = _row_key(row)
         if key in seen:
@@ -86,7 +113,7 @@ def _percentiles(values: list[int]) -> dict[str, int]:
     return {"min": ordered[0], "p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "max": ordered[-1]}
 
 
-def _measure(rows: list[dict[str, Any]], tokenizer_ref: str | None) -> list[int]:
+def _measure(rows: list[dict[str, Any]], tokenizer_ref: str | None) -> list[int | None]:
     """Length of each row: tokens of its rendered text with a tokenizer, else characters."""
     if not tokenizer_ref:
         # Converted tools are shared objects, so each one is measured once.
@@ -105,12 +132,23 @@ def _measure(rows: list[dict[str, Any]], tokenizer_ref: str | None) -> list[int]
     from ..chat_template import render
 
     tokenizer = AutoTokenizer.from_pretrained(models.resolve(tokenizer_ref))
-    texts = [render(r) for r in tqdm(rows, desc="rendering", unit=" rows", leave=False)]
-    lengths = []
-    for start in range(0, len(texts), 1024):
-        batch = tokenizer(texts[start:start + 1024], add_special_tokens=False)["input_ids"]
-        lengths.extend(len(ids) for ids in batch)
+    texts = [_render(render, r) for r in tqdm(rows, desc="rendering", unit=" rows", leave=False)]
+    lengths: list[int | None] = [None] * len(texts)
+    ok = [i for i, t in enumerate(texts) if t is not None]
+    for start in range(0, len(ok), 1024):
+        chunk = ok[start:start + 1024]
+        batch = tokenizer([texts[i] for i in chunk], add_special_tokens=False)["input_ids"]
+        for i, ids in zip(chunk, batch, strict=True):
+            lengths[i] = len(ids)
     return lengths
+
+
+def _render(render: Any, row: dict[str, Any]) -> str | None:
+    try:
+        return render(row)
+    except Exception:  # noqa: BLE001 - a row the template cannot render is dropped, not fatal
+        log.debug("row could not be rendered", exc_info=True)
+        return None
 
 
 def _turn(row: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
@@ -195,6 +233,12 @@ def prepare(
         }
 
     lengths = _measure(rows, args.tokenizer)
+    if any(n is None for n in lengths):
+        for row, n in zip(rows, lengths, strict=True):
+            if n is None:
+                tally.drop("unrenderable", row["messages"][-1]["content"][:80] if row["messages"] else "")
+        kept_rows = [(r, n) for r, n in zip(rows, lengths, strict=True) if n is not None]
+        rows, lengths = [r for r, _ in kept_rows], [n for _, n in kept_rows]
     if args.max_tokens:
         if not args.tokenizer:
             raise ValueError("--max-tokens needs --tokenizer to measure rows")
@@ -238,10 +282,11 @@ def prepare(
 
 
 def sources(args: PrepareOptions) -> tuple[Source, Source | None]:
-    main = Source(args.source, args.source_split or DEFAULT_SPLITS[args.format])
+    limit = args.max_row_bytes or MAX_ROW_BYTES
+    main = Source(args.source, args.source_split or DEFAULT_SPLITS[args.format], limit)
     no_call = None
     if args.no_call_source:
-        no_call = Source(args.no_call_source, args.no_call_split or DEFAULT_SPLITS["ultrachat"])
+        no_call = Source(args.no_call_source, args.no_call_split or DEFAULT_SPLITS["ultrachat"], limit)
     return main, no_call
 
 
@@ -263,11 +308,15 @@ def verify(out: storage.Location, expected_fingerprint: str | None = None) -> di
     """The stats of a complete, intact output at `out` (matching the fingerprint if given), else None."""
     try:
         stats = out.child(STATS_FILE).read_json()
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (FileNotFoundError, ValueError):  # absent, or not JSON (UnicodeDecodeError is a ValueError)
+        return None
+    # The names come from the store: only our own output files are ever looked up.
+    if not isinstance(stats, dict) or not isinstance(stats.get("files"), dict) or set(stats["files"]) != set(
+            PREPARE_FILES):
         return None
     if expected_fingerprint is not None and stats.get("fingerprint") != expected_fingerprint:
         return None
-    for name, digest in stats.get("files", {}).items():
+    for name, digest in stats["files"].items():
         try:
             if storage.sha256_bytes(out.child(name).read_bytes()) != digest:
                 return None
@@ -305,6 +354,8 @@ def run(args: PrepareOptions, conversation_settings: conversations.Settings = co
         raise ValueError("--eval-fraction must be in [0, 1)")
     if args.turns_per_row < 1:
         raise ValueError("--turns-per-row must be at least 1")
+    if args.max_row_bytes is not None and args.max_row_bytes < 1:
+        raise ValueError("--max-row-bytes must be at least 1")
     main, no_call = sources(args)
     expected = fingerprint(args, main, no_call, conversation_settings)
     done = verify(out, expected)

@@ -3,7 +3,10 @@
 xlam-function-calling-60k describes parameters as `{name: {description, type, default}}` with types
 written as Python annotations (`str`, `List[int]`, `Dict[str, Any]`, `Tuple[float, float]`,
 `Optional[str]`, `int, optional`, ...). Models are shown OpenAI function schemas, so each tool is
-converted once; tools already in JSON Schema pass through unchanged.
+converted once; tools already in JSON Schema pass through unchanged once jsonschema accepts their
+parameters as a schema (an unknown type or a pattern that is not a regular expression would
+otherwise fail while checking some row's arguments). Anything unusable is a `SchemaError`, which
+drops the row as `invalid_tool_schema`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from functools import lru_cache
 from typing import Any
 
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError as JSONSchemaError
+
+from . import strict_json
 
 _SCALARS: dict[str, dict[str, Any]] = {
     "str": {"type": "string"}, "string": {"type": "string"}, "bytes": {"type": "string"},
@@ -32,6 +38,8 @@ _SCALARS: dict[str, dict[str, Any]] = {
     "date": {"type": "string", "format": "date"}, "datetime": {"type": "string", "format": "date-time"},
 }
 _OPTIONAL = re.compile(r",\s*(optional|default\b.*)$", re.IGNORECASE)
+MAX_TYPE_DEPTH = 16  # List[Dict[str, List[int]]] is 3
+MAX_TYPE_CHARS = 500
 
 
 class SchemaError(ValueError):
@@ -52,43 +60,50 @@ def _split_args(text: str) -> list[str]:
     return [p for p in parts if p]
 
 
-def python_type_to_schema(annotation: str) -> dict[str, Any]:
+def python_type_to_schema(annotation: str, depth: int = 0) -> dict[str, Any]:
     """`List[Dict[str, int]]` -> `{"type": "array", "items": {"type": "object", ...}}`."""
     text = annotation.strip()
+    if len(text) > MAX_TYPE_CHARS:
+        raise SchemaError(f"type annotation longer than {MAX_TYPE_CHARS} characters")
+    if depth > MAX_TYPE_DEPTH:
+        raise SchemaError(f"type nested more than {MAX_TYPE_DEPTH} levels")
     if "|" in text and "[" not in text:
-        return _union([p.strip() for p in text.split("|")])
+        return _union([p.strip() for p in text.split("|")], depth)
     match = re.fullmatch(r"([\w.]+)\s*(?:\[(.*)\])?", text, re.DOTALL)
     if not match:
         raise SchemaError(f"unreadable type {annotation!r}")
     head = match.group(1).rsplit(".", 1)[-1].lower()
     args = _split_args(match.group(2)) if match.group(2) is not None else []
     if head == "optional" and len(args) == 1:
-        return python_type_to_schema(args[0])
+        return python_type_to_schema(args[0], depth + 1)
     if head == "union":
-        return _union(args)
+        return _union(args, depth)
     if head == "literal":
-        return {"enum": [json.loads(a.replace("'", '"')) for a in args]}
+        try:
+            return {"enum": [strict_json.loads(a.replace("'", '"')) for a in args]}
+        except strict_json.InvalidJSON as exc:
+            raise SchemaError(f"unreadable literal in {annotation[:80]!r}: {exc.detail}") from None
     if head not in _SCALARS:
         raise SchemaError(f"unknown type {annotation!r}")
     schema = dict(_SCALARS[head])
     if head in ("list", "set", "array") and args:
-        schema["items"] = python_type_to_schema(args[0])
+        schema["items"] = python_type_to_schema(args[0], depth + 1)
     elif head == "tuple" and args:
         if len(args) == 2 and args[1] == "...":
-            schema["items"] = python_type_to_schema(args[0])
+            schema["items"] = python_type_to_schema(args[0], depth + 1)
         else:
-            items = [python_type_to_schema(a) for a in args]
+            items = [python_type_to_schema(a, depth + 1) for a in args]
             schema["prefixItems"] = items
             schema["minItems"] = schema["maxItems"] = len(items)
     elif head in ("dict", "mapping") and len(args) == 2:
-        value = python_type_to_schema(args[1])
+        value = python_type_to_schema(args[1], depth + 1)
         if value:
             schema["additionalProperties"] = value
     return schema
 
 
-def _union(args: list[str]) -> dict[str, Any]:
-    options = [python_type_to_schema(a) for a in args if a.lower() not in ("none", "nonetype")]
+def _union(args: list[str], depth: int) -> dict[str, Any]:
+    options = [python_type_to_schema(a, depth + 1) for a in args if a.lower() not in ("none", "nonetype")]
     if len(options) == 1:
         return options[0]
     return {"anyOf": options}
@@ -96,6 +111,8 @@ def _union(args: list[str]) -> dict[str, Any]:
 
 def is_json_schema_tool(tool: dict[str, Any]) -> bool:
     fn = tool.get("function", tool)
+    if not isinstance(fn, dict):
+        return False
     params = fn.get("parameters")
     return isinstance(params, dict) and params.get("type") == "object" and isinstance(
         params.get("properties", {}), dict
@@ -106,10 +123,19 @@ def to_openai_tool(tool: Any) -> dict[str, Any]:
     """An xlam (or JSON Schema) tool as `{"type": "function", "function": {name, description, parameters}}`."""
     if not isinstance(tool, dict):
         raise SchemaError("tool is not an object")
+    if "function" in tool and not isinstance(tool["function"], dict):
+        raise SchemaError("tool's function is not an object")
     if is_json_schema_tool(tool):
         fn = tool.get("function", tool)
         if not isinstance(fn.get("name"), str) or not fn["name"]:
             raise SchemaError("tool has no name")
+        if not isinstance(fn.get("description", ""), str):
+            raise SchemaError(f"tool {fn['name']!r}: description is not text")
+        try:
+            Draft202012Validator.check_schema(fn["parameters"])
+        except JSONSchemaError as exc:
+            where = "/".join(str(p) for p in exc.absolute_path) or "parameters"
+            raise SchemaError(f"tool {fn['name']!r}: {where}: {exc.message[:120]}") from None
         return {"type": "function", "function": fn}
     name = tool.get("name")
     if not isinstance(name, str) or not name:
@@ -179,15 +205,19 @@ def _compile(schema: Any, where: str) -> Checker:
     checks: list[Checker] = []
     if "type" in schema:
         names = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-        if any(n not in _TYPES for n in names):
+        if any(not isinstance(n, str) or n not in _TYPES for n in names):
             raise _Unsupported
         tests = [_TYPES[n] for n in names]
         label = " or ".join(names)
         checks.append(lambda v: None if any(t(v) for t in tests) else f"{where}: {v!r} is not of type {label}")
     if "enum" in schema:
         allowed = schema["enum"]
+        if not isinstance(allowed, list):
+            raise _Unsupported
         checks.append(lambda v: None if v in allowed else f"{where}: {v!r} is not one of {allowed!r}")
     if "anyOf" in schema:
+        if not isinstance(schema["anyOf"], list):
+            raise _Unsupported
         options = [_compile(o, where) for o in schema["anyOf"]]
         checks.append(lambda v: None if any(o(v) is None for o in options) else f"{where}: {v!r} fits no option")
     if "items" in schema or "prefixItems" in schema or {"minItems", "maxItems", "uniqueItems"} & set(schema):
@@ -206,9 +236,13 @@ def _compile(schema: Any, where: str) -> Checker:
 
 
 def _array_checker(schema: dict[str, Any], where: str) -> Checker:
+    if not isinstance(schema.get("prefixItems", []), list):
+        raise _Unsupported
     prefix = [_compile(s, f"{where}[{i}]") for i, s in enumerate(schema.get("prefixItems", []))]
     items = _compile(schema["items"], f"{where}[]") if "items" in schema else None
     lo, hi, unique = schema.get("minItems", 0), schema.get("maxItems"), schema.get("uniqueItems", False)
+    if type(lo) is not int or (hi is not None and type(hi) is not int) or not isinstance(unique, bool):
+        raise _Unsupported
 
     def check(value: Any) -> str | None:
         if not isinstance(value, list):
@@ -228,6 +262,8 @@ def _array_checker(schema: dict[str, Any], where: str) -> Checker:
 
 
 def _object_checker(schema: dict[str, Any], where: str) -> Checker:
+    if not isinstance(schema.get("properties", {}), dict) or not isinstance(schema.get("required", []), list):
+        raise _Unsupported
     props = {k: _compile(v, f"{where}.{k}") for k, v in schema.get("properties", {}).items()}
     extra = schema.get("additionalProperties", True)
     extra_check = None if extra is True else (None if extra is False else _compile(extra, f"{where}.*"))
@@ -261,7 +297,10 @@ def value_checker(parameters: dict[str, Any], name: str) -> Checker:
         validator = Draft202012Validator(parameters)
 
         def check(value: Any) -> str | None:
-            error = next(validator.iter_errors(value), None)
+            try:
+                error = next(validator.iter_errors(value), None)
+            except RecursionError:
+                return f"{name}: arguments nested too deeply to check"
             if error is None:
                 return None
             path = ".".join(str(p) for p in error.absolute_path)
@@ -284,17 +323,27 @@ class Tool:
 
 @lru_cache(maxsize=65536)
 def _tool_from_json(raw: str) -> Tool:
-    schema = to_openai_tool(json.loads(raw))
-    fn = schema["function"]
-    params = fn.get("parameters") or {"type": "object", "properties": {}}
-    # `required` is reported separately (missing_required_argument), so values alone are checked here.
-    values_only = {k: v for k, v in params.items() if k != "required"}
-    return Tool(schema, value_checker(values_only, fn["name"]))
+    try:
+        schema = to_openai_tool(json.loads(raw))
+        strict_json.check(schema)  # what is written to train.jsonl must be plain JSON
+        fn = schema["function"]
+        params = fn.get("parameters") or {"type": "object", "properties": {}}
+        # `required` is reported separately (missing_required_argument), so values alone are checked here.
+        values_only = {k: v for k, v in params.items() if k != "required"}
+        return Tool(schema, value_checker(values_only, fn["name"]))
+    except strict_json.InvalidJSON as exc:
+        raise SchemaError(str(exc)) from None
+    except RecursionError:
+        raise SchemaError("schema nested too deeply") from None
 
 
 def convert_tool(raw: Any) -> Tool:
     """`to_openai_tool` plus its checker, cached: the same tool recurs across thousands of rows."""
-    return _tool_from_json(json.dumps(raw))
+    try:
+        text = json.dumps(raw)
+    except (TypeError, ValueError, RecursionError) as exc:  # values from Parquet or the Hub that JSON cannot hold
+        raise SchemaError(f"tool is not JSON: {exc}") from None
+    return _tool_from_json(text)
 
 
 def argument_problem(tool: Tool | dict[str, Any], arguments: Any) -> tuple[str, str] | None:

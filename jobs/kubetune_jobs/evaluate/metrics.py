@@ -1,14 +1,17 @@
 """The `kubetune_eval_*` gauges pushed to a Prometheus Pushgateway: the one home of their names.
 
 One push per evaluation, grouped by run and model, so a later evaluation of the same model replaces
-its figures and other models' figures stay. Suite-wide figures carry `category="all"`.
+its figures and other models' figures stay. Suite-wide figures carry `category="all"`. The push is
+best-effort (`kubetune_jobs.pushgateway`): the report is the evaluation's result, the gauges a copy.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+from prometheus_client import CollectorRegistry, Gauge
+
+from ..pushgateway import Gateway
 
 JOB = "kubetune-eval"
 PREFIX = "kubetune_eval_"
@@ -44,6 +47,6 @@ def registry_for(report: dict[str, Any]) -> CollectorRegistry:
     return registry
 
 
-def push(gateway: str, report: dict[str, Any], *, run: str, model: str, timeout: float = 10.0) -> None:
-    push_to_gateway(gateway, job=JOB, registry=registry_for(report),
-                    grouping_key={"run": run, "model": model}, timeout=timeout)
+def push(gateway: str, report: dict[str, Any], *, run: str, model: str, timeout: float = 10.0) -> bool:
+    """Push the report's gauges; False (with one warning logged) when they did not get there."""
+    return Gateway(gateway).push(JOB, registry_for(report), {"run": run, "model": model}, timeout=timeout)

@@ -1,10 +1,17 @@
 """Checkpoints in the object store: published whole, resumed from the newest complete one, pruned.
 
 The Trainer writes its checkpoint (adapter, optimizer, scheduler, RNG state, trainer state with the
-step) into a local temporary directory; `on_save` publishes it to `<output>/checkpoints/step-<n>/`
-with `Location.upload_dir`, whose `_COMPLETE` manifest goes last. A directory without the manifest
-(an upload cut short by SIGKILL) is never resumed from and is removed by the next prune. The store is
-the source of truth: a restarted pod starts with an empty local disk.
+step) into a local temporary directory; `on_save` copies it aside and a `Publisher` thread uploads it
+to `<output>/checkpoints/step-<n>/` with `Location.upload_dir`, whose `_COMPLETE` manifest goes last.
+Training goes on meanwhile, so a store that is away for a while (each upload retries for the storage
+retry budget) costs no training time. At most one checkpoint waits behind the upload in flight: a
+newer save replaces a waiting one (its state includes everything the older one held), and a publish
+that finally fails is logged and superseded by the next save. Old checkpoints are pruned only after a
+newer one is complete. The final export and a preemption stop wait for the publisher first.
+
+A directory without the manifest (an upload cut short by SIGKILL) is never resumed from and is
+removed by the next prune. The store is the source of truth: a restarted pod starts with an empty
+local disk.
 
 SIGTERM (a preempted pod's grace period) and a first SIGINT (Ctrl-C under `kubetune run`) ask the
 Trainer to save at the end of the current step and stop; the run then exits with 143 or 130 and the
@@ -15,8 +22,9 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import signal
-from collections.abc import Callable
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -58,23 +66,19 @@ class CheckpointStore:
 
     def download(self, step: int, local_root: Path) -> Path:
         """Fetch checkpoint `step` into `local_root/checkpoint-<step>` (the Trainer's naming)."""
-        loc = self.root.child(step_dir_name(step))
-        dest = local_root / f"checkpoint-{step}"
-        if isinstance(loc, storage.LocalLocation):
-            # The Trainer only reads a checkpoint, but it is cheap to keep the store's copy pristine.
-            import shutil
-
-            shutil.copytree(loc.path, dest, dirs_exist_ok=True)
-            return dest
-        return loc.download_dir(dest)
+        # From a local store too: the Trainer only reads it, but the store's copy stays pristine.
+        return self.root.child(step_dir_name(step)).download_dir(local_root / f"checkpoint-{step}", copy=True)
 
     def publish(self, local: Path, step: int) -> str:
-        """Upload a Trainer checkpoint as step `step`; returns where it now lives."""
+        """Upload a Trainer checkpoint as step `step`, then prune; returns where it now lives."""
         target = self.root.child(step_dir_name(step))
         (Path(local) / FINGERPRINT_FILE).write_text(json.dumps({"fingerprint": self.fingerprint}))
         target.upload_dir(local)
         log.info("checkpoint step %d published to %s", step, target.uri)
-        self.prune()
+        try:
+            self.prune()
+        except (OSError, storage.StorageError) as exc:  # the checkpoint is complete; the next prune retries
+            log.warning("could not prune old checkpoints in %s: %s", self.root.uri, exc)
         return target.uri
 
     def prune(self) -> None:
@@ -83,6 +87,101 @@ class CheckpointStore:
         for step in self._steps():
             if step not in keep:
                 self.root.child(step_dir_name(step)).delete()
+
+
+class Publisher:
+    """Uploads checkpoints on one worker thread while training goes on; see the module docstring."""
+
+    def __init__(self, store: CheckpointStore, staging: Path) -> None:
+        self.store = store
+        self.staging = staging
+        self._cond = threading.Condition()
+        self._waiting: tuple[int, Path] | None = None  # the newest save not yet being uploaded
+        self._busy = False
+        self._failed: tuple[int, Path] | None = None  # the newest save, whose upload gave up
+        self._published: tuple[int, str] | None = None
+        self._reported: int | None = None
+        self._closed = False
+        self._copies = 0
+        staging.mkdir(parents=True, exist_ok=True)
+        self._thread = threading.Thread(target=self._work, name="checkpoint-publisher", daemon=True)
+        self._thread.start()
+
+    def submit(self, local: Path, step: int) -> None:
+        """Queue the Trainer's checkpoint `local` (copied now: the Trainer deletes it at its next save)."""
+        self._copies += 1
+        copy = self.staging / f"{step_dir_name(step)}.{self._copies}"  # unique: the same step may be in flight
+        shutil.copytree(local, copy)
+        with self._cond:
+            for older in (self._waiting, self._failed):
+                if older is not None:
+                    if older[0] != step:
+                        log.info("checkpoint step %d superseded by step %d before it was published", older[0], step)
+                    shutil.rmtree(older[1], ignore_errors=True)
+            self._waiting, self._failed = (step, copy), None
+            self._cond.notify_all()
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while self._waiting is None and not self._closed:
+                    self._cond.wait()
+                if self._waiting is None:
+                    return
+                step, copy = self._waiting
+                self._waiting, self._busy = None, True
+            self._upload(step, copy)
+
+    def _upload(self, step: int, copy: Path) -> None:
+        try:
+            uri = self.store.publish(copy, step)
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong, training must go on
+            log.error("checkpoint step %d could not be published (%s); the next save or the end of training "
+                      "publishes again", step, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            with self._cond:
+                self._busy = False
+                if self._waiting is None:
+                    self._failed = (step, copy)
+                else:
+                    shutil.rmtree(copy, ignore_errors=True)
+                self._cond.notify_all()
+            return
+        shutil.rmtree(copy, ignore_errors=True)
+        with self._cond:
+            self._busy = False
+            if self._published is None or step >= self._published[0]:
+                self._published = (step, uri)
+            self._cond.notify_all()
+
+    def newly_published(self) -> tuple[int, str] | None:
+        """The newest complete checkpoint, once, when it changed since the last call."""
+        with self._cond:
+            if self._published is None or self._published[0] == self._reported:
+                return None
+            self._reported = self._published[0]
+            return self._published
+
+    def drain(self) -> tuple[int, str] | None:
+        """Wait until nothing is waiting or uploading, give a failed newest save one more try, and return
+        the newest complete checkpoint; StorageError if the newest save is still not in the store."""
+        with self._cond:
+            while self._waiting is not None or self._busy:
+                self._cond.wait()
+            failed, self._failed = self._failed, None
+            self._busy = failed is not None
+        if failed is not None:
+            self._upload(*failed)
+            with self._cond:
+                if self._failed is not None:
+                    raise storage.StorageError(f"checkpoint step {failed[0]} could not be published to "
+                                               f"{self.store.root.uri}")
+        return self._published
+
+    def close(self) -> None:
+        """Stop the worker once its current upload ends (an unfinished upload leaves no `_COMPLETE`)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
 
 class Preemption:
@@ -119,16 +218,16 @@ class Preemption:
         self.signal = self.signal or sig
 
 
-def make_callback(store: CheckpointStore, preemption: Preemption,
-                  published: Callable[[int, str], None] | None = None) -> Any:
-    """A TrainerCallback that publishes every checkpoint the Trainer saves and honours `preemption`.
-
-    `published(step, uri)` hears of each checkpoint once it is complete in the store.
-    """
+def make_callback(publisher: Publisher, preemption: Preemption, progress: Any) -> Any:
+    """A TrainerCallback that hands every checkpoint the Trainer saves to `publisher`, names each one
+    that is complete in the store in `progress`, and honours `preemption`."""
     from transformers import TrainerCallback
 
     class CheckpointCallback(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
+            done = publisher.newly_published()
+            if done is not None:
+                progress.update(checkpoint=done[1])
             if preemption.requested:
                 control.should_save = True
                 control.should_training_stop = True
@@ -137,9 +236,7 @@ def make_callback(store: CheckpointStore, preemption: Preemption,
         def on_save(self, args, state, control, **kwargs):
             local = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if local.is_dir():
-                uri = store.publish(local, state.global_step)
-                if published is not None:
-                    published(state.global_step, uri)
+                publisher.submit(local, state.global_step)
             return control
 
     return CheckpointCallback()

@@ -2,16 +2,15 @@
 
 They are pushed to a Prometheus Pushgateway under job `kubetune-train` with the grouping labels
 `run` (the FineTuneRun) and `stage`, so Prometheus (scraping the gateway with honor_labels) sees one
-series per run and stage. Importing this module needs only prometheus_client, not torch.
+series per run and stage. Pushing is best-effort (`kubetune_jobs.pushgateway`): no gateway trouble
+stops training. Importing this module needs only prometheus_client, not torch.
 """
 
 from __future__ import annotations
 
-import logging
+from prometheus_client import CollectorRegistry, Gauge
 
-from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
-
-log = logging.getLogger(__name__)
+from ..pushgateway import Gateway
 
 PUSH_JOB = "kubetune-train"
 STEP = "kubetune_train_step"
@@ -35,20 +34,14 @@ class MetricsPusher:
     """Holds the gauges of one stage and pushes them; a failing gateway is logged once, never fatal."""
 
     def __init__(self, url: str, run: str, stage: str) -> None:
-        self.url = url
+        self.gateway = Gateway(url)
         self.grouping = {"run": run, "stage": stage}
         self.registry = CollectorRegistry()
         self.gauges = {name: Gauge(name, doc, registry=self.registry) for name, doc in _HELP.items()}
-        self._warned = False
 
-    def push(self, values: dict[str, float | None]) -> None:
+    def push(self, values: dict[str, float | None], *, force: bool = True) -> bool:
+        """Set and push the gauges; `force` false lets a push right after a failed one be skipped."""
         for name, value in values.items():
             if value is not None:
                 self.gauges[name].set(value)
-        try:
-            push_to_gateway(self.url, job=PUSH_JOB, registry=self.registry, grouping_key=self.grouping, timeout=5)
-        except OSError as exc:
-            # Metrics are for watching; losing them must not lose the training run.
-            if not self._warned:
-                log.warning("could not push metrics to %s: %s", self.url, exc)
-                self._warned = True
+        return self.gateway.push(PUSH_JOB, self.registry, self.grouping, timeout=5, force=force)

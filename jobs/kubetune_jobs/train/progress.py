@@ -6,6 +6,10 @@ resumed from, eval losses, the newest published checkpoint's URI (which the oper
 stage's status), the step fingerprint, and on CUDA the peak GPU memory. The local progress bar is the
 Trainer's own (tqdm).
 
+Writes that only move the figures along are best-effort, one attempt each: the next update carries
+the same fields, and waiting out a store outage there would stall training. Writes that change
+`state` use the store's full retry budget, since the operator and a re-run act on them.
+
 `tokens_per_second` counts non-padding tokens from the end of this process's first step: the first step
 also pays for CUDA's lazy start and Unsloth's kernel compilation, which say nothing about the rate the
 rest of the run goes at (until a second step is done, it is the first step's own rate).
@@ -33,6 +37,7 @@ class Progress:
                  fingerprint: str | None = None) -> None:
         self.loc = output.child(PROGRESS_FILE)
         self.pusher = metrics.MetricsPusher(pushgateway, run, stage) if pushgateway else None
+        self._unwritten = False
         self.data: dict[str, Any] = records.Progress(fingerprint=fingerprint).dump()
 
     def update(self, **fields: Any) -> None:
@@ -42,14 +47,27 @@ class Progress:
         self.data.update(fields)
         self.data["updated_at"] = time.time()
         try:
-            self.loc.write_json(records.Progress.model_validate(self.data).dump())
+            record = records.Progress.model_validate(self.data).dump()
+            if "state" in fields:
+                self.loc.write_json(record)
+            else:
+                with storage.retry_budget(0):
+                    self.loc.write_json(record)
         except (OSError, storage.StorageError) as exc:
-            log.warning("could not write %s: %s", self.loc.uri, exc)
+            if not self._unwritten:
+                log.warning("could not write %s (%s); training goes on and later updates try again",
+                            self.loc.uri, exc)
+            self._unwritten = True
+        else:
+            if self._unwritten:
+                log.info("%s is written again", self.loc.uri)
+            self._unwritten = False
         if self.pusher:
             d = self.data
             self.pusher.push({metrics.STEP: d["step"], metrics.TOTAL_STEPS: d["total"], metrics.LOSS: d["loss"],
                               metrics.TOKENS_PER_SECOND: d["tokens_per_second"],
-                              metrics.LEARNING_RATE: d["learning_rate"], metrics.EVAL_LOSS: d["eval_loss"]})
+                              metrics.LEARNING_RATE: d["learning_rate"], metrics.EVAL_LOSS: d["eval_loss"]},
+                             force="state" in fields)
 
 
 def make_callback(progress: Progress) -> Any:

@@ -21,7 +21,7 @@ from ..contract import records
 from ..contract.layout import ADAPTER_DIR, MERGED_DIR, PROGRESS_FILE, TRAIN_FILE
 from ..contract.options import TrainOptions
 from . import backend as backends
-from .checkpoints import CheckpointStore, Preemption
+from .checkpoints import CheckpointStore, Preemption, Publisher
 from .data import DataError, load_datasets
 from .export import export
 from .progress import Progress
@@ -122,8 +122,16 @@ def run(args: TrainOptions) -> int:
     preemption.install()
     try:
         with tempfile.TemporaryDirectory(prefix="kubetune-train-") as tmp:
-            return _train(cfg, backend, prec, base_path, model, backend_tokenizer or tokenizer, train_ds, eval_ds,
-                          store, resume_step, progress, preemption, output, Path(tmp))
+            publisher = Publisher(store, Path(tmp) / "publishing")
+            try:
+                return _train(cfg, backend, prec, base_path, model, backend_tokenizer or tokenizer, train_ds,
+                              eval_ds, store, publisher, resume_step, progress, preemption, output, Path(tmp))
+            except Exception:
+                # A checkpoint still uploading is the one the next attempt resumes from: let it land.
+                _drain(publisher, progress, fatal=False)
+                raise
+            finally:
+                publisher.close()
     except BaseException as exc:
         progress.update(state="failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         raise
@@ -132,8 +140,8 @@ def run(args: TrainOptions) -> int:
 
 
 def _train(cfg: TrainOptions, backend: str, prec: backends.Precision, base_path: str, model: Any, tokenizer: Any,
-           train_ds: Any, eval_ds: Any, store: CheckpointStore, resume_step: int | None, progress: Progress,
-           preemption: Preemption, output: storage.Location, workdir: Path) -> int:
+           train_ds: Any, eval_ds: Any, store: CheckpointStore, publisher: Publisher, resume_step: int | None,
+           progress: Progress, preemption: Preemption, output: storage.Location, workdir: Path) -> int:
     from . import checkpoints
     from . import progress as progress_mod
     from .trainer import trainer_class
@@ -144,8 +152,7 @@ def _train(cfg: TrainOptions, backend: str, prec: backends.Precision, base_path:
         train_dataset=train_ds,
         eval_dataset=eval_ds,
         processing_class=tokenizer,
-        callbacks=[progress_mod.make_callback(progress),
-                   checkpoints.make_callback(store, preemption, lambda step, uri: progress.update(checkpoint=uri))],
+        callbacks=[progress_mod.make_callback(progress), checkpoints.make_callback(publisher, preemption, progress)],
     )
     resume_path = None
     if resume_step is not None:
@@ -166,6 +173,7 @@ def _train(cfg: TrainOptions, backend: str, prec: backends.Precision, base_path:
     trainer.train(resume_from_checkpoint=resume_path)
     step = trainer.state.global_step
     if preemption.requested and step < trainer.state.max_steps:
+        _drain(publisher, progress, fatal=True)  # "run again to resume" must be true
         progress.update(state="preempted", step=step)
         print(f"kubetune-job train: stopped by {preemption.signal.name} at step {step}; checkpoint published, "
               "run again to resume", file=sys.stderr)
@@ -173,6 +181,7 @@ def _train(cfg: TrainOptions, backend: str, prec: backends.Precision, base_path:
 
     if eval_ds is not None:
         progress.update(eval_loss=trainer.evaluate()["eval_loss"])
+    _drain(publisher, progress, fatal=False)  # the export is what matters now; a lost checkpoint is logged
     progress.update(state="exporting", step=step)
     trainer_model = trainer.model
     del trainer
@@ -181,6 +190,19 @@ def _train(cfg: TrainOptions, backend: str, prec: backends.Precision, base_path:
     progress.update(state="succeeded", eta_seconds=0)
     _summary(cfg, progress.data, time.monotonic() - started, output)
     return 0
+
+
+def _drain(publisher: Publisher, progress: Progress, *, fatal: bool) -> None:
+    """Wait for the checkpoint publisher and name its newest complete checkpoint in progress.json."""
+    try:
+        publisher.drain()
+    except storage.StorageError as exc:
+        if fatal:
+            raise
+        log.error("%s", exc)
+    done = publisher.newly_published()
+    if done is not None:
+        progress.update(checkpoint=done[1])
 
 
 def _summary(cfg: TrainOptions, p: dict[str, Any], seconds: float, output: storage.Location) -> None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from kubetune_jobs.contract import records
-from kubetune_jobs.contract.layout import COMPLETE_MARKER, RunLayout, join
+from kubetune_jobs.contract.layout import COMPLETE_MARKER, PREPARE_FILES, RunLayout, join
 from kubetune_jobs.contract.options import EvaluateOptions, PrepareOptions, TrainOptions
 from kubetune_jobs.contract.suites import suite_arg
 
@@ -151,7 +151,10 @@ def step_done(step: Step, location_fn: Callable[[str], Any]) -> bool:
         stats = _read(record, records.PrepareStats)
         if stats is None or stats.step_fingerprint != step.fingerprint:
             return False
-        # stats.json lists the files it vouches for (with hashes); each must still be there.
+        # stats.json lists the files it vouches for (with hashes); each must still be there. The names come
+        # from the store: only prepare's own file names are ever looked up.
+        if not set(stats.files) <= set(PREPARE_FILES):
+            return False
         parent = step.record.rsplit("/", 1)[0]
         return all(location_fn(join(parent, name)).exists() for name in stats.files)
     if step.kind == "train":
