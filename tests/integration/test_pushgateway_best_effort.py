@@ -151,7 +151,7 @@ def test_an_invalid_gateway_url_does_not_stop_training(tiny_qwen2: str, tmp_path
     bad = f"http://{USER}:{SECRET}@127.0.0.1:not-a-port"  # urllib used to raise ValueError at the first push
     assert cli.main(["train", "--model", tiny_qwen2, "--data", str(DATA), "--output", str(out), "--max-steps", "2",
                      "--batch-size", "2", "--grad-accum", "1", "--max-seq-length", "384", "--save-steps", "2",
-                     "--lora-r", "4", "--no-merge", "--pushgateway", bad]) == 0
+                     "--lora-r", "4", "--no-merge", "--no-load-in-4bit", "--precision", "auto", "--pushgateway", bad]) == 0
     assert json.loads((out / "progress.json").read_text())["state"] == "succeeded"
     assert caplog.text.count(BEST_EFFORT) == 1 and "not a usable Pushgateway URL" in caplog.text
     assert SECRET not in caplog.text + "".join(capsys.readouterr())

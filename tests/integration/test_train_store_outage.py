@@ -53,7 +53,8 @@ def test_training_survives_a_store_outage(tiny_qwen2: str, tmp_path: Path, monke
 
     cmd = [sys.executable, "-m", "kubetune_jobs.cli", "train", "--model", tiny_qwen2, "--data", data.uri,
            "--output", out.uri, "--batch-size", "2", "--grad-accum", "1", "--max-seq-length", "384",
-           "--lora-r", "4", "--max-steps", str(TOTAL), "--save-steps", "1", "--keep-checkpoints", str(KEEP)]
+           "--lora-r", "4", "--max-steps", str(TOTAL), "--save-steps", "1", "--keep-checkpoints", str(KEEP),
+           "--no-load-in-4bit", "--precision", "auto"]
     log_path = tmp_path / "train.log"
     running = [server]
     proc: subprocess.Popen | None = None
