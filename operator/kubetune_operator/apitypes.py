@@ -1,4 +1,5 @@
 """What every kubetune.io/v1alpha1 resource shares: the group, the pydantic base of the typed specs, the
+syntax of Kubernetes names, labels and image references (patterns that land in the CRD's schema too), the
 spec types two kinds use (storage, tolerations, conditions), error messages that name the field, and
 `ResourceKind`, the description of a kind that the CRD generator and the Kubernetes layer work from.
 
@@ -7,23 +8,58 @@ Each kind's own models live in its package (`finetunerun.api`, `modelserve.api`)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "kubetune.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-# A DNS subdomain (RFC 1123): what Secret and most object names may be (dots allowed).
-DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-QUANTITY = r"^([0-9]+(\.[0-9]+)?)(m|Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$"
+# What each pattern means, in words: a mismatch says so after pydantic's "String should match pattern".
+SYNTAX: dict[str, str] = {}
+
+
+def syntax(regex: str, meaning: str) -> str:
+    """Register a field pattern with its meaning (for error messages); returns the pattern."""
+    SYNTAX[regex] = meaning
+    return regex
+
+
+# The patterns are RE2-compatible (the API server's engine and pydantic's): no look-arounds, no backreferences.
+DNS_LABEL = syntax(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+                   "a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit")
+_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+# A DNS subdomain (RFC 1123): what Secret, PriorityClass and most object names may be (dots allowed).
+DNS_SUBDOMAIN = syntax(f"^{_SUBDOMAIN}$", "a DNS subdomain: DNS labels (lowercase letters, digits and '-') "
+                                          "joined by '.'")
+QUANTITY = syntax(r"^([0-9]+(\.[0-9]+)?)(m|Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$",
+                  "a Kubernetes quantity such as 500m, 8, 1.5, 32Gi")
+_NAME63 = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_LABEL_KEY = f"({_SUBDOMAIN}/)?{_NAME63}"
+_LABEL_KEY_MEANING = ("an optional DNS-subdomain prefix and '/', then a name of at most 63 letters, digits, "
+                      "'-', '_' and '.', starting and ending with a letter or digit")
+# A qualified name (label keys, taint keys, node-selector keys).
+LABEL_KEY = syntax(f"^{_LABEL_KEY}$", "a label key: " + _LABEL_KEY_MEANING)
+TAINT_KEY = syntax(f"^({_LABEL_KEY})?$", f"a taint key: empty, or a label key ({_LABEL_KEY_MEANING})")
+LABEL_VALUE = syntax(f"^({_NAME63})?$", "a label value: empty, or at most 63 letters, digits, '-', '_' and '.', "
+                                        "starting and ending with a letter or digit")
+LABEL_KEY_MAX = 253 + 1 + 63  # prefix, '/', name
+_PATH_COMPONENT = r"[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*"
+_HOST_COMPONENT = r"([a-zA-Z0-9]|[a-zA-Z0-9][-a-zA-Z0-9]*[a-zA-Z0-9])"
+# A registry host has a dot or a port, or is localhost (else the first component is part of the repository).
+_REGISTRY = (rf"({_HOST_COMPONENT}(\.{_HOST_COMPONENT})+(:[0-9]+)?|{_HOST_COMPONENT}:[0-9]+|localhost)/")
+IMAGE = syntax(rf"^({_REGISTRY})?{_PATH_COMPONENT}(/{_PATH_COMPONENT})*"
+               r"((:[A-Za-z0-9_][-A-Za-z0-9_.]{0,127})(@sha256:[a-f0-9]{64})?|@sha256:[a-f0-9]{64})$",
+               "an image reference [registry/]repository:tag or [registry/]repository@sha256:<64 hex digits> "
+               "(the repository in lowercase; a tag or a digest is required)")
 DEFAULT_JOBS_IMAGE = "ghcr.io/kubetune/kubetune-jobs:0.1.0"
 
 
@@ -51,6 +87,30 @@ def described(default: Any = ..., description: str = "", **kw: Any) -> Any:
 _f = described
 
 
+class FieldError(ValueError):
+    """Raised by a model's validator about one of the model's own fields (`field`, camelCase): the message
+    then names that field, `spec.resources.tolerations[0].value: ...`, not just the model."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _prefix_fits(key: str) -> str:
+    prefix, _, _ = key.rpartition("/")
+    if len(prefix) > 253:
+        raise ValueError(f"the prefix before '/' has {len(prefix)} characters; at most 253")
+    return key
+
+
+# As a map's key, the pattern is checked here and not in the CRD (see `crd._map_values`).
+LabelKey = Annotated[str, Field(min_length=1, max_length=LABEL_KEY_MAX, pattern=LABEL_KEY),
+                     AfterValidator(_prefix_fits)]
+LabelValue = Annotated[str, Field(max_length=63, pattern=LABEL_VALUE)]
+# A label map (nodeSelector, extra labels): label keys to label values, as Kubernetes checks them.
+Labels = dict[LabelKey, LabelValue]
+
+
 class StorageSpec(Model):
     """Where artifacts live: an S3-compatible object store (MinIO or any S3 API)."""
 
@@ -64,14 +124,41 @@ class StorageSpec(Model):
     secure: bool = _f(False, "Use TLS when `endpoint` has no scheme.")
 
 
+# The API server's checks of a toleration (core/v1), as CEL on the schema; `Toleration._consistent` makes the
+# same three, naming the field. The operator's default is Equal when unset.
+_EXISTS = "has(self.operator) && self.operator == 'Exists'"
+TOLERATION_RULES = [
+    {"rule": f"(has(self.key) && size(self.key) > 0) || ({_EXISTS})",
+     "message": "key is required unless operator is Exists"},
+    {"rule": f"!has(self.value) || size(self.value) == 0 || !({_EXISTS})",
+     "message": "value must be empty when operator is Exists"},
+    {"rule": "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+     "message": "tolerationSeconds applies only to effect NoExecute"},
+]
+
+
 class Toleration(Model):
     """A pod toleration (core/v1 Toleration)."""
 
-    key: str | None = _f(None, "Taint key.", max_length=253)
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": TOLERATION_RULES})
+
+    key: str | None = _f(None, "Taint key (a label key); empty with operator Exists tolerates every taint.",
+                         max_length=LABEL_KEY_MAX, pattern=TAINT_KEY)
     operator: Literal["Exists", "Equal"] = _f("Equal", "Exists matches any value.")
-    value: str | None = _f(None, "Taint value.", max_length=63)
+    value: str | None = _f(None, "Taint value (a label value; Equal only).", max_length=63, pattern=LABEL_VALUE)
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = _f(None, "Taint effect (all if unset).")
     toleration_seconds: int | None = _f(None, "How long a NoExecute taint is tolerated.", ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Toleration:
+        if not self.key and self.operator != "Exists":
+            raise FieldError("key", "required unless operator is Exists (an empty key with Exists tolerates "
+                                    "every taint)")
+        if self.value and self.operator == "Exists":
+            raise FieldError("value", "must be empty when operator is Exists (Exists matches any value)")
+        if self.toleration_seconds is not None and self.effect != "NoExecute":
+            raise FieldError("tolerationSeconds", "applies only to effect NoExecute (a taint that evicts)")
+        return self
 
 
 class Condition(Model):
@@ -86,29 +173,80 @@ class Condition(Model):
 
 
 class ObjectMeta(BaseModel):
+    # The name is a DNS label (not a subdomain): it names Jobs, Services and label values. The namespace also
+    # names a local run's directory: its pattern keeps that path inside the store.
     model_config = ConfigDict(extra="allow")
     name: str = Field(..., max_length=63, pattern=DNS_LABEL)
     namespace: str = Field("default", max_length=63, pattern=DNS_LABEL)
+    labels: Labels = Field({}, max_length=64)
 
 
-def field_path(loc: tuple[str | int, ...], root: str = "spec") -> str:
-    """pydantic error location -> `spec.stages[1].dataset.format` (camelCase, as in the manifest)."""
+_TAGS = ("function-after", "function-before", "function-wrap", "function-plain")
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_][-A-Za-z0-9_./]{0,63}$")
+SHOWN_MAX = 64  # a pasted 100 kB key is shown by its start and its length
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= SHOWN_MAX else f"{text[:SHOWN_MAX - 24]}…({len(text)} characters)"
+
+
+def _key(part: Any) -> str:
+    """One map key of a field path: `.name` when plain, else quoted (`["[/x]"]`: markup, controls, dots)."""
+    if isinstance(part, str) and _PLAIN_KEY.match(part):
+        return f".{part}"
+    return f"[{_quoted(_clip(part)) if isinstance(part, str) else json.dumps(part, default=str)}]"
+
+
+def _quoted(text: str) -> str:
+    """A JSON string literal with every unprintable character (controls, bidi overrides) escaped."""
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in json.dumps(text, ensure_ascii=False))
+
+
+def shown(value: Any) -> str:
+    """A user's value in a message: quoted, control characters escaped, long ones clipped."""
+    return _clip(repr(value))
+
+
+def field_path(loc: tuple[str | int, ...], root: str = "spec", doc: Any = None) -> str:
+    """pydantic error location -> `spec.stages[1].dataset.format` (camelCase, as in the manifest).
+
+    With the document, each step is matched against it: a key the manifest has is named as written (even
+    `[/x]`), and what is not in it is either pydantic's own tag (`function-after[...]`, `[key]`: skipped)
+    or a missing field."""
     out = root
+    node = doc
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(node, Mapping) and part in node:
+            out += _key(part)
+            node = node[part]
+        elif isinstance(node, list | tuple) and isinstance(part, int) and 0 <= part < len(node):
             out += f"[{part}]"
-        elif part in ("function-after", "function-before") or "[" in str(part):
+            node = node[part]
+        elif isinstance(part, int):
+            out += f"[{part}]"
+            node = None
+        elif part in _TAGS or "[" in part:
             continue
         else:
-            out += f".{to_camel(str(part)) if '_' in str(part) else part}"
+            out += _key(to_camel(part) if "_" in part else part)
+            node = None
     return out.lstrip(".")
 
 
-def format_errors(exc: ValidationError, root: str = "spec") -> str:
+def format_errors(exc: ValidationError, root: str = "spec", doc: Any = None) -> str:
+    """One `field: problem` per error, `; `-joined; patterns are said in words with the value given."""
     lines = []
     for err in exc.errors():
+        path = field_path(err["loc"], root, doc)
         msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{field_path(err['loc'], root)}: {msg}")
+        error = (err.get("ctx") or {}).get("error")
+        if isinstance(error, FieldError):
+            path = f"{path}.{error.field}".lstrip(".")
+        if err["type"] == "string_pattern_mismatch":
+            meaning = SYNTAX.get(err["ctx"]["pattern"])
+            msg = (f"{shown(err['input'])} does not match the pattern of {meaning}" if meaning
+                   else f"{msg}, got {shown(err['input'])}")
+        lines.append(f"{path}: {msg}")
     return "; ".join(lines)
 
 
@@ -147,16 +285,16 @@ class ResourceKind:
     def parse_spec(self, obj: dict[str, Any]) -> Any:
         """A spec dict -> the typed spec with defaults; SpecError names the offending field."""
         try:
-            return self.spec.model_validate(obj)
+            return self.spec.model_validate(obj, by_alias=True, by_name=False)
         except ValidationError as exc:
-            raise SpecError(format_errors(exc)) from None
+            raise SpecError(format_errors(exc, doc=obj)) from None
 
     def parse_manifest(self, obj: dict[str, Any]) -> Any:
         """A whole document (apiVersion, kind, metadata, spec) -> the typed manifest with defaults."""
         try:
-            return self.manifest.model_validate(obj)
+            return self.manifest.model_validate(obj, by_alias=True, by_name=False)
         except ValidationError as exc:
-            raise SpecError(format_errors(exc, root="")) from None
+            raise SpecError(format_errors(exc, root="", doc=obj)) from None
 
     def load_manifest(self, path: str | Path) -> Any:
         """Read a YAML file holding exactly one document of this kind."""

@@ -14,10 +14,16 @@ from pathlib import Path
 from rich.console import Console
 
 MESSAGE_LIMIT = 4000  # a message naming a field is short; a pasted 1 MB key is not worth printing whole
+_KINDS = {dict: "mapping", list: "list", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
+def say(console: Console, text: str) -> None:
+    """Print a line that holds the user's text verbatim: no markup (`[/x]`), emoji codes or highlighting."""
+    console.print(text, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
 def _validate(paths: list[Path], console: Console) -> int:
-    from .apitypes import SpecError, read_documents
+    from .apitypes import SpecError, read_documents, shown
     from .finetunerun import api as ftr_api
     from .finetunerun import validation as ftr_validation
     from .modelserve import api as ms_api
@@ -26,28 +32,46 @@ def _validate(paths: list[Path], console: Console) -> int:
     kinds = {ftr_api.KIND: (ftr_api.RESOURCE, ftr_validation.problems),
              ms_api.KIND: (ms_api.RESOURCE, ms_validation.problems)}
     failed = 0
+
+    def refuse(path: Path, text: str) -> None:
+        nonlocal failed
+        if len(text) > MESSAGE_LIMIT:
+            text = text[:MESSAGE_LIMIT] + " …"
+        say(console, f"invalid manifest {path}: {text}")
+        failed += 1
+
     for path in paths:
         try:
             docs = read_documents(path)
-            if not docs:
-                raise SpecError(f"{path}: no document")
-            for i, doc in enumerate(docs):
-                kind = doc.get("kind") if isinstance(doc, dict) else None
-                if kind not in kinds:
-                    raise SpecError(f"document {i + 1}: kind {str(kind)[:64]!r} is not one of {', '.join(kinds)}")
+        except (SpecError, RecursionError) as exc:
+            refuse(path, str(exc) if isinstance(exc, SpecError) else f"{path}: nested too deeply")
+            continue
+        if not docs:
+            refuse(path, f"{path}: no document")
+        seen: dict[tuple[str, str, str], int] = {}
+        for i, doc in enumerate(docs):
+            where = f"document {i + 1}: " if len(docs) > 1 else ""
+            try:
+                if not isinstance(doc, dict):
+                    raise SpecError(f"a manifest is a mapping (apiVersion, kind, metadata, spec), not a "
+                                    f"{_KINDS.get(type(doc), type(doc).__name__)}")
+                kind = doc.get("kind")
+                if not isinstance(kind, str) or kind not in kinds:
+                    raise SpecError(f"kind: {shown(kind)} is not one of {', '.join(kinds)}")
                 resource, semantic = kinds[kind]
                 parsed = resource.parse_manifest(doc)
                 problems = semantic(parsed.spec)
                 if problems:
                     raise SpecError("; ".join(problems))
-                console.print(f"{path}: {kind} {parsed.metadata.name} is valid", markup=False, highlight=False,
-                              soft_wrap=True)
-        except (SpecError, RecursionError) as exc:
-            text = str(exc) if isinstance(exc, SpecError) else "nested too deeply"
-            if len(text) > MESSAGE_LIMIT:
-                text = text[:MESSAGE_LIMIT] + " …"
-            console.print(f"invalid manifest {path}: {text}", markup=False, highlight=False, soft_wrap=True)
-            failed += 1
+                meta = parsed.metadata
+                identity = (kind, meta.namespace, meta.name)
+                if identity in seen:
+                    raise SpecError(f"metadata.name: {kind} {meta.namespace}/{meta.name} is also document "
+                                    f"{seen[identity]}; one file defines each resource once")
+                seen[identity] = i + 1
+                say(console, f"{path}: {where}{kind} {meta.name} is valid")
+            except (SpecError, RecursionError) as exc:
+                refuse(path, where + (str(exc) if isinstance(exc, SpecError) else "nested too deeply"))
     return 2 if failed else 0
 
 

@@ -1,8 +1,8 @@
 """CRDs generated from each kind's pydantic models (the only place a schema is written).
 
 `model_json_schema()` is made structural the way Kubernetes requires: `$defs` inlined, `anyOf[X, null]` ->
-`nullable: true`, titles and `additionalProperties: false` dropped, free-form maps typed, the kind's CEL
-rules added. `KINDS` lists every kind the operator serves; `scripts/gen_crds.py` writes one file each.
+`nullable: true`, titles and `additionalProperties: false` dropped, free-form maps typed (map-key patterns are
+the operator's to check), the kind's CEL rules added. `KINDS` lists every kind the operator serves; `scripts/gen_crds.py` writes one file each.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ def _structural(node: Any) -> Any:
         if isinstance(node.get(exclusive), int | float) and not isinstance(node.get(exclusive), bool):
             node[bound] = node.pop(exclusive)
             node[exclusive] = True
+    _map_values(node)
     additional = node.get("additionalProperties")
     out: dict[str, Any] = {}
     for key, value in node.items():
@@ -87,6 +88,21 @@ def _structural(node: Any) -> Any:
     if out.get("type") == "array" and "items" not in out:
         out["items"] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
     return out
+
+
+def _map_values(node: dict[str, Any]) -> None:
+    """A typed map whose keys have a pattern (pydantic: `patternProperties`, `propertyNames`, neither allowed in
+    a structural schema) -> its value schema as `additionalProperties`. The keys are left to the operator's
+    check (it names the key) and to the API server's own when it gets the object the map lands in (a pod's
+    nodeSelector, a PodMonitor's labels): a CEL `matches` over map keys has no length bound the API server's
+    cost estimate can see, and clusters before Kubernetes 1.30 refuse such a CRD as over budget."""
+    patterns = node.pop("patternProperties", None)
+    node.pop("propertyNames", None)
+    if patterns:
+        if len(patterns) != 1 or "additionalProperties" in node:
+            raise ValueError(f"cannot express map keys structurally: {patterns}")
+        ((_, values),) = patterns.items()
+        node["additionalProperties"] = values
 
 
 def _schema_of(model: type) -> dict[str, Any]:

@@ -45,9 +45,11 @@ from ..apitypes import (
     DNS_LABEL,
     DNS_SUBDOMAIN,
     GROUP,
+    IMAGE,
     QUANTITY,
     VERSION,
     Condition,
+    Labels,
     ObjectMeta,
     ResourceKind,
     SpecError,
@@ -169,7 +171,7 @@ class SuiteSpec(_Model):
 class GatesSpec(_Model):
     """Thresholds the final model must meet for the run to succeed."""
 
-    min_accuracy: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = _f(
+    min_accuracy: dict[Annotated[str, Field(max_length=64)], Annotated[float, Field(ge=0.0, le=1.0)]] = _f(
         {}, "Minimum accuracy per suite name, e.g. {bfcl-simple_python: 0.8}.", max_length=64)
     max_false_call_rate: float | None = _f(None, "Highest tolerated false-call rate on the final model.",
                                            ge=0.0, le=1.0)
@@ -193,12 +195,12 @@ class ResourcesSpec(_Model):
     gpus: int = _f(1, "nvidia.com/gpu per training and evaluation Job (0: CPU only).", ge=0, le=16)
     memory: str = _f("48Gi", "Memory limit of GPU Jobs.", pattern=QUANTITY, max_length=32)
     cpu: str = _f("8", "CPU request of GPU Jobs.", pattern=QUANTITY, max_length=32)
-    node_selector: dict[str, Annotated[str, Field(max_length=63)]] = _f({}, "Node labels GPU Jobs require.",
-                                                                         max_length=32)
+    node_selector: Labels = _f({}, "Node labels GPU Jobs require.", max_length=32)
     tolerations: list[Toleration] = _f([], "Tolerations of GPU Jobs.", max_length=32)
-    priority_class_name: str | None = _f(None, "PriorityClass of all Jobs.", max_length=253)
+    priority_class_name: str | None = _f(None, "PriorityClass of all Jobs.", max_length=253, pattern=DNS_SUBDOMAIN)
+    # A LocalQueue's name is a subdomain; it is also the value of Kueue's queue-name label: at most 63.
     kueue_queue: str | None = _f(None, "Kueue LocalQueue: Jobs are created suspended and admitted by Kueue.",
-                                 max_length=63, pattern=DNS_LABEL)
+                                 max_length=63, pattern=DNS_SUBDOMAIN)
     backoff_limit: int = _f(3, "Pod failures tolerated per Job (evictions and preemptions do not count).",
                             ge=0, le=100)
     active_deadline_seconds: int = _f(172800, "Wall-clock limit of one Job.", ge=60)
@@ -213,7 +215,8 @@ class ResourcesSpec(_Model):
 class ImagesSpec(_Model):
     """Container images."""
 
-    jobs: str = _f(DEFAULT_JOBS_IMAGE, "Image with `kubetune-job` (prepare, train, evaluate).", max_length=512)
+    jobs: str = _f(DEFAULT_JOBS_IMAGE, "Image with `kubetune-job` (prepare, train, evaluate): repository:tag or "
+                   "repository@sha256:digest.", max_length=512, pattern=IMAGE)
     pull_policy: Literal["Always", "IfNotPresent", "Never"] = _f("IfNotPresent", "Image pull policy.")
 
 

@@ -192,7 +192,8 @@ def run(manifest: str | Path, store: Path | None, serve: bool, port: int, consol
     try:
         spec_run = load(manifest)
     except api.SpecError as exc:
-        console.print(f"[red]invalid manifest[/] {escape(str(manifest))}: {escape(str(exc))}", soft_wrap=True)
+        console.print(f"invalid manifest {manifest}: {exc}", markup=False, emoji=False, highlight=False,
+                      soft_wrap=True)
         return 2
     local = LocalRun(spec_run, Path(store or default_store()).expanduser(), console)
     name = spec_run.metadata.name

@@ -24,15 +24,18 @@ from ..apitypes import (
     DNS_LABEL,
     DNS_SUBDOMAIN,
     GROUP,
+    IMAGE,
     QUANTITY,
     VERSION,
     Condition,
+    Labels,
     ObjectMeta,
     ResourceKind,
     SpecError,
     StorageSpec,
     Toleration,
     described,
+    syntax,
 )
 from ..apitypes import Model as _Model
 
@@ -43,6 +46,12 @@ PLURAL = "modelserves"
 SINGULAR = "modelserve"
 SHORT_NAMES = ["ms"]
 DEFAULT_PROMOTION_SUITES = ("seed-tools",)
+# What clients send as `model`: also vLLM's --served-model-name, a --lora-modules name and a PromQL label value.
+SERVED_NAME = syntax(r"^[A-Za-z0-9][-A-Za-z0-9._]*(/[A-Za-z0-9][-A-Za-z0-9._]*)*$",
+                     "a model name: letters, digits, '-', '_' and '.' in '/'-separated parts, each starting with "
+                     "a letter or digit")
+# One argv item of vLLM: printable, no control characters (a newline would split it in logs and YAML).
+ARG = syntax(r"^[^\x00-\x1f\x7f]*$", "one command-line item without control characters")
 _f = described
 
 
@@ -88,8 +97,8 @@ class ModelSource(_Model):
 class VLLMSpec(_Model):
     """How vLLM runs the model (the flags of `vllm serve`)."""
 
-    image: str | None = _f(None, "vLLM image (default: the operator's, a pinned vllm/vllm-openai release).",
-                           max_length=512)
+    image: str | None = _f(None, "vLLM image (default: the operator's, a pinned vllm/vllm-openai release): "
+                           "repository:tag or repository@sha256:digest.", max_length=512, pattern=IMAGE)
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = _f("auto", "Weights and activations dtype.")
     max_model_len: int | None = _f(4096, "Longest context (prompt + output) in tokens; unset: the model's.",
                                    ge=16, le=1048576)
@@ -102,8 +111,9 @@ class VLLMSpec(_Model):
     chat_template: str | None = _f(None, "Chat template text; unset: the one the model was trained with, from "
                                    "its own files.", max_length=65536)
     max_num_seqs: int | None = _f(None, "Most sequences batched at once (vLLM's default when unset).", ge=1, le=4096)
-    extra_args: list[Annotated[str, Field(max_length=512)]] = _f([], "More vLLM flags, appended as given.",
-                                                                 max_length=64)
+    extra_args: list[Annotated[str, Field(min_length=1, max_length=512, pattern=ARG)]] = _f(
+        [], "More vLLM flags, appended as given: one argv item each (`--flag`, its value, or `--flag=value`); "
+        "not the flags the operator sets or that a field above sets.", max_length=64)
 
 
 class SecretKeyRef(_Model):
@@ -122,8 +132,7 @@ class ServeResources(_Model):
     shm_size: str = _f("8Gi", "Size of /dev/shm (a memory volume; vLLM's workers share tensors through it).",
                        pattern=QUANTITY, max_length=32)
     model_storage: str = _f("100Gi", "Ephemeral storage for the downloaded model.", pattern=QUANTITY, max_length=32)
-    node_selector: dict[str, Annotated[str, Field(max_length=63)]] = _f({}, "Node labels replicas require.",
-                                                                         max_length=32)
+    node_selector: Labels = _f({}, "Node labels replicas require.", max_length=32)
     tolerations: list[Toleration] = _f([], "Tolerations of the replicas.", max_length=32)
     priority_class_name: str | None = _f(None, "PriorityClass of the replicas.", max_length=253,
                                          pattern=DNS_SUBDOMAIN)
@@ -160,7 +169,7 @@ class PromotionSuite(_Model):
 class PromotionGate(_Model):
     """What a candidate must reach to replace the serving model."""
 
-    min_accuracy: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = _f(
+    min_accuracy: dict[Annotated[str, Field(max_length=64)], Annotated[float, Field(ge=0.0, le=1.0)]] = _f(
         {}, "Lowest accuracy per suite, e.g. {seed-tools: 0.4}.", max_length=32)
     min_margin: float = _f(0.0, "How much the candidate's mean accuracy over the suites must beat the serving "
                            "model's (0: at least equal).", ge=-1.0, le=1.0)
@@ -182,14 +191,15 @@ class MonitoringSpec(_Model):
     """Prometheus scraping of vLLM's /metrics."""
 
     pod_monitor: bool = _f(True, "Create a PodMonitor (when the Prometheus Operator's CRD is installed).")
-    labels: dict[str, Annotated[str, Field(max_length=63)]] = _f({}, "Extra labels on the PodMonitor (e.g. the "
-                                                                  "release your Prometheus selects).", max_length=16)
+    labels: Labels = _f({}, "Extra labels on the PodMonitor (e.g. the release your Prometheus selects).",
+                        max_length=16)
 
 
 class ImagesSpec(_Model):
     """The jobs image (model download, benchmark, evaluation)."""
 
-    jobs: str | None = _f(None, "Image with `kubetune-job` (default: the operator's).", max_length=512)
+    jobs: str | None = _f(None, "Image with `kubetune-job` (default: the operator's): repository:tag or "
+                          "repository@sha256:digest.", max_length=512, pattern=IMAGE)
     pull_policy: Literal["Always", "IfNotPresent", "Never"] = _f("IfNotPresent", "Image pull policy.")
 
 
@@ -198,7 +208,7 @@ class ModelServeSpec(_Model):
 
     model: ModelSource = _f(..., "What to serve.")
     served_model_name: str | None = _f(None, "The `model` clients name in requests (default: metadata.name).",
-                                       max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+                                       max_length=128, pattern=SERVED_NAME)
     vllm: VLLMSpec = _f(VLLMSpec(), "vLLM settings.")
     api_key_secret: SecretKeyRef | None = _f(None, "Secret whose key becomes the API key clients must send "
                                              "(VLLM_API_KEY; by reference only).")

@@ -235,7 +235,8 @@ def run(manifest: str | Path, store: Path, port: int, console: Console, *, again
     try:
         serve = load(manifest)
     except SpecError as exc:
-        console.print(f"[red]invalid manifest[/] {manifest}: {exc}", markup=False)
+        console.print(f"invalid manifest {manifest}: {exc}", markup=False, emoji=False, highlight=False,
+                      soft_wrap=True)
         return 2
     local = Local(serve, store, console)
     try:

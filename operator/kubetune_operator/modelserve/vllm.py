@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..apitypes import shown
 from . import api
 
 # vLLM 0.32's tool-call parsers (`ToolParserManager`); a test checks this list against the real vLLM.
@@ -23,9 +24,18 @@ TOOL_PARSERS = frozenset({
 })
 API_KEY_ENV = "VLLM_API_KEY"
 PORT = 8000
-# Flags the operator sets itself (or must never be set in argv): extraArgs may not name them.
-OWNED_FLAGS = frozenset({"--model", "--served-model-name", "--host", "--port", "--api-key", "--chat-template",
-                         "--tensor-parallel-size", "--lora-modules", "--enable-lora"})
+# Flags the operator sets itself (or must never be set in argv): extraArgs may not name them. `--config` reads
+# flags from a file, which could set any of them.
+OWNED_FLAGS = frozenset({"--model", "--served-model-name", "--host", "--port", "--api-key", "--lora-modules",
+                         "--enable-lora", "--max-loras", "--config"})
+# Flags a field sets: extraArgs naming one would silently override the field (argparse keeps the last).
+FIELD_FLAGS = {"--dtype": "spec.vllm.dtype", "--max-model-len": "spec.vllm.maxModelLen",
+               "--gpu-memory-utilization": "spec.vllm.gpuMemoryUtilization",
+               "--tensor-parallel-size": "spec.vllm.tensorParallelSize",
+               "--tool-call-parser": "spec.vllm.toolCallParser",
+               "--enable-auto-tool-choice": "spec.vllm.enableAutoToolChoice",
+               "--chat-template": "spec.vllm.chatTemplate", "--max-num-seqs": "spec.vllm.maxNumSeqs",
+               "--max-lora-rank": "spec.model.lora.maxRank"}
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # what --max-lora-rank accepts
 
 
@@ -86,8 +96,30 @@ def problems(spec: api.ModelServeSpec) -> list[str]:
             out.append(f"spec.vllm.tensorParallelSize: {v.tensor_parallel_size} does not divide "
                        f"spec.resources.gpus ({gpus})")
     for i, arg in enumerate(v.extra_args):
-        flag = arg.split("=", 1)[0]
-        if flag in OWNED_FLAGS:
-            out.append(f"spec.vllm.extraArgs[{i}]: {flag} is set by the operator"
-                       + ("; use spec.apiKeySecret" if flag == "--api-key" else ""))
+        out += [f"spec.vllm.extraArgs[{i}]: {p}" for p in _arg_problems(arg)]
     return out
+
+
+def flag_name(arg: str) -> str | None:
+    """The long flag an argv item names as vLLM's parser reads it (`--max_num_seqs=8` -> `--max-num-seqs`)."""
+    if not arg.startswith("--") or arg == "--":
+        return None
+    return "--" + arg[2:].split("=", 1)[0].split(".", 1)[0].replace("_", "-")
+
+
+def _arg_problems(arg: str) -> list[str]:
+    """What is wrong with one extraArgs item; never repeats a value (it may be a key pasted by mistake)."""
+    head = arg.split("=", 1)[0]
+    flag = flag_name(head.split()[0] if head.split() else head)
+    if flag is None:
+        return []  # a flag's value (or a short flag)
+    # argparse also takes an unambiguous abbreviation: `--served-model` is `--served-model-name`.
+    owned = sorted(f for f in OWNED_FLAGS if f == flag or (len(flag) > 4 and f.startswith(flag)))
+    if owned:
+        return [f"{owned[0]} is set by the operator" + ("; use spec.apiKeySecret" if owned[0] == "--api-key" else "")]
+    fields = sorted(f for f in FIELD_FLAGS if f == flag or (len(flag) > 4 and f.startswith(flag)))
+    if fields:
+        return [f"{fields[0]} is what {FIELD_FLAGS[fields[0]]} sets; set that field instead"]
+    if any(c.isspace() for c in head):
+        return [f"{shown(flag)} and its value are two items (or one `--flag=value`), not one with a space"]
+    return []
