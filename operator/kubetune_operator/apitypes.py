@@ -204,7 +204,12 @@ def _quoted(text: str) -> str:
 
 def shown(value: Any) -> str:
     """A user's value in a message: quoted, control characters escaped, long ones clipped."""
-    return _clip(repr(value))
+    text = repr(value)
+    if len(text) <= SHOWN_MAX:
+        return text
+    if isinstance(value, str):
+        return f"{value[:SHOWN_MAX - 24]!r}…({len(value)} characters)"
+    return text[:SHOWN_MAX - 1] + "…"
 
 
 def field_path(loc: tuple[str | int, ...], root: str = "spec", doc: Any = None) -> str:
@@ -305,16 +310,52 @@ class ResourceKind:
         return self.parse_manifest(mine[0])
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML as kubectl reads it: a key given twice in one mapping is an error (not the last one silently
+    winning), and a timestamp-looking scalar stays the string it is (JSON has no dates)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *defaults` is overridden by the mapping's own keys, by design
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:
+                continue  # unhashable: the base class reports it
+            if duplicate:
+                raise yaml.constructor.ConstructorError(None, None, f"key {shown(key)} is given twice",
+                                                        key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
+
+
+def _line_column(text: str | bytes, offset: int) -> str:
+    newline = "\n" if isinstance(text, str) else b"\n"
+    line = text.count(newline, 0, offset) + 1
+    return f"line {line}, column {offset - (text.rfind(newline, 0, offset) + 1) + 1}"
+
+
 def read_documents(path: str | Path) -> list[Any]:
-    """The YAML documents of a file; SpecError (with the line) when it is not readable YAML."""
+    """The YAML documents of a file; SpecError (with the line and column) when it is not readable YAML."""
     try:
-        text = Path(path).read_bytes().decode("utf-8")
+        data = Path(path).read_bytes()
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise SpecError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        raise SpecError(f"{path}: not UTF-8 text at {_line_column(data, exc.start)}: byte {exc.start} "
+                        f"({data[exc.start]:#04x}): {exc.reason}") from None
     except OSError as exc:
         raise SpecError(f"{path}: {exc.strerror or exc}") from None
     try:
-        return [d for d in yaml.safe_load_all(text) if d is not None]
+        return [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]  # noqa: S506 (a SafeLoader)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (a control character)
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise SpecError(f"{path}: not valid YAML at {_line_column(text, exc.position)}: character #x{code:04x} "
+                        "is not allowed") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -51,10 +51,11 @@ def _validate(paths: list[Path], console: Console) -> int:
         seen: dict[tuple[str, str, str], int] = {}
         for i, doc in enumerate(docs):
             where = f"document {i + 1}: " if len(docs) > 1 else ""
+            if not isinstance(doc, dict):
+                refuse(path, f"document {i + 1}: a manifest is a mapping (apiVersion, kind, metadata, spec), not "
+                             f"a {_KINDS.get(type(doc), type(doc).__name__)}")
+                continue
             try:
-                if not isinstance(doc, dict):
-                    raise SpecError(f"a manifest is a mapping (apiVersion, kind, metadata, spec), not a "
-                                    f"{_KINDS.get(type(doc), type(doc).__name__)}")
                 kind = doc.get("kind")
                 if not isinstance(kind, str) or kind not in kinds:
                     raise SpecError(f"kind: {shown(kind)} is not one of {', '.join(kinds)}")
