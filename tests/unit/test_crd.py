@@ -12,7 +12,7 @@ import kubernetes_validate
 import yaml
 from test_operator_api import EXAMPLE
 
-from kubetune_operator import crd
+from kubetune_operator import apitypes, crd
 from kubetune_operator.finetunerun import api
 
 KIND = api.RESOURCE
@@ -115,3 +115,15 @@ def test_reference_manifest_validates_against_the_crd_schema() -> None:
         assert list(exc.absolute_path) == ["spec", "lora", "r"]
     else:
         raise AssertionError("lora.r = 0 passed the CRD schema")
+
+
+def test_map_key_patterns_stay_out_of_the_schema_and_values_keep_theirs() -> None:
+    """A structural schema has no patternProperties/propertyNames: a label map's keys are the operator's to check
+    (crd._map_values), its values keep their pattern in additionalProperties."""
+    for kind in crd.KINDS:
+        spec = crd.crd(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        for path, node in walk(spec):
+            assert "patternProperties" not in node and "propertyNames" not in node, (kind.kind, path)
+        selector = spec["properties"]["resources"]["properties"]["nodeSelector"]
+        assert selector["type"] == "object" and selector["maxProperties"] == 32
+        assert selector["additionalProperties"]["pattern"] == apitypes.LABEL_VALUE

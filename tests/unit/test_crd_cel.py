@@ -109,3 +109,57 @@ def test_adding_or_removing_the_hub_token_secret_is_refused() -> None:
     assert ("", "spec.hubTokenSecret is immutable once created") in failures(spec_schema(), new, old)
     assert ("", "spec.hubTokenSecret is immutable once created") in failures(spec_schema(), old, new)
     assert failures(spec_schema(), new) == []  # a create may set it
+
+
+def _tolerations_refused(kind_file: str, tolerations: list[dict[str, Any]]) -> list[str]:
+    (doc,) = yaml.safe_load_all((COMMITTED[1].parent / kind_file).read_text())
+    schema = doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    spec = {"resources": {"tolerations": tolerations}}
+    return [m for _, m in failures(schema, spec)]
+
+
+TOLERATIONS = [  # (toleration, a word of the CRD's message; None: valid)
+    ({"operator": "Exists"}, None),
+    ({"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}, None),
+    ({"key": "spot", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60}, None),
+    ({"key": "", "operator": "Exists", "value": ""}, None),
+    ({"value": "x"}, "key is required"),
+    ({"key": "", "operator": "Equal"}, "key is required"),
+    ({"key": "gpu", "operator": "Exists", "value": "x"}, "value must be empty"),
+    ({"key": "gpu", "tolerationSeconds": 5}, "NoExecute"),
+    ({"key": "gpu", "effect": "PreferNoSchedule", "tolerationSeconds": 5}, "NoExecute"),
+]
+
+
+@pytest.mark.parametrize(("toleration", "word"), TOLERATIONS)
+@pytest.mark.parametrize("kind_file", ["kubetune.io_finetuneruns.yaml", "kubetune.io_modelserves.yaml"])
+def test_toleration_rules_agree_with_the_model(kind_file: str, toleration: dict[str, Any], word: str | None) -> None:
+    """The API server's rules (CEL) and the operator's (Toleration) refuse the same tolerations."""
+    from kubetune_operator.apitypes import Toleration
+
+    messages = _tolerations_refused(kind_file, [toleration])
+    try:
+        Toleration.model_validate(toleration, by_name=False)
+        model_refuses = False
+    except ValueError:
+        model_refuses = True
+    assert model_refuses == (word is not None), toleration
+    if word is None:
+        assert messages == []
+    else:
+        assert len(messages) == 1 and word in messages[0], messages
+
+
+def test_the_corpus_toleration_cases_are_refused_by_the_crd_too() -> None:
+    corpus = Path(__file__).resolve().parents[1] / "fixtures" / "invalid-manifests"
+    expected = yaml.safe_load((corpus / "expected.yaml").read_text())
+    files = {"FineTuneRun": "kubetune.io_finetuneruns.yaml", "ModelServe": "kubetune.io_modelserves.yaml"}
+    checked = 0
+    for name, (field, word) in expected.items():
+        if ".tolerations[" not in field or not any(w in word for w in ("required", "empty", "NoExecute")):
+            continue
+        (doc,) = yaml.safe_load_all((corpus / name).read_text())
+        messages = _tolerations_refused(files[doc["kind"]], doc["spec"]["resources"]["tolerations"])
+        assert messages, name
+        checked += 1
+    assert checked >= 4
