@@ -128,6 +128,18 @@ def test_each_manifest_exits_2_naming_the_field(name: str, capsys: pytest.Captur
     assert check(name, out) is None, check(name, out)
 
 
+@pytest.mark.parametrize(("command", "name"), [("run", "ftr-namespace-traversal.yaml"),
+                                               ("serve", "ms-namespace-traversal.yaml")])
+def test_a_local_run_refuses_a_namespace_that_leaves_the_store(command: str, name: str, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """`kubetune run` and `kubetune serve` name directories after the namespace: `../../etc` must stop them first."""
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    assert cli.main([command, str(INVALID / name), "--store", str(work / "store")]) == 2
+    assert "metadata.namespace:" in capsys.readouterr().out
+    assert [p for p in tmp_path.rglob("*") if p != work and p not in work.parents] == []
+
+
 def operator_messages(path: Path) -> list[str] | None:
     """What the operator's checks say about each document of a file it could be given (None: not one)."""
     try:
