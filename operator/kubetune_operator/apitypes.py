@@ -1,7 +1,7 @@
 """What every kubetune.io/v1alpha1 resource shares: the group, the pydantic base of the typed specs, the
-syntax of Kubernetes names, labels and image references (patterns that land in the CRD's schema too), the
-spec types two kinds use (storage, tolerations, conditions), error messages that name the field, and
-`ResourceKind`, the description of a kind that the CRD generator and the Kubernetes layer work from.
+syntax of Kubernetes names, labels and image references (patterns the CRD's schema carries too, map keys
+aside), the spec types two kinds use (storage, tolerations, conditions), error messages that name the field,
+and `ResourceKind`, the description of a kind that the CRD generator and the Kubernetes layer work from.
 
 Each kind's own models live in its package (`finetunerun.api`, `modelserve.api`).
 """
