@@ -51,6 +51,14 @@ def test_level_figures_count_completed_requests_only():
     assert stats.errors(samples) == {"timed out after 5 s": 1}
 
 
+def test_a_completed_request_without_a_first_token_time_counts_in_throughput_only():
+    # A server's tool-call parser may hold back every token of a reply: usage, but no streamed chunk.
+    lv = stats.level(1, [_sample(0.1, 1.1, 11, [0.1] * 10), _sample(None, 3.0, 11)], duration_s=4.0)
+    assert (lv.completed, lv.failed, lv.output_tokens) == (2, 0, 22)
+    assert lv.ttft_mean_s == pytest.approx(0.1) and lv.tpot_mean_s == pytest.approx(0.1)
+    assert lv.e2e_mean_s == pytest.approx(2.05)
+
+
 def test_a_level_with_nothing_completed_has_counts_and_no_latencies():
     lv = stats.level(2, [_sample(None, 1.0, None, error="boom")] * 2, duration_s=1.0)
     assert (lv.completed, lv.failed, lv.output_tokens, lv.output_throughput) == (0, 2, 0, 0.0)

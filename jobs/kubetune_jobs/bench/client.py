@@ -13,7 +13,10 @@ role) together with the first generated token, and its own `bench serve` times t
 there; other servers (`transformers serve`) announce the role before generating, so for them the
 first token is the first chunk that carries output (content, a tool call, reasoning). Likewise the
 fixed output length: vLLM's `ignore_eos` makes every request generate exactly `max_tokens`;
-elsewhere `max_tokens` is only a limit and the usage says how many tokens came.
+elsewhere `max_tokens` is only a limit and the usage says how many tokens came. A request whose
+every token a server's tool-call parser held back (`transformers serve` does so with unfinished
+call markup) completes with its usage but no first-token time: it counts in the throughput and the
+end-to-end latency, not in TTFT, TPOT or ITL.
 """
 
 from __future__ import annotations
@@ -161,8 +164,6 @@ class Client:
         sample.end = time.perf_counter()
         if sample.error is None and sample.output_tokens is None:
             sample.error = "the stream ended without its usage (no token count from the server)"
-        if sample.error is None and sample.ttft is None:
-            sample.error = "the stream carried no token"
         return sample
 
     async def level(self, requests: list[Request], concurrency: int) -> tuple[list[Sample], float]:
