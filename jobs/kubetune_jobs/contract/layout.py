@@ -34,6 +34,7 @@ MERGED_DIR = "merged"
 
 REPORT_FILE = "report.json"
 BENCH_FILE = "bench.json"
+BENCH_MARKDOWN = "bench.md"
 REPORT_MARKDOWN = "report.md"
 SUMMARY_FILE = "summary.json"
 

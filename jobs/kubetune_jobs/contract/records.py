@@ -3,6 +3,7 @@
     progress.json   `Progress`       written by train on every logged step
     stats.json      `PrepareStats`   written last by prepare (what it vouches for)
     report.json     `ReportSummary`  the figures of the report evaluate writes (items are the job's own)
+    bench.json      `BenchReport`    written by bench after every concurrency level (complete at the end)
 
 Writers build the record and dump it; readers validate it with `read()`, which returns None for
 anything that is not such a record (a missing key of the wrong type, a file of another kind), so no
@@ -124,6 +125,10 @@ class BenchLevel(_Record):
     e2e_p50_s: float | None = None
     e2e_p95_s: float | None = None
     e2e_p99_s: float | None = None
+    # The server's own counts over the level (vLLM's /metrics deltas), None where it has none.
+    server_completed: int | None = None  # vllm:request_success_total, finished_reason not abort/error
+    server_output_tokens: int | None = None  # vllm:generation_tokens_total
+    errors: dict[str, int] = {}  # why requests failed -> how many
 
 
 class BenchReport(_Record):
@@ -133,6 +138,7 @@ class BenchReport(_Record):
     endpoint: str
     model: str
     max_tokens: int
+    server: str | None = None  # "vllm" (fixed output length via ignore_eos) or "openai" (any other server)
     levels: list[BenchLevel] = []
     warmup: dict[str, Any] | None = None
     error: str | None = None

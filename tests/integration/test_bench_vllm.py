@@ -1,0 +1,234 @@
+"""`kubetune-job bench` against a real vLLM CPU server: its counts agree with the server's own
+counters, metrics reach a real Pushgateway, and failures (timeouts, a server killed mid-sweep, a bad
+endpoint) are counted and reported, never dropped."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import free_port, wait_http
+from kubetune_jobs import chat_template
+from kubetune_jobs.bench import metrics
+from kubetune_jobs.cli import main
+from kubetune_jobs.contract.layout import BENCH_FILE, BENCH_MARKDOWN
+from kubetune_jobs.contract.records import BenchReport, read
+from kubetune_jobs.models import resolve
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+SERVED = "smollm2"
+TOKENS = 16
+
+
+# --- a vLLM server of this module's own ------------------------------------------------------------
+# SWAP: once the shared runner (kubetune_jobs/serving/vllm_server.py) and its session fixture are on
+# main, `vllm` below becomes that fixture (it offers the same base_url / metrics_url / model); the
+# kill test keeps a private server, since it kills it.
+
+class _VLLM:
+    def __init__(self, workdir: Path) -> None:
+        python = os.environ.get("KUBETUNE_VLLM_PYTHON") or str(REPO / ".venv-vllm" / "bin" / "python")
+        if not os.path.exists(python):
+            pytest.fail(f"no vLLM python at {python} (make vllm-env, or set KUBETUNE_VLLM_PYTHON)")
+        template = workdir / "template.jinja"
+        template.write_text(chat_template.template())
+        self.port = free_port()
+        self.root = f"http://127.0.0.1:{self.port}"
+        self.base_url, self.metrics_url, self.model = f"{self.root}/v1", f"{self.root}/metrics", SERVED
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+        env.update(VLLM_CPU_KVCACHE_SPACE="1", VLLM_NO_USAGE_STATS="1", HF_HUB_OFFLINE="1",
+                   PATH=f"{Path(python).parent}{os.pathsep}{env.get('PATH', '')}")
+        self.log = workdir / "vllm.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [python, "-m", "vllm.entrypoints.openai.api_server", "--model", resolve("bundled:smollm2-135m"),
+                 "--served-model-name", SERVED, "--host", "127.0.0.1", "--port", str(self.port),
+                 "--dtype", "bfloat16", "--max-model-len", "4096", "--enforce-eager",
+                 "--enable-auto-tool-choice", "--tool-call-parser", "hermes", "--chat-template", str(template)],
+                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            wait_http(f"{self.root}/health", timeout=900, proc=self.proc)
+        except RuntimeError as exc:
+            self.stop()
+            pytest.fail(f"vLLM did not start: {exc}\n{self.log.read_text(errors='replace')[-3000:]}")
+
+    def kill(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture(scope="module")
+def vllm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_VLLM]:
+    server = _VLLM(tmp_path_factory.mktemp("vllm"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def vllm_to_kill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_VLLM]:
+    server = _VLLM(tmp_path_factory.mktemp("vllm-killed"))
+    yield server
+    server.stop()
+
+
+# --- reading the server's counters independently of the code under test --------------------------
+
+def scrape(url: str) -> dict[str, float]:
+    """Sample name (+ finished_reason) -> value, summed over the other labels."""
+    out: dict[str, float] = {}
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            key = s.name + (f"/{s.labels['finished_reason']}" if "finished_reason" in s.labels else "")
+            out[key] = out.get(key, 0.0) + s.value
+    return out
+
+
+def finished(counters: dict[str, float]) -> float:
+    return sum(v for k, v in counters.items()
+               if k.startswith("vllm:request_success_total/") and not k.endswith(("/abort", "/error")))
+
+
+def wait_idle(server: _VLLM, timeout: float = 60) -> None:
+    """Until the server runs and queues nothing (aborted requests can linger a moment)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        c = scrape(server.metrics_url)
+        if c.get("vllm:num_requests_running", 0) == 0 and c.get("vllm:num_requests_waiting", 0) == 0:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the server kept running requests")
+
+
+def load(out: Path) -> BenchReport:
+    report = read(BenchReport, (out / BENCH_FILE).read_text())
+    assert report is not None, "bench.json is not a BenchReport"
+    return report
+
+
+def test_sweep_counts_agree_with_the_server(vllm, pushgateway, tmp_path):
+    wait_idle(vllm)
+    before = scrape(vllm.metrics_url)
+    rc = main(["bench", "--endpoint", vllm.base_url, "--model", vllm.model, "--concurrency", "1,4",
+               "--requests", "4", "--max-tokens", str(TOKENS), "--warmup", "1", "--output", str(tmp_path),
+               "--pushgateway", pushgateway, "--serve-name", "demo", "--revision", "r1"])
+    after = scrape(vllm.metrics_url)
+    assert rc == 0
+    report = load(tmp_path)
+    assert report.complete and report.error is None and report.server == "vllm"
+    assert [lv.concurrency for lv in report.levels] == [1, 4]
+    for lv in report.levels:
+        assert (lv.completed, lv.failed, lv.errors) == (4, 0, {})
+        # ignore_eos: every request generates exactly --max-tokens, as the server's usage says.
+        assert lv.output_tokens == 4 * TOKENS
+        assert (lv.server_completed, lv.server_output_tokens) == (lv.completed, lv.output_tokens)
+        assert lv.output_throughput == pytest.approx(lv.output_tokens / lv.duration_s)
+        assert lv.total_token_throughput > lv.output_throughput  # the prompts count too
+        for name in ("ttft", "tpot", "itl", "e2e"):
+            p50, p95, p99 = (getattr(lv, f"{name}_{p}_s") for p in ("p50", "p95", "p99"))
+            assert 0 < p50 <= p95 <= p99, name
+        assert lv.ttft_p50_s < lv.e2e_p50_s
+    assert report.warmup["requests"] == 1 and report.warmup["completed"] == 1
+    # The whole run, warm-up included, read straight off the server by this test.
+    sent = 1 + sum(lv.completed for lv in report.levels)
+    assert finished(after) - finished(before) == sent
+    generated = after["vllm:generation_tokens_total"] - before["vllm:generation_tokens_total"]
+    assert generated == sent * TOKENS
+    table = (tmp_path / BENCH_MARKDOWN).read_text()
+    assert "RTX A6000" in table and "| 50 | 1.0x |" in table and "| 4 | 4 | 0 |" in table
+    text = urllib.request.urlopen(f"{pushgateway}/metrics", timeout=5).read().decode()
+    line = next(ln for ln in text.splitlines()
+                if ln.startswith(metrics.GAUGES["output_throughput"][0] + "{") and 'concurrency="4"' in ln)
+    assert 'serve="demo"' in line and 'revision="r1"' in line
+    assert float(line.rsplit(" ", 1)[1]) == pytest.approx(report.levels[1].output_throughput)
+    assert any(ln.startswith(metrics.REQUESTS[0] + "_total{") and 'outcome="completed"' in ln
+               and 'concurrency="1"' in ln and float(ln.rsplit(" ", 1)[1]) == 4 for ln in text.splitlines())
+    assert any(ln.startswith(metrics.COMPLETE[0] + "{") and ln.endswith(" 1") for ln in text.splitlines())
+
+
+def test_timed_out_requests_are_counted_as_failed(vllm, tmp_path, capsys):
+    rc = main(["bench", "--endpoint", vllm.base_url, "--model", vllm.model, "--concurrency", "2",
+               "--requests", "2", "--max-tokens", "2000", "--warmup", "0", "--timeout", "1",
+               "--output", str(tmp_path)])
+    wait_idle(vllm)
+    assert rc == 1 and "no request completed at concurrency 2" in capsys.readouterr().err
+    report = load(tmp_path)
+    level = report.levels[0]
+    assert report.complete and (level.completed, level.failed) == (0, 2)
+    assert level.errors == {"timed out after 1 s": 2}
+    assert level.ttft_p50_s is None and level.output_tokens == 0
+
+
+def test_pushgateway_down_is_a_warning(vllm, tmp_path, caplog):
+    gateway = f"http://127.0.0.1:{free_port()}"
+    rc = main(["bench", "--endpoint", vllm.base_url, "--model", vllm.model, "--concurrency", "1",
+               "--requests", "1", "--max-tokens", "4", "--warmup", "0", "--output", str(tmp_path),
+               "--pushgateway", gateway])
+    assert rc == 0 and load(tmp_path).complete
+    assert any("could not push" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+    assert gateway not in caplog.text  # the gateway URL may carry credentials
+
+
+def test_model_not_served_is_one_error(vllm, tmp_path, capsys):
+    rc = main(["bench", "--endpoint", vllm.base_url, "--model", "no-such-model", "--output", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "'no-such-model' is not served" in err and SERVED in err
+    assert not (tmp_path / BENCH_FILE).exists()
+
+
+def test_unreachable_endpoint_is_one_error(tmp_path, capsys):
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    rc = main(["bench", "--endpoint", url, "--model", "m", "--output", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 1 and f"cannot reach endpoint {url}" in err
+    assert err.count("kubetune-job bench: error") == 1 and "Traceback" not in err
+    assert not (tmp_path / BENCH_FILE).exists()
+
+
+def test_server_killed_mid_sweep(vllm_to_kill, tmp_path):
+    server, requests = vllm_to_kill, 8
+    base = finished(scrape(server.metrics_url))
+    bench = subprocess.Popen(
+        [sys.executable, "-m", "kubetune_jobs.cli", "bench", "--endpoint", server.base_url, "--model", server.model,
+         "--concurrency", "2,4", "--requests", str(requests), "--max-tokens", "32", "--warmup", "1",
+         "--output", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # Kill once the warm-up and a few requests of the first level are done: mid-level.
+        deadline = time.monotonic() + 300
+        while finished(scrape(server.metrics_url)) < base + 3:
+            assert bench.poll() is None and time.monotonic() < deadline, "the sweep never got going"
+            time.sleep(0.1)
+        server.kill()
+        out, err = bench.communicate(timeout=300)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+    assert bench.returncode == 1, out + err
+    assert "sweep incomplete" in err and "stopped answering" in err
+    report = load(tmp_path)
+    assert not report.complete and "stopped answering during the concurrency" in report.error
+    *before, last = report.levels
+    assert all(lv.failed == 0 for lv in before)
+    assert last.failed >= 1 and last.completed + last.failed == requests
+    assert sum(last.errors.values()) == last.failed
+    assert all(lv.completed + lv.failed == requests for lv in report.levels)
+    assert json.loads((tmp_path / BENCH_FILE).read_text())["complete"] is False
