@@ -110,7 +110,8 @@ def _evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _serve(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="serve a model with an OpenAI-compatible API (transformers serve, CPU)")
+    p = sub.add_parser("serve", help="serve a model with an OpenAI-compatible API "
+                                     "(transformers serve: the CPU fallback to vLLM)")
     p.add_argument("--model", required=True, help="model directory, s3:// URI of a merged model, or bundled:NAME")
     p.add_argument("--port", type=int, default=8000)
 
@@ -119,7 +120,7 @@ SUBCOMMANDS = {
     "prepare": (_prepare, "kubetune_jobs.data.prepare"),
     "train": (_train, "kubetune_jobs.train.run"),
     "evaluate": (_evaluate, "kubetune_jobs.evaluate.run"),
-    "serve": (_serve, "kubetune_jobs.serving"),
+    "serve": (_serve, "kubetune_jobs.serving.run"),
 }
 
 
