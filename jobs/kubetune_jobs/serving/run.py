@@ -6,6 +6,7 @@ operator serves the same model directory with vLLM.
 
 from __future__ import annotations
 
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,16 @@ CURL_EXAMPLE = """curl -s {base}/chat/completions -H 'Content-Type: application/
 }}'"""
 
 
+def _stop_on_sigterm(*_: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: Any) -> int:
     from .. import models
+
+    # The server runs in a process group of its own: a SIGTERM here (kill, a container stopping) must
+    # stop it as Ctrl-C does, through the `with` below.
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
 
     source = models.resolve(args.model)
     if not Path(source).is_dir():
