@@ -35,7 +35,8 @@ def bench_scoring(tmp: Path) -> None:
 
 def bench_endpoint(limit: int, max_new_tokens: int) -> None:
     from kubetune_jobs.models import resolve
-    from kubetune_jobs.serving import LocalServer, servable_copy
+    from kubetune_jobs.serving.template import servable_copy
+    from kubetune_jobs.serving.transformers_server import LocalServer
 
     items = suites.load("seed-tools", limit=limit)
     with tempfile.TemporaryDirectory() as tmp:

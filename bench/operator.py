@@ -27,10 +27,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the emulator harness is test support
 
-from support.kmock_cluster import EmulatedCluster, wait_for  # noqa: E402
-
 from kubetune_operator import naming  # noqa: E402
 from kubetune_operator.finetunerun import api  # noqa: E402
+from support.kmock_cluster import EmulatedCluster, wait_for  # noqa: E402
 
 NS = "default"
 

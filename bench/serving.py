@@ -29,13 +29,12 @@ import asyncio
 import json
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SERVED = "smollm2"
@@ -55,60 +54,22 @@ for line in sys.stdin:
 """
 
 
-def vllm_python() -> str:
-    python = os.environ.get("KUBETUNE_VLLM_PYTHON") or str(REPO / ".venv-vllm" / "bin" / "python")
-    if not os.path.exists(python):
-        sys.exit(f"no vLLM python at {python}: run `make vllm-env` or set KUBETUNE_VLLM_PYTHON")
-    return python
-
-
 def vllm_env(python: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env.update(VLLM_CPU_KVCACHE_SPACE="2", VLLM_NO_USAGE_STATS="1", HF_HUB_OFFLINE="1",
-               PATH=f"{Path(python).parent}{os.pathsep}{env.get('PATH', '')}")
-    return env
+    from kubetune_jobs.serving.vllm_server import server_env
+
+    return server_env(python=Path(python))
 
 
-class VLLMServer:
-    """vLLM's OpenAI server on a free port. SWAP for kubetune_jobs.serving.vllm_server.VLLMServer once
-    that shared runner is on main (same base_url / metrics_url / model)."""
+def vllm_server(model_dir: str, template: Path, log: Path) -> Any:
+    """vLLM's OpenAI server (compiled, as in production) on a free port, from the shared runner."""
+    from kubetune_jobs.serving.vllm_server import VLLMServer, vllm_python
 
-    def __init__(self, model_dir: str, template: Path, log: Path) -> None:
-        from kubetune_jobs.serving import free_port
-
-        self.python, self.port, self.log = vllm_python(), free_port(), log
-        self.root = f"http://127.0.0.1:{self.port}"
-        self.base_url, self.metrics_url, self.model = f"{self.root}/v1", f"{self.root}/metrics", SERVED
-        self.argv = ["--model", model_dir, "--served-model-name", SERVED, "--host", "127.0.0.1",
-                     "--port", str(self.port), "--dtype", "bfloat16", "--max-model-len", "4096",
-                     "--enable-auto-tool-choice", "--tool-call-parser", "hermes", "--chat-template", str(template)]
-
-    def __enter__(self) -> VLLMServer:
-        start = time.monotonic()
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen([self.python, "-m", "vllm.entrypoints.openai.api_server", *self.argv],
-                                         stdout=log, stderr=subprocess.STDOUT, env=vllm_env(self.python),
-                                         start_new_session=True)
-        while time.monotonic() - start < 1200:
-            if self.proc.poll() is not None:
-                sys.exit(f"vLLM exited with {self.proc.returncode}; log: {self.log}")
-            try:
-                with urllib.request.urlopen(f"{self.root}/health", timeout=2):
-                    self.startup_s = time.monotonic() - start
-                    return self
-            except OSError:
-                time.sleep(1)
-        self.__exit__()
-        sys.exit(f"vLLM not healthy after 1200 s; log: {self.log}")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+    argv = ["--model", model_dir, "--served-model-name", SERVED, "--dtype", "bfloat16", "--max-model-len", "4096",
+            "--enable-auto-tool-choice", "--tool-call-parser", "hermes", "--chat-template", str(template)]
+    server = VLLMServer(argv, log_path=log, startup_timeout=1200)
+    server.python = str(vllm_python())  # the bench driver runs `vllm bench serve` in the same venv
+    server.root = server.root_url
+    return server
 
 
 def sweep(label: str, endpoint: str, model: str, args: argparse.Namespace, out: Path, timeout: float) -> dict:
@@ -132,7 +93,7 @@ def plain_prompts(levels: list[int], requests: int) -> list[tuple[list[str], lis
     return [([turn(r) for r in w.take(requests)], [turn(r) for r in w.take(requests)]) for _ in levels]
 
 
-async def ours_plain(server: VLLMServer, prompts: list[str], concurrency: int, max_tokens: int):
+async def ours_plain(server: Any, prompts: list[str], concurrency: int, max_tokens: int):
     from kubetune_jobs.bench import stats
     from kubetune_jobs.bench.client import Client
     from kubetune_jobs.bench.workload import CHAT, Request
@@ -145,7 +106,7 @@ async def ours_plain(server: VLLMServer, prompts: list[str], concurrency: int, m
     return stats.level(concurrency, samples, duration)
 
 
-def compare_with_vllm_bench(server: VLLMServer, model_dir: str, levels: list[int], args: argparse.Namespace,
+def compare_with_vllm_bench(server: Any, model_dir: str, levels: list[int], args: argparse.Namespace,
                             out: Path) -> list[tuple[int, object, dict]]:
     work = out / "vllm-bench"
     work.mkdir(parents=True, exist_ok=True)
@@ -189,7 +150,7 @@ def compare_with_vllm_bench(server: VLLMServer, model_dir: str, levels: list[int
 
 def transformers_copy(model_dir: str, dest: Path, max_tokens: int) -> Path:
     """A servable copy whose generation config makes `transformers serve` generate exactly max_tokens."""
-    from kubetune_jobs.serving import servable_copy
+    from kubetune_jobs.serving.template import servable_copy
 
     servable_copy(model_dir, dest)
     config = json.loads((dest / "generation_config.json").read_text())
@@ -256,7 +217,7 @@ def main() -> None:
 
     from kubetune_jobs import chat_template
     from kubetune_jobs.models import resolve
-    from kubetune_jobs.serving import LocalServer
+    from kubetune_jobs.serving.transformers_server import LocalServer
 
     out = Path(args.output or tempfile.mkdtemp(prefix="bench-serving-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -266,7 +227,7 @@ def main() -> None:
     print(f"output: {out}; machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at start", flush=True)
     results: dict[str, dict] = {}
     rows = []
-    with VLLMServer(model_dir, template, out / "vllm.log") as server:
+    with vllm_server(model_dir, template, out / "vllm.log") as server:
         print(f"vLLM healthy after {server.startup_s:.0f} s: {server.python} -m vllm.entrypoints.openai.api_server "
               f"{' '.join(server.argv)}", flush=True)
         results["vLLM 0.32 (CPU)"] = sweep("vllm", server.base_url, server.model, args, out, timeout=600)

@@ -1,4 +1,5 @@
-"""Shared fixtures: real services on loopback (S3 over HTTP via moto's server, a Prometheus Pushgateway)."""
+"""Shared fixtures: real services on loopback (S3 over HTTP via moto's server, a Prometheus Pushgateway,
+vLLM's CPU build serving the bundled SmolLM2) and the models they serve."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +114,29 @@ def tiny_qwen2(tmp_path_factory: pytest.TempPathFactory) -> str:
     model.save_pretrained(dest)
     tokenizer.save_pretrained(dest)
     return str(dest)
+
+
+@pytest.fixture(scope="session")
+def servable_smollm2() -> Path:
+    """The bundled SmolLM2-135M made servable with our template (support.served_model says why its path
+    is fixed)."""
+    from support.served_model import servable_smollm2 as make
+
+    return make()
+
+
+@pytest.fixture(scope="session")
+def vllm_server(servable_smollm2: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """Real vLLM (CPU build, from `make vllm-env`) serving the bundled SmolLM2 with our template and the
+    hermes tool parser, started once per test session."""
+    from kubetune_jobs.serving.process import ServerError
+    from kubetune_jobs.serving.vllm_server import VLLMServer, vllm_python
+    from support.served_model import smollm2_argv
+
+    try:
+        python = vllm_python()
+    except ServerError as exc:
+        pytest.fail(str(exc))
+    log = tmp_path_factory.mktemp("vllm") / "server.log"
+    with VLLMServer(smollm2_argv(servable_smollm2), python=python, log_path=log) as server:
+        yield server

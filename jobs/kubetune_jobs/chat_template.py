@@ -71,12 +71,19 @@ def render(
     return rendered[0]
 
 
-_TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>|<tool_call>(.*)\Z", re.DOTALL)
+# vLLM's hermes pattern: a closed block, or an open one running to the end of the text.
+_TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>|<tool_call>(.*)", re.DOTALL)
+TOOL_CALL_START = "<tool_call>"
 
 
 @dataclass
 class ParsedOutput:
-    """What a model's raw text says: plain content, tool calls, and the blocks that did not decode."""
+    """What a client of vLLM (`--tool-call-parser hermes`) receives for a model's raw text.
+
+    `calls` are its `tool_calls`, each `{"name": str, "arguments": <the JSON value hermes found>}` (not
+    necessarily an object: see `wire_calls`); `content` its message content ("" for none); `errors`
+    why the call markup gave no calls at all (then `content` is the whole text, as hermes returns it).
+    """
 
     content: str
     calls: list[dict[str, Any]] = field(default_factory=list)
@@ -86,35 +93,59 @@ class ParsedOutput:
     def has_call_markup(self) -> bool:
         return bool(self.calls or self.errors)
 
+    def wire_calls(self) -> list[dict[str, Any]]:
+        """The calls as the server sends them: `arguments` is hermes' `json.dumps` of what it found."""
+        return [{"type": "function", "function": {
+            "name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)}} for c in self.calls]
+
 
 def parse_tool_calls(text: str) -> ParsedOutput:
-    """Read `<tool_call>{"name": ..., "arguments": {...}}</tool_call>` blocks as vLLM's hermes parser does.
+    """Read `<tool_call>{"name": ..., "arguments": {...}}</tool_call>` blocks exactly as vLLM's hermes
+    parser (vllm 0.32, `Hermes2ProToolParser.extract_tool_calls` behind its serving layer) does.
 
-    Calls come back as `{"name": str, "arguments": dict}` in order of appearance. A block that is not
-    a JSON object with a string `name` and object `arguments` is reported in `errors`, never guessed at.
-    An unterminated final block (generation cut off) is still tried, as hermes does.
+    `text` is generated text as a server has it; a server stops at `<|im_end|>`, so whatever follows
+    one is dropped first. Hermes is stricter and blunter than one might expect, and we agree with it,
+    because it is what a client of the served model gets (tests/integration/test_hermes_agreement.py
+    checks every case against the real parser):
+      * every block must be JSON (Python's `json`, so `NaN` passes) holding an object with a string
+        `name` and an `arguments` key; if any block fails, the whole output has no calls and its
+        content is the entire text, markup included;
+      * `arguments` is passed on as found: a JSON string stays a string (a client decoding it gets a
+        string, not an object), `null` and lists stay what they are;
+      * an unterminated block runs to the end of the text and is tried like a closed one, even if
+        cut off; `<tool_call></tool_call>` is not JSON; nested or stray tags are just text in a body;
+      * content is the text before the first `<tool_call>` only (text between and after calls is
+        dropped), and none at all when that is only whitespace; without `<tool_call>` it is the whole
+        text, untouched.
     """
+    text = text.split(END_OF_TURN, 1)[0]
+    if TOOL_CALL_START not in text:
+        return ParsedOutput(content=text)
     calls: list[dict[str, Any]] = []
     errors: list[str] = []
     for match in _TOOL_CALL.finditer(text):
-        body = (match.group(1) if match.group(1) is not None else match.group(2)).strip()
+        body = match.group(1) if match.group(1) is not None else match.group(2)
         try:
             obj = json.loads(body)
         except json.JSONDecodeError as exc:
-            errors.append(f"tool call is not valid JSON ({exc.msg}): {body[:80]!r}")
+            errors.append(f"tool call is not valid JSON ({exc.msg}): {body.strip()[:80]!r}")
             continue
-        call, error = decode_call(obj)
-        if error:
-            errors.append(error)
+        if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
+            errors.append(f"tool call has no string 'name': {body.strip()[:80]!r}")
+        elif "arguments" not in obj:
+            errors.append(f"tool call {obj['name']!r} has no 'arguments'")
         else:
-            calls.append(call)
-    content = _TOOL_CALL.sub("", text).replace(END_OF_TURN, "").strip()
-    return ParsedOutput(content=content, calls=calls, errors=errors)
+            calls.append({"name": obj["name"], "arguments": obj["arguments"]})
+    if errors:
+        return ParsedOutput(content=text, errors=errors)
+    before = text[:text.index(TOOL_CALL_START)]
+    return ParsedOutput(content=before if before.strip() else "", calls=calls)
 
 
 def decode_call(obj: Any) -> tuple[dict[str, Any] | None, str | None]:
-    """One `{"name", "arguments"}` object as hermes reads it: `arguments` may be an object or a JSON
-    string of one (some models and APIs send strings). Returns the plain call, or why it is not one."""
+    """One call as an OpenAI-compatible API sends it (`{"name", "arguments"}`, `arguments` a JSON string
+    of an object, or already an object in our predictions files). Returns the plain call with object
+    arguments, or why it is not one (a string that decodes to a string is not an object)."""
     if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
         return None, f"tool call has no string 'name': {str(obj)[:80]!r}"
     args = obj.get("arguments", {})

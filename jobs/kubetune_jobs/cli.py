@@ -19,7 +19,7 @@ SUBCOMMANDS = {
     "prepare": "kubetune_jobs.data.prepare",
     "train": "kubetune_jobs.train.run",
     "evaluate": "kubetune_jobs.evaluate.run",
-    "serve": "kubetune_jobs.serving",
+    "serve": "kubetune_jobs.serving.run",
     "bench": "kubetune_jobs.bench.run",
     "fetch": "kubetune_jobs.fetch",
 }

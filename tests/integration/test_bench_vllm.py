@@ -17,75 +17,34 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import free_port, wait_http
-from kubetune_jobs import chat_template
+from conftest import free_port
 from kubetune_jobs.bench import metrics
 from kubetune_jobs.cli import main
 from kubetune_jobs.contract.layout import BENCH_FILE, BENCH_MARKDOWN
 from kubetune_jobs.contract.records import BenchReport, read
-from kubetune_jobs.models import resolve
+from support.served_model import SERVED_NAME, smollm2_argv
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
-SERVED = "smollm2"
+SERVED = SERVED_NAME
 TOKENS = 16
 
 
-# --- a vLLM server of this module's own ------------------------------------------------------------
-# SWAP: once the shared runner (kubetune_jobs/serving/vllm_server.py) and its session fixture are on
-# main, `vllm` below becomes that fixture (it offers the same base_url / metrics_url / model); the
-# kill test keeps a private server, since it kills it.
+# --- the servers -----------------------------------------------------------------------------------
+# The session's shared vLLM (tests/conftest.py `vllm_server`) serves the sweeps; the kill test starts one
+# of its own, since it kills it.
 
-class _VLLM:
-    def __init__(self, workdir: Path) -> None:
-        python = os.environ.get("KUBETUNE_VLLM_PYTHON") or str(REPO / ".venv-vllm" / "bin" / "python")
-        if not os.path.exists(python):
-            pytest.fail(f"no vLLM python at {python} (make vllm-env, or set KUBETUNE_VLLM_PYTHON)")
-        template = workdir / "template.jinja"
-        template.write_text(chat_template.template())
-        self.port = free_port()
-        self.root = f"http://127.0.0.1:{self.port}"
-        self.base_url, self.metrics_url, self.model = f"{self.root}/v1", f"{self.root}/metrics", SERVED
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-        env.update(VLLM_CPU_KVCACHE_SPACE="1", VLLM_NO_USAGE_STATS="1", HF_HUB_OFFLINE="1",
-                   PATH=f"{Path(python).parent}{os.pathsep}{env.get('PATH', '')}")
-        self.log = workdir / "vllm.log"
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                [python, "-m", "vllm.entrypoints.openai.api_server", "--model", resolve("bundled:smollm2-135m"),
-                 "--served-model-name", SERVED, "--host", "127.0.0.1", "--port", str(self.port),
-                 "--dtype", "bfloat16", "--max-model-len", "4096", "--enforce-eager",
-                 "--enable-auto-tool-choice", "--tool-call-parser", "hermes", "--chat-template", str(template)],
-                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        try:
-            wait_http(f"{self.root}/health", timeout=900, proc=self.proc)
-        except RuntimeError as exc:
-            self.stop()
-            pytest.fail(f"vLLM did not start: {exc}\n{self.log.read_text(errors='replace')[-3000:]}")
-
-    def kill(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-@pytest.fixture(scope="module")
-def vllm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_VLLM]:
-    server = _VLLM(tmp_path_factory.mktemp("vllm"))
-    yield server
-    server.stop()
+@pytest.fixture
+def vllm(vllm_server):
+    return vllm_server
 
 
 @pytest.fixture
-def vllm_to_kill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_VLLM]:
-    server = _VLLM(tmp_path_factory.mktemp("vllm-killed"))
+def vllm_to_kill(servable_smollm2, tmp_path: Path) -> Iterator:
+    from kubetune_jobs.serving.vllm_server import VLLMServer
+
+    server = VLLMServer(smollm2_argv(servable_smollm2), log_path=tmp_path / "vllm.log").start()
+    server.kill = lambda: os.killpg(server._proc.pid, signal.SIGKILL)  # abruptly, as a crash would
     yield server
     server.stop()
 
@@ -108,7 +67,7 @@ def finished(counters: dict[str, float]) -> float:
                if k.startswith("vllm:request_success_total/") and not k.endswith(("/abort", "/error")))
 
 
-def wait_idle(server: _VLLM, timeout: float = 60) -> None:
+def wait_idle(server, timeout: float = 60) -> None:
     """Until the server runs and queues nothing (aborted requests can linger a moment)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -8,7 +8,8 @@ import pytest
 
 from kubetune_jobs.cli import main
 from kubetune_jobs.models import resolve
-from kubetune_jobs.serving import LocalServer, servable_copy
+from kubetune_jobs.serving.template import servable_copy
+from kubetune_jobs.serving.transformers_server import LocalServer
 
 SLICE = ["--suite", "seed-tools", "--suite", "bfcl-simple_python", "--limit", "3", "--max-new-tokens", "24"]
 

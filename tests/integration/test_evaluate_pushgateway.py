@@ -7,7 +7,7 @@ import urllib.request
 
 from kubetune_jobs.cli import main
 from kubetune_jobs.evaluate import checker, metrics, suites
-from kubetune_jobs.serving import free_port
+from kubetune_jobs.serving.process import free_port
 
 
 def test_eval_gauges_pushed_and_read_back(tmp_path, pushgateway):

@@ -14,11 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from support.kmock_cluster import EmulatedCluster, OperatorThread, wait_for
-
 from kubetune_operator.apitypes import API_VERSION, read_documents
 from kubetune_operator.finetunerun import api as ftr_api
 from kubetune_operator.modelserve import api as ms_api
+from support.kmock_cluster import EmulatedCluster, OperatorThread, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from test_invalid_manifests import EXPECTED, INVALID  # noqa: E402

@@ -121,6 +121,17 @@ def test_artifacts_and_reports(finished_run: dict) -> None:
     assert "base" in summary and "tools" in summary  # the before/after table
 
 
+def test_every_generation_reads_as_vllms_hermes_parser_reads_it(finished_run: dict, servable_smollm2: Path) -> None:
+    from support.hermes import compare_report
+
+    root: Path = finished_run["root"]
+    compared = {label: compare_report(json.loads((root / "eval" / label / "report.json").read_text()),
+                                      servable_smollm2)
+                for label in ("base", "chat", "tools")}
+    print(f"generations compared with vLLM's hermes parser: {compared}")
+    assert all(compared.values()), compared  # the local evaluator records every raw generation
+
+
 def _accuracy(report: dict, suites: set[str]) -> float:
     items = [i for i in report["items"] if i["suite"] in suites]
     return sum(i["passed"] for i in items) / len(items)

@@ -12,12 +12,12 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from support.kmock_cluster import EmulatedCluster, OperatorThread, wait_for
 
 from kubetune_jobs.contract.layout import COMPLETE_MARKER, ServeLayout, join
 from kubetune_jobs.storage import location
 from kubetune_operator.finetunerun import api as ftr_api
 from kubetune_operator.modelserve import api, resources
+from support.kmock_cluster import EmulatedCluster, OperatorThread, wait_for
 
 NS = "default"
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
-from support.kmock_cluster import EmulatedCluster, OperatorThread, wait_for
 
 from kubetune_jobs.contract import layout
 from kubetune_jobs.storage import location
 from kubetune_operator import naming
 from kubetune_operator.finetunerun import api
 from kubetune_operator.finetunerun.plan import build_plan
+from support.kmock_cluster import EmulatedCluster, OperatorThread, wait_for
 
 NS = "default"
 SECRET = "store-creds"

@@ -15,9 +15,9 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from support.pod_security import pod_specs, violations
 
 from kubetune_operator import metrics as operator_metrics
+from support.pod_security import pod_specs, violations
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "kubetune"

@@ -12,6 +12,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
+
 from support.pod_security import pod_specs, violations
 
 ROOT = Path(__file__).resolve().parents[2]

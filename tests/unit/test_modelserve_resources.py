@@ -9,10 +9,10 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
-from support.pod_security import violations
 
 from kubetune_operator.kube.owner import Owner
 from kubetune_operator.modelserve import api, resources, source, validation, vllm
+from support.pod_security import violations
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = kubernetes_validate.latest_version()

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from support.pod_security import pod_specs, violations
 
 Pod = dict[str, Any]

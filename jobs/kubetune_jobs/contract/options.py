@@ -276,7 +276,7 @@ class EvaluateOptions(_Options):
 @dataclass(frozen=True)
 class ServeOptions(_Options):
     COMMAND: ClassVar[str] = "serve"
-    HELP: ClassVar[str] = "serve a model with an OpenAI-compatible API (transformers serve, CPU)"
+    HELP: ClassVar[str] = "serve a model with an OpenAI-compatible API (transformers serve: the CPU fallback to vLLM)"
 
     model: str = flag(help="model directory, s3:// URI of a merged model, or bundled:NAME")
     port: int = flag(8000, "port to listen on (loopback)")

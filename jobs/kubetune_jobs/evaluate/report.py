@@ -1,7 +1,9 @@
 """Scoring items against predictions, the aggregates, and the report files (report.json, report.md).
 
-Decoding follows BFCL: an output with any undecodable call markup counts as no decodable call at all,
-so it fails where a call was expected and passes an irrelevance item.
+Decoding follows BFCL and vLLM's hermes parser alike: an output with any undecodable call markup, or
+with a call whose arguments are not a JSON object, counts as no decodable call at all, so it fails
+where a call was expected and passes an irrelevance item. Items read from raw text keep that text
+(`raw`), so the reading can be checked against vLLM's own parser afterwards.
 """
 
 from __future__ import annotations
@@ -90,6 +92,8 @@ def score_item(item: Item, pred: Prediction | None) -> dict[str, Any]:
     )
     if pred.text:
         rec["text"] = pred.text[:500]
+    if pred.raw is not None:
+        rec["raw"] = pred.raw  # whole, so the reading of it can be checked again later
     return rec
 
 

@@ -1,8 +1,9 @@
 """What produces the answers: an OpenAI-compatible endpoint, a local model in-process, or a file.
 
 Every target turns items into `Prediction`s keyed by item id. Raw model text (local model, offline
-`text` predictions, call markup an endpoint left in `content`) is read with the training template's
-own `parse_tool_calls`, so all three paths decode calls the same way.
+`text` predictions, call markup an endpoint left in `content`) is read with `parse_tool_calls`, which
+gives what vLLM's hermes parser gives a client, and then goes the way an endpoint's reply goes
+(`from_message`): so a model's text counts the same whether we parsed it or vLLM did.
 """
 
 from __future__ import annotations
@@ -37,12 +38,29 @@ class Prediction:
     latency_s: float | None = None
     failure: str | None = None  # no answer at all (request failed)
     cut_off: bool = False  # generation hit the token limit before the answer ended
+    raw: str | None = None  # the whole generated text our parser read (None when a server parsed it)
 
 
 def from_text(text: str, latency_s: float | None = None, cut_off: bool = False) -> Prediction:
+    """Raw generated text, read as a client of vLLM (`--tool-call-parser hermes`) would receive it."""
     parsed = parse_tool_calls(text)
-    return Prediction(calls=parsed.calls, text=parsed.content, errors=parsed.errors, latency_s=latency_s,
-                      cut_off=cut_off)
+    if parsed.calls:
+        # Through the very decoding an endpoint's reply gets (arguments must be a JSON object).
+        calls, errors = decode_calls(parsed.wire_calls())
+    else:
+        calls, errors = [], parsed.errors
+    return Prediction(calls=calls, text=parsed.content, errors=errors, latency_s=latency_s, cut_off=cut_off,
+                      raw=text)
+
+
+def from_message(content: str | None, tool_calls: list[Any] | None, latency_s: float | None = None,
+                 cut_off: bool = False) -> Prediction:
+    """An OpenAI-compatible chat reply (message content and `tool_calls` as dicts). Without tool calls
+    the content is read as raw text: a server whose parser did not take call markup leaves it there."""
+    if not tool_calls:
+        return from_text(content or "", latency_s, cut_off)
+    calls, errors = decode_calls(tool_calls)
+    return Prediction(calls=calls, text=content or "", errors=errors, latency_s=latency_s, cut_off=cut_off)
 
 
 def decode_calls(raw_calls: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
@@ -121,13 +139,8 @@ class EndpointTarget:
             return Prediction(failure=f"request failed: {type(exc).__name__}: {str(exc)[:200]}")
         latency = time.perf_counter() - start
         message = resp.choices[0].message
-        content = message.content or ""
-        cut_off = resp.choices[0].finish_reason == "length"
-        if message.tool_calls:
-            calls, errors = decode_calls([tc.model_dump() for tc in message.tool_calls])
-            return Prediction(calls=calls, text=content, errors=errors, latency_s=latency, cut_off=cut_off)
-        # A server whose parser did not take the markup leaves it in content; read it like raw text.
-        return from_text(content, latency, cut_off)
+        return from_message(message.content, [tc.model_dump() for tc in message.tool_calls or []], latency,
+                            cut_off=resp.choices[0].finish_reason == "length")
 
     def predict(self, items: list[Item], desc: str = "requests") -> dict[str, Prediction]:
         out: dict[str, Prediction] = {}

@@ -1,7 +1,8 @@
 """The stage's results: `<output>/adapter/` (PEFT adapter) and `<output>/merged/` (base + adapter).
 
 The merged model is what the next stage and vLLM load, so its tokenizer carries the chat template we
-trained on (`serving.apply_serving_template`). Both directories are built locally and published whole.
+trained on (`serving.template.apply_serving_template`). Both directories are built locally and
+published whole.
 
 Precision of the merged weights: on CUDA the merge is written in the training precision (bf16 where
 supported); from a 4-bit run the adapter is merged into the base reloaded in 16 bits, never into the
@@ -17,15 +18,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .. import serving, storage
+from .. import storage
 from ..contract.layout import ADAPTER_DIR, MERGED_DIR
+from ..serving.template import apply_serving_template
 from .backend import Precision, cuda_available
 
 log = logging.getLogger(__name__)
 
 
 def _save_tokenizer(tokenizer: Any, model_type: str, dest: Path) -> None:
-    serving.apply_serving_template(tokenizer, model_type)
+    apply_serving_template(tokenizer, model_type)
     tokenizer.save_pretrained(dest)
 
 
