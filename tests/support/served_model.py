@@ -12,9 +12,11 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from kubetune_jobs import chat_template
 from kubetune_jobs.models import cache_dir, resolve
+from kubetune_jobs.serving.process import free_port
 from kubetune_jobs.serving.template import CHAT_TEMPLATE_FILE, servable_copy
 
 SERVED_NAME = "smollm2"
@@ -39,14 +41,21 @@ def servable_smollm2() -> Path:
     return dest
 
 
+def serve_spec(*, eager: bool = True) -> Any:
+    """The ModelServe the tests' server is: the bundled model on the CPU, our template, hermes."""
+    from kubetune_operator.modelserve import api
+
+    return api.parse_spec({"model": {"hub": "HuggingFaceTB/SmolLM2-135M-Instruct"}, "servedModelName": SERVED_NAME,
+                           "vllm": {"dtype": "bfloat16", "maxModelLen": 4096,
+                                    "extraArgs": ["--seed", "0", *(["--enforce-eager"] if eager else [])]},
+                           "resources": {"gpus": 0}})
+
+
 def smollm2_argv(model_dir: Path, *, eager: bool = True) -> list[str]:
-    """vLLM api_server flags for serving `model_dir` as production does: our template and the hermes
-    tool parser. Eager by default: on this CPU a compiled start takes minutes for little the tests use
-    (figures in BENCHMARKS.md)."""
-    argv = ["--model", str(model_dir), "--served-model-name", SERVED_NAME, "--dtype", "bfloat16",
-            "--max-model-len", "4096", "--seed", "0",
-            "--enable-auto-tool-choice", "--tool-call-parser", "hermes",
-            "--chat-template", str(model_dir / CHAT_TEMPLATE_FILE)]
-    if eager:
-        argv.append("--enforce-eager")
-    return argv
+    """vLLM api_server flags for serving `model_dir`, built by the operator's own builder (what a ModelServe's
+    Deployment and `kubetune serve` run). Eager by default: on this CPU a compiled start takes minutes for
+    little the tests use (figures in BENCHMARKS.md)."""
+    from kubetune_operator.modelserve import vllm
+
+    files = vllm.ModelFiles(model=str(model_dir), chat_template=str(model_dir / CHAT_TEMPLATE_FILE))
+    return vllm.argv(serve_spec(eager=eager), SERVED_NAME, files, host="127.0.0.1", port=free_port())
