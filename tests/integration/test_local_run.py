@@ -145,6 +145,78 @@ def test_stage_two_calls_tools_better_than_the_base_model(finished_run: dict) ->
     assert tuned > base, f"tool-calling accuracy after stage 2 {tuned:.2f} is not above the base model's {base:.2f}"
 
 
+# ---------------------------------------------------------------- serving the run's models with real vLLM
+
+GATE_SUITES = [{"name": "seed-tools", "limit": 8}, {"name": "bfcl-simple_python", "limit": 8}]
+
+
+def serve_manifest(dest: Path, name: str, stage: str | None = None) -> Path:
+    """A ModelServe of the run's model (or one stage's), gated as the run was evaluated: the same suites,
+    limits and answer length, so its endpoint evaluations can be compared with the run's in-process ones."""
+    ref = {"name": "quickstart-ci", **({"stage": stage} if stage else {})}
+    doc = {"apiVersion": "kubetune.io/v1alpha1", "kind": "ModelServe", "metadata": {"name": name, "namespace": "default"},
+           "spec": {"model": {"fineTuneRun": ref}, "servedModelName": "quickstart",
+                    "vllm": {"dtype": "bfloat16", "maxModelLen": 4096, "extraArgs": ["--enforce-eager", "--seed", "0"]},
+                    "resources": {"gpus": 0},
+                    "promotion": {"enabled": True, "suites": GATE_SUITES, "maxNewTokens": 128,
+                                  "gate": {"minMargin": 0.01}}}}
+    path = dest / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def _reports(out: str) -> list[Path]:
+    """The report.json paths a gate printed, in order (serving, then candidate)."""
+    return [Path(line.rsplit(": ", 1)[1].strip()) for line in out.splitlines()
+            if line.strip().startswith("done in") and line.strip().endswith("report.json")]
+
+
+@pytest.fixture(scope="module")
+def gates(finished_run: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """`kubetune serve --against`: the tuned model against the base model it came from, then the stage-1
+    model against the tuned one (its recorded scores, as the operator reuses them)."""
+    from kubetune_jobs.serving.process import free_port
+
+    tmp = tmp_path_factory.mktemp("gates")
+    store = str(finished_run["root"].parent.parent)
+    tuned = kubetune("serve", str(serve_manifest(tmp, "tuned")), "--store", store, "--against",
+                     "bundled:smollm2-135m", "--gate-only", "--port", str(free_port()))
+    out1, _ = tuned.communicate(timeout=1800)
+    first = _reports(out1)
+    assert tuned.returncode in (0, 3) and len(first) == 2, out1
+    worse = kubetune("serve", str(serve_manifest(tmp, "stage-one", stage="chat")), "--store", store, "--against",
+                     str(first[1]), "--gate-only", "--port", str(free_port()))
+    out2, _ = worse.communicate(timeout=1800)
+    second = _reports(out2)
+    assert worse.returncode in (0, 3) and len(second) == 1, out2
+    return {"tuned": (tuned.returncode, out1, first), "stage-one": (worse.returncode, out2, second)}
+
+
+def test_the_gate_promotes_the_tuned_model_over_its_base(gates: dict) -> None:
+    rc, out, _ = gates["tuned"]
+    assert rc == 0 and "gate: promoted" in " ".join(out.split()), out
+
+
+def test_the_gate_rejects_a_worse_candidate(gates: dict) -> None:
+    rc, out, _ = gates["stage-one"]
+    assert rc == 3 and "gate: rejected" in " ".join(out.split()) and "minMargin" in out, out
+
+
+def test_endpoint_and_in_process_evaluations_agree_where_the_text_agrees(gates: dict, finished_run: dict) -> None:
+    """The same model, suites, limits and answer length, evaluated through vLLM and in-process: wherever
+    the generated text is the same, the verdict and the calls are the same."""
+    _, _, (_, served) = gates["tuned"]
+    endpoint = {i["id"]: i for i in json.loads(served.read_text())["items"]}
+    local = {i["id"]: i for i in json.loads((finished_run["root"] / "eval" / "tools" / "report.json").read_text())[
+        "items"] if i["suite"] in {s["name"] for s in GATE_SUITES}}
+    same = [k for k in endpoint if k in local and endpoint[k].get("raw") == local[k].get("raw")]
+    print(f"items compared: {len(same)} of {len(endpoint)} whose generated text is the same in both")
+    assert same, "no item generated the same text through vLLM and in-process"
+    for k in same:
+        for field in ("passed", "calls", "unparseable", "called"):
+            assert endpoint[k].get(field) == local[k].get(field), (k, field, endpoint[k], local[k])
+
+
 def test_invalid_manifest_stops_before_any_work(tmp_path: Path) -> None:
     doc = yaml.safe_load(QUICKSTART.read_text())
     doc["spec"]["stages"][1]["dataset"]["format"] = "sharegpt"

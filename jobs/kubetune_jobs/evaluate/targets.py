@@ -8,10 +8,12 @@ gives what vLLM's hermes parser gives a client, and then goes the way an endpoin
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,16 +112,19 @@ class EndpointTarget:
 
         self.endpoint, self.model = endpoint, model
         self.concurrency, self.max_new_tokens = max(1, concurrency), max_new_tokens
+        self.timeout = timeout
         # The client retries connection errors, 408/409/429 and 5xx with exponential backoff.
         self.client = OpenAI(base_url=endpoint, api_key=os.environ.get(API_KEY_ENV) or "none",
                              timeout=timeout, max_retries=max(0, retries - 1))
+        self.vllm = False  # vLLM can also hand back the generated token ids: the raw text is then kept
 
     def check(self) -> None:
         """Fail fast, with the cause, when the endpoint cannot be reached at all."""
         import openai
 
         try:
-            self.client.with_options(max_retries=1).models.list()
+            models = self.client.with_options(max_retries=1).models.list()
+            self.vllm = any(getattr(m, "owned_by", None) == "vllm" for m in models.data)
         except openai.APIConnectionError as exc:
             raise TargetError(f"cannot reach endpoint {self.endpoint}: {exc.__cause__ or exc}") from exc
         except openai.APIStatusError as exc:
@@ -132,15 +137,39 @@ class EndpointTarget:
                                    "max_tokens": self.max_new_tokens}
         if item.tools:
             request["tools"] = item.tools
+        if self.vllm:
+            request["extra_body"] = {"return_token_ids": True}
         start = time.perf_counter()
         try:
             resp = self.client.chat.completions.create(**request)
         except openai.OpenAIError as exc:
             return Prediction(failure=f"request failed: {type(exc).__name__}: {str(exc)[:200]}")
         latency = time.perf_counter() - start
-        message = resp.choices[0].message
-        return from_message(message.content, [tc.model_dump() for tc in message.tool_calls or []], latency,
-                            cut_off=resp.choices[0].finish_reason == "length")
+        choice = resp.choices[0]
+        pred = from_message(choice.message.content, [tc.model_dump() for tc in choice.message.tool_calls or []],
+                            latency, cut_off=choice.finish_reason == "length")
+        # What the server generated, before its tool parser read it: kept so the reading of a served reply can
+        # be compared with an in-process one of the same text (the verdict stays the served reply's).
+        if pred.raw is None and self.vllm:
+            pred.raw = self._detokenize((choice.model_extra or {}).get("token_ids"))
+        return pred
+
+    def _detokenize(self, token_ids: Any) -> str | None:
+        if not isinstance(token_ids, list) or not token_ids:
+            return None
+        root = self.endpoint.rstrip("/").removesuffix("/v1")
+        body = json.dumps({"model": self.model, "tokens": token_ids}).encode()
+        headers = {"Content-Type": "application/json"}
+        if os.environ.get(API_KEY_ENV):
+            headers["Authorization"] = f"Bearer {os.environ[API_KEY_ENV]}"
+        try:
+            with urllib.request.urlopen(urllib.request.Request(f"{root}/detokenize", data=body, headers=headers),
+                                        timeout=self.timeout) as resp:
+                text = json.loads(resp.read()).get("prompt")
+        except (OSError, ValueError):
+            return None
+        # The ids end with the end-of-turn token that stopped generation; the text a model "said" ends before it.
+        return text.split(END_OF_TURN, 1)[0] if isinstance(text, str) else None
 
     def predict(self, items: list[Item], desc: str = "requests") -> dict[str, Prediction]:
         out: dict[str, Prediction] = {}

@@ -4,9 +4,9 @@ vllm-env`) serves the model from the local store with the very argv the Deployme
 Ctrl-C. Where vLLM cannot run, `transformers serve` is a labelled fallback (the same API, another server).
 
 With `--against MODEL` it runs the promotion gate first, one server after the other: the manifest's model
-is the candidate, MODEL the one serving; both are evaluated on `spec.promotion.suites` through their
-endpoints, the gate decides, and the winner is served (`--gate-only`: decide and exit, 0 promoted, 3
-rejected).
+is the candidate, MODEL the one serving (or the report.json of its evaluation on the same suites, as the
+operator reuses recorded scores); both are evaluated on `spec.promotion.suites` through their endpoints,
+the gate decides, and the winner is served (`--gate-only`: decide and exit, 0 promoted, 3 rejected).
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from kubetune_jobs import storage
 from kubetune_jobs.contract import env as names
 from kubetune_jobs.contract import records
-from kubetune_jobs.contract.layout import COMPLETE_MARKER, RunLayout, join
+from kubetune_jobs.contract.layout import COMPLETE_MARKER, REPORT_FILE, RunLayout, ServeLayout, join
 from kubetune_jobs.contract.options import EvaluateOptions
 from kubetune_jobs.contract.store import resolve
 from kubetune_jobs.contract.suites import suite_arg
@@ -140,8 +141,12 @@ class Local:
         adapter = self._local_dir(target.adapter) if target.adapter else None
         return vllm.ModelFiles(model=model, chat_template=template, adapter=adapter)
 
-    def argv(self, target: source.Target, port: int) -> list[str]:
-        return vllm.argv(self.spec, self.serve.served_name(), self.files(target), host="127.0.0.1", port=port)
+    def argv(self, target: source.Target, port: int, template: str | None = None) -> list[str]:
+        """vLLM's flags for `target`; `template`, when given, replaces the one the model's files bring."""
+        files = self.files(target)
+        if template:
+            files = vllm.ModelFiles(files.model, template, files.adapter)
+        return vllm.argv(self.spec, self.serve.served_name(), files, host="127.0.0.1", port=port)
 
 
 def server(argv: list[str], console: Console, *, fallback_model: str | None = None) -> Any:
@@ -166,13 +171,15 @@ def server(argv: list[str], console: Console, *, fallback_model: str | None = No
         return transformers_server.LocalServer(servable, port=port).start()
 
 
-def _evaluate(base_url: str, served: str, p: api.PromotionSpec, out: Path,
+def _evaluate(local: Local, base_url: str, p: api.PromotionSpec, out: str,
               datasets: tuple[str, ...]) -> records.ReportSummary | None:
-    options = EvaluateOptions(endpoint=base_url, model=served, suite=tuple(suite_arg(s.name, s.limit) for s in p.suites),
-                              data=datasets, output=str(out), max_new_tokens=p.max_new_tokens)
-    subprocess.run([*JOB, *options.command_line()], check=False, stdout=subprocess.DEVNULL)
+    """`kubetune-job evaluate --endpoint` as the operator's gate Job runs it; its report."""
+    options = EvaluateOptions(endpoint=base_url, model=local.serve.served_name(), data=datasets, output=out,
+                              suite=tuple(suite_arg(s.name, s.limit) for s in p.suites), max_new_tokens=p.max_new_tokens)
+    env = {**os.environ, **(local.access.env() if local.access else {})}
+    subprocess.run([*JOB, *options.command_line()], check=False, stdout=subprocess.DEVNULL, env=env)
     try:
-        return records.read(records.ReportSummary, (out / "report.json").read_bytes())
+        return records.read(records.ReportSummary, local.locate(join(out, REPORT_FILE)).read_bytes())
     except FileNotFoundError:
         return None
 
@@ -185,21 +192,32 @@ def reference_target(ref: str) -> source.Target:
 
 
 def gate(local: Local, against: str, port: int, console: Console) -> tuple[promotion.Verdict, source.Target]:
-    """Evaluate the serving model (`against`) and the candidate (the manifest's), one server after the other,
-    with the same vLLM settings, and apply the manifest's gate."""
+    """Evaluate the serving model (`against`: a model, or the report.json of its evaluation on the same
+    suites) and the candidate (the manifest's), one server after the other with the same vLLM settings,
+    and apply the manifest's gate. Reports go to the store's serves/<name>/eval/<revision>/."""
     candidate = local.target()
     p = local.spec.promotion
-    reports: dict[str, records.ReportSummary | None] = {}
-    for label, target in (("serving", reference_target(against)), ("candidate", candidate)):
-        argv = local.argv(target, port)
-        console.print(f"[bold]gate[/] evaluating the {label} model {target.source} on "
-                      f"{', '.join(s.name for s in p.suites)}", soft_wrap=True)
-        started = time.monotonic()
-        with server(argv, console) as srv:
-            reports[label] = _evaluate(srv.base_url, local.serve.served_name(), p, local.workdir / label,
-                                       candidate.datasets)
-        console.print(f"  done in {time.monotonic() - started:.0f} s")
     suites = [s.name for s in p.suites]
+    layout = ServeLayout.of(local.root, local.serve.metadata.namespace, local.serve.metadata.name)
+    reports: dict[str, records.ReportSummary | None] = {}
+    todo: list[tuple[str, source.Target]] = [("candidate", candidate)]
+    if against.endswith(".json") and Path(against).is_file():
+        reports["serving"] = records.read(records.ReportSummary, Path(against).read_bytes())
+        console.print(f"[bold]gate[/] the serving model's scores: {escape(against)}", soft_wrap=True)
+    else:
+        todo.insert(0, ("serving", reference_target(against)))
+    # Both are served with the candidate's template: a base model's own knows no tools, and the run
+    # evaluated the base model with the template it trains on.
+    template = local.files(candidate).chat_template
+    for label, target in todo:
+        revision = source.revision(local.spec, target, local.serve.served_name(), "local")
+        out = layout.eval(revision)
+        console.print(f"[bold]gate[/] evaluating the {label} model {escape(target.source)} on {', '.join(suites)}",
+                      soft_wrap=True)
+        started = time.monotonic()
+        with server(local.argv(target, port, template if label == "serving" else None), console) as srv:
+            reports[label] = _evaluate(local, srv.base_url, p, out, candidate.datasets)
+        console.print(f"  done in {time.monotonic() - started:.0f} s: {join(out, REPORT_FILE)}", soft_wrap=True)
     verdict = promotion.gate(p, reports["candidate"], promotion.scores(reports["serving"], suites))
     return verdict, candidate
 
