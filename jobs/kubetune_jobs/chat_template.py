@@ -89,10 +89,6 @@ class ParsedOutput:
     calls: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
-    @property
-    def has_call_markup(self) -> bool:
-        return bool(self.calls or self.errors)
-
     def wire_calls(self) -> list[dict[str, Any]]:
         """The calls as the server sends them: `arguments` is hermes' `json.dumps` of what it found."""
         return [{"type": "function", "function": {

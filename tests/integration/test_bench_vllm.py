@@ -78,6 +78,14 @@ def wait_idle(server, timeout: float = 60) -> None:
     raise AssertionError("the server kept running requests")
 
 
+def levels_written(out: Path) -> int:
+    """How many levels the bench's bench.json holds so far (0 while it is absent or being written)."""
+    try:
+        return len(json.loads((out / BENCH_FILE).read_text())["levels"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
 def load(out: Path) -> BenchReport:
     report = read(BenchReport, (out / BENCH_FILE).read_text())
     assert report is not None, "bench.json is not a BenchReport"
@@ -165,29 +173,32 @@ def test_unreachable_endpoint_is_one_error(tmp_path, capsys):
 
 def test_server_killed_mid_sweep(vllm_to_kill, tmp_path):
     server, requests = vllm_to_kill, 8
-    base = finished(scrape(server.metrics_url))
-    bench = subprocess.Popen(
-        [sys.executable, "-m", "kubetune_jobs.cli", "bench", "--endpoint", server.base_url, "--model", server.model,
-         "--concurrency", "2,4", "--requests", str(requests), "--max-tokens", "32", "--warmup", "1",
-         "--output", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out_dir, log_path = tmp_path / "out", tmp_path / "bench.log"
+    with open(log_path, "w") as log:
+        bench = subprocess.Popen(
+            [sys.executable, "-m", "kubetune_jobs.cli", "bench", "--endpoint", server.base_url, "--model",
+             server.model, "--concurrency", "2,4", "--requests", str(requests), "--max-tokens", "32",
+             "--warmup", "1", "--output", str(out_dir)], stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
-        # Kill once the warm-up and a few requests of the first level are done: mid-level.
+        # Kill once the bench has written its first level: the second is under way. The bench's own
+        # record says so, not the server's counters, so the moment does not depend on how fast either is.
         deadline = time.monotonic() + 300
-        while finished(scrape(server.metrics_url)) < base + 3:
-            assert bench.poll() is None and time.monotonic() < deadline, "the sweep never got going"
-            time.sleep(0.1)
+        while not levels_written(out_dir):
+            assert bench.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.05)
         server.kill()
-        out, err = bench.communicate(timeout=300)
+        bench.wait(timeout=300)
     finally:
         if bench.poll() is None:
             bench.kill()
+    out = err = log_path.read_text()
     assert bench.returncode == 1, out + err
     assert "sweep incomplete" in err and "stopped answering" in err
-    report = load(tmp_path)
-    assert not report.complete and "stopped answering during the concurrency" in report.error
+    report = load(out_dir)
+    assert not report.complete and "stopped answering during the concurrency 4 level" in report.error
     *before, last = report.levels
     assert all(lv.failed == 0 for lv in before)
     assert last.failed >= 1 and last.completed + last.failed == requests
     assert sum(last.errors.values()) == last.failed
     assert all(lv.completed + lv.failed == requests for lv in report.levels)
-    assert json.loads((tmp_path / BENCH_FILE).read_text())["complete"] is False
+    assert json.loads((out_dir / BENCH_FILE).read_text())["complete"] is False

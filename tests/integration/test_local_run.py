@@ -171,30 +171,71 @@ def _reports(out: str) -> list[Path]:
             if line.strip().startswith("done in") and line.strip().endswith("report.json")]
 
 
+def _serve_until_ready(proc: subprocess.Popen) -> tuple[str, str | None]:
+    """What `kubetune serve` printed until it said where it serves (its endpoint), or until it ended."""
+    lines: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        if line.strip().startswith("serving at "):
+            return "".join(lines), line.split()[2]
+    proc.wait()
+    return "".join(lines), None
+
+
 @pytest.fixture(scope="module")
 def gates(finished_run: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """`kubetune serve --against`: the tuned model against the base model it came from, then the stage-1
-    model against the tuned one (its recorded scores, as the operator reuses them)."""
+    """`kubetune serve --against`: the tuned model against the base model it came from, then served when
+    promoted (one chat request with a tool, then Ctrl-C); then the stage-1 model against the tuned one (its
+    recorded scores, as the operator reuses them)."""
+    import openai
+
     from kubetune_jobs.serving.process import free_port
 
     tmp = tmp_path_factory.mktemp("gates")
     store = str(finished_run["root"].parent.parent)
     tuned = kubetune("serve", str(serve_manifest(tmp, "tuned")), "--store", store, "--against",
-                     "bundled:smollm2-135m", "--gate-only", "--port", str(free_port()))
-    out1, _ = tuned.communicate(timeout=1800)
+                     "bundled:smollm2-135m", "--port", str(free_port()))
+    reply = None
+    try:
+        out1, endpoint = _serve_until_ready(tuned)
+        if endpoint is not None:
+            client = openai.OpenAI(base_url=endpoint, api_key="unused", timeout=300)
+            reply = client.chat.completions.create(
+                model="quickstart", max_tokens=64, temperature=0,
+                messages=[{"role": "user", "content": "What is the weather in Lisbon today?"}],
+                tools=[{"type": "function", "function": {
+                    "name": "get_weather", "description": "Current weather for a city.",
+                    "parameters": {"type": "object", "properties": {"location": {"type": "string"}},
+                                   "required": ["location"]}}}])
+            os.killpg(tuned.pid, signal.SIGINT)
+        rest, _ = tuned.communicate(timeout=300)
+        out1 += rest
+    finally:
+        if tuned.poll() is None:
+            os.killpg(tuned.pid, signal.SIGKILL)
     first = _reports(out1)
-    assert tuned.returncode in (0, 3) and len(first) == 2, out1
+    assert len(first) == 2, out1
     worse = kubetune("serve", str(serve_manifest(tmp, "stage-one", stage="chat")), "--store", store, "--against",
                      str(first[1]), "--gate-only", "--port", str(free_port()))
     out2, _ = worse.communicate(timeout=1800)
     second = _reports(out2)
     assert worse.returncode in (0, 3) and len(second) == 1, out2
-    return {"tuned": (tuned.returncode, out1, first), "stage-one": (worse.returncode, out2, second)}
+    return {"tuned": (tuned.returncode, out1, first), "stage-one": (worse.returncode, out2, second),
+            "reply": reply}
 
 
-def test_the_gate_promotes_the_tuned_model_over_its_base(gates: dict) -> None:
+def test_the_gate_promotes_the_tuned_model_over_its_base_and_serves_it(gates: dict) -> None:
     rc, out, _ = gates["tuned"]
-    assert rc == 0 and "gate: promoted" in " ".join(out.split()), out
+    assert "gate: promoted" in " ".join(out.split()), out
+    # Promoted, it was served until Ctrl-C, which stops the server and ends the command cleanly.
+    assert rc == 0 and "stopping the server" in out, out
+    reply = gates["reply"]
+    assert reply is not None and reply.model == "quickstart" and reply.choices[0].finish_reason in (
+        "stop", "length", "tool_calls")
+    message = reply.choices[0].message
+    # An OpenAI-compatible reply with tools: a call through vLLM's hermes parser, or an answer in content.
+    assert (message.tool_calls and all(c.function.name for c in message.tool_calls)) or message.content
 
 
 def test_the_gate_rejects_a_worse_candidate(gates: dict) -> None:
@@ -202,18 +243,42 @@ def test_the_gate_rejects_a_worse_candidate(gates: dict) -> None:
     assert rc == 3 and "gate: rejected" in " ".join(out.split()) and "minMargin" in out, out
 
 
-def test_endpoint_and_in_process_evaluations_agree_where_the_text_agrees(gates: dict, finished_run: dict) -> None:
-    """The same model, suites, limits and answer length, evaluated through vLLM and in-process: wherever
-    the generated text is the same, the verdict and the calls are the same."""
+VERDICT_FIELDS = ("passed", "calls", "unparseable", "called")
+
+
+def test_each_served_reply_scores_as_its_text_scores_in_process(gates: dict, finished_run: dict,
+                                                               tmp_path: Path) -> None:
+    """The gate scored what vLLM's hermes parser made of each reply. The very text of each (vLLM's own token
+    ids, detokenized), scored as the run scores a local model's generation (our parser), gets the same
+    verdict and calls, item by item. And where the run's in-process generation produced that same text
+    (numerics permitting: vLLM's CPU kernels are not transformers'), its item agrees as well."""
+    from kubetune_jobs.contract.options import EvaluateOptions
+    from kubetune_jobs.contract.suites import suite_arg
+
     _, _, (_, served) = gates["tuned"]
     endpoint = {i["id"]: i for i in json.loads(served.read_text())["items"]}
+    assert endpoint and all(isinstance(i.get("raw"), str) for i in endpoint.values()), "a reply without its text"
+    predictions = tmp_path / "predictions.jsonl"
+    predictions.write_text("".join(json.dumps({"id": k, "text": i["raw"]}) + "\n" for k, i in endpoint.items()))
+    summary = json.loads((finished_run["root"] / "summary.json").read_text())
+    options = EvaluateOptions(predictions=str(predictions), data=tuple(summary["status"]["artifacts"]["datasets"].values()),
+                              suite=tuple(suite_arg(s["name"], s["limit"]) for s in GATE_SUITES),
+                              output=str(tmp_path / "rescored"))
+    done = subprocess.run([sys.executable, "-m", "kubetune_jobs.cli", *options.command_line()], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rescored = {i["id"]: i for i in json.loads((tmp_path / "rescored" / "report.json").read_text())["items"]}
+    assert rescored.keys() == endpoint.keys()
+    for k, item in endpoint.items():
+        for field in VERDICT_FIELDS:
+            assert rescored[k].get(field) == item.get(field), (k, field, item, rescored[k])
+
     local = {i["id"]: i for i in json.loads((finished_run["root"] / "eval" / "tools" / "report.json").read_text())[
         "items"] if i["suite"] in {s["name"] for s in GATE_SUITES}}
-    same = [k for k in endpoint if k in local and endpoint[k].get("raw") == local[k].get("raw")]
-    print(f"items compared: {len(same)} of {len(endpoint)} whose generated text is the same in both")
-    assert same, "no item generated the same text through vLLM and in-process"
+    same = [k for k in endpoint if k in local and endpoint[k]["raw"] == local[k].get("raw")]
+    print(f"items whose generated text is the same through vLLM and in-process: {len(same)} of {len(endpoint)}")
     for k in same:
-        for field in ("passed", "calls", "unparseable", "called"):
+        for field in VERDICT_FIELDS:
             assert endpoint[k].get(field) == local[k].get(field), (k, field, endpoint[k], local[k])
 
 

@@ -25,7 +25,7 @@ from kubetune_jobs.train.checkpoints import CheckpointStore
 
 DATA = Path(__file__).parent.parent / "fixtures" / "toolcalls"
 OUTAGE_S = 60
-TOTAL = 40  # at ~2 s a step here, training outlasts the outage; faster hosts finish during it (also fine)
+TOTAL = 40  # at ~2 s a step here training outlasts the outage; faster hosts finish during it
 KEEP = 3
 
 
@@ -91,8 +91,11 @@ def test_training_survives_a_store_outage(tiny_qwen2: str, tmp_path: Path, monke
         assert published | superseded == set(range(1, TOTAL + 1)) and not published & superseded
         assert "could not be published" not in text
 
+        # Retention keeps the newest published steps, whichever they were: a host that finishes training
+        # while the store is away publishes the last step alone after it (e.g. 1, 2, 40), a slower one
+        # publishes the steps the outage did not cover (e.g. 38, 39, 40).
         newest = sorted(published)[-KEEP:]
-        assert ckpts.complete_steps() == newest == list(range(TOTAL - KEEP + 1, TOTAL + 1))
+        assert TOTAL in published and ckpts.complete_steps() == newest
         assert out.child("checkpoints").list() == [f"step-{s}" for s in newest]  # nothing half-written left
         for step in newest:
             back = out.child("checkpoints", f"step-{step}").download_dir(tmp_path / f"step-{step}")

@@ -24,12 +24,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_free(port: int) -> bool:
+    """No one listens on 127.0.0.1:port (connections of a stopped server lingering in TIME_WAIT do not
+    count: the servers themselves bind with SO_REUSEADDR)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 class ServerError(RuntimeError):
     """The local server did not come up, or stopped; the message carries the tail of its log."""
 
 
 class ServerProcess:
-    """`command` as a server answering HTTP on `127.0.0.1:port`, for as long as the `with` block lasts.
+    """`command` as a server answering HTTP on `127.0.0.1:port`, for as long as the `with` block lasts
+    (a server already started stays the same one: entering the block does not start a second).
 
     Ready when `health_path` answers 200. The combined stdout/stderr goes to `log_path` (a temporary
     file by default, removed after a clean stop, kept and named in the error when startup fails).
@@ -64,6 +77,11 @@ class ServerProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def start(self) -> ServerProcess:
+        if self.running:
+            raise ServerError(f"{self.name} is already running on port {self.port}")
+        # Health is read off the port: a server already listening there would pass for this one.
+        if not port_free(self.port):
+            raise ServerError(f"{self.name} cannot start: port {self.port} on 127.0.0.1 is already in use")
         if self._own_log:
             fd, path = tempfile.mkstemp(prefix=f"{self.name.replace(' ', '-')}-", suffix=".log")
             os.close(fd)
@@ -120,7 +138,7 @@ class ServerProcess:
             self.log_path.unlink(missing_ok=True)
 
     def __enter__(self) -> ServerProcess:
-        return self.start()
+        return self if self.running else self.start()
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()

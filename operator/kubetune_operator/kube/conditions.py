@@ -31,7 +31,3 @@ def set_condition(conditions: list[dict[str, Any]], type_: str, status: str, rea
 
 def condition(conditions: list[dict[str, Any]], type_: str) -> dict[str, Any] | None:
     return next((c for c in conditions if c.get("type") == type_), None)
-
-
-def is_true(conditions: list[dict[str, Any]], type_: str) -> bool:
-    return (condition(conditions, type_) or {}).get("status") == "True"

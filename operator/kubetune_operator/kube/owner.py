@@ -26,7 +26,3 @@ class Owner:
         """Whether `obj` names this very resource (by uid) as its controller."""
         refs = (obj.get("metadata") or {}).get("ownerReferences") or []
         return any(r.get("uid") == self.uid and r.get("controller") for r in refs)
-
-
-def owner_reference(owner: Owner) -> dict[str, Any]:
-    return owner.reference()

@@ -150,7 +150,7 @@ class Local:
 
 
 def server(argv: list[str], console: Console, *, fallback_model: str | None = None) -> Any:
-    """A started server: real vLLM, else (labelled) `transformers serve` on the same model."""
+    """A server to start (`with` it): real vLLM, else (labelled) `transformers serve` on the same model."""
     from kubetune_jobs.serving import process, vllm_server
 
     env = dict(os.environ)
@@ -158,7 +158,7 @@ def server(argv: list[str], console: Console, *, fallback_model: str | None = No
     if key:
         env[vllm.API_KEY_ENV] = key
     try:
-        return vllm_server.VLLMServer(argv, env=env).start()
+        return vllm_server.VLLMServer(argv, env=env)
     except process.ServerError as exc:
         if fallback_model is None or "not installed" not in str(exc):
             raise
@@ -168,7 +168,7 @@ def server(argv: list[str], console: Console, *, fallback_model: str | None = No
                       "OpenAI-compatible API, not vLLM (no continuous batching, no vLLM metrics)")
         servable = template.servable_copy(fallback_model, Path(tempfile.mkdtemp(prefix="kubetune-tf-")) / "model")
         port = int(argv[argv.index("--port") + 1])
-        return transformers_server.LocalServer(servable, port=port).start()
+        return transformers_server.LocalServer(servable, port=port)
 
 
 def _evaluate(local: Local, base_url: str, p: api.PromotionSpec, out: str,
@@ -191,10 +191,12 @@ def reference_target(ref: str) -> source.Target:
     return source.Target(ref, hub=ref)
 
 
-def gate(local: Local, against: str, port: int, console: Console) -> tuple[promotion.Verdict, source.Target]:
+def gate(local: Local, against: str, port: int, console: Console, *,
+         keep: bool = False) -> tuple[promotion.Verdict, source.Target, Any]:
     """Evaluate the serving model (`against`: a model, or the report.json of its evaluation on the same
     suites) and the candidate (the manifest's), one server after the other with the same vLLM settings,
-    and apply the manifest's gate. Reports go to the store's serves/<name>/eval/<revision>/."""
+    and apply the manifest's gate. Reports go to the store's serves/<name>/eval/<revision>/. With `keep`,
+    the candidate's server is left running and returned (to serve from if promoted), else None."""
     candidate = local.target()
     p = local.spec.promotion
     suites = [s.name for s in p.suites]
@@ -215,20 +217,30 @@ def gate(local: Local, against: str, port: int, console: Console) -> tuple[promo
         console.print(f"[bold]gate[/] evaluating the {label} model {escape(target.source)} on {', '.join(suites)}",
                       soft_wrap=True)
         started = time.monotonic()
-        with server(local.argv(target, port, template if label == "serving" else None), console) as srv:
+        srv = server(local.argv(target, port, template if label == "serving" else None), console).start()
+        try:
             reports[label] = _evaluate(local, srv.base_url, p, out, candidate.datasets)
+        except BaseException:
+            srv.stop()
+            raise
+        if not (keep and label == "candidate"):
+            srv.stop()
+            srv = None
         console.print(f"  done in {time.monotonic() - started:.0f} s: {join(out, REPORT_FILE)}", soft_wrap=True)
     verdict = promotion.gate(p, reports["candidate"], promotion.scores(reports["serving"], suites))
-    return verdict, candidate
+    return verdict, candidate, srv
 
 
-def serve_forever(local: Local, target: source.Target, port: int, console: Console) -> int:
+def serve_forever(local: Local, target: source.Target, port: int, console: Console, *,
+                  started_server: Any = None) -> int:
+    """Serve `target` until Ctrl-C (or serve on from `started_server`, already running it)."""
+
     argv = local.argv(target, port)
     console.print(f"[bold]kubetune serve[/] {local.serve.metadata.name}: {target.source}"
                   + (f" (digest {target.digest[:12]})" if target.digest else ""))
     console.print("  vllm " + " ".join(argv), soft_wrap=True, markup=False, highlight=False)
     started = time.monotonic()
-    with server(argv, console, fallback_model=argv[argv.index("--model") + 1]) as srv:
+    with started_server or server(argv, console, fallback_model=argv[argv.index("--model") + 1]) as srv:
         auth = " -H \"Authorization: Bearer $KUBETUNE_API_KEY\"" if os.environ.get(names.API_KEY) else ""
         console.print(f"\nserving at [bold]{srv.base_url}[/] as model {local.serve.served_name()!r} "
                       f"(ready in {time.monotonic() - started:.0f} s; metrics at {srv.base_url[:-3]}/metrics; "
@@ -239,12 +251,12 @@ def serve_forever(local: Local, target: source.Target, port: int, console: Conso
             console.print("[yellow]note[/] spec.apiKeySecret names a Secret; on this machine the key is "
                           f"${names.API_KEY} (unset: no key is required)")
         try:
-            while srv.running():
+            while srv.running:
                 time.sleep(1.0)
         except KeyboardInterrupt:
             console.print("\nstopping the server")
             return 0
-        console.print(f"[red]✗[/] the server stopped (exit {srv.returncode()}):\n{srv.log_tail()}")
+        console.print(f"[red]✗[/] the server stopped (exit {srv.returncode}):\n{srv.log_tail()}")
         return 1
 
 
@@ -259,14 +271,15 @@ def run(manifest: str | Path, store: Path, port: int, console: Console, *, again
     local = Local(serve, store, console)
     try:
         if against:
-            verdict, target = gate(local, against, port, console)
+            verdict, target, evaluated = gate(local, against, port, console, keep=not gate_only)
             word = "[green]promoted[/]" if verdict.passed else "[red]rejected[/]"
             console.print(f"\ngate: {word}: {verdict.message}", soft_wrap=True)
-            if gate_only:
+            if not verdict.passed or gate_only:
+                if evaluated is not None:
+                    evaluated.stop()
                 return 0 if verdict.passed else EXIT_REJECTED
-            if not verdict.passed:
-                return EXIT_REJECTED
-            return serve_forever(local, target, port, console)
+            # Promoted: the server the candidate was evaluated on serves on, as a rollout would.
+            return serve_forever(local, target, port, console, started_server=evaluated)
         return serve_forever(local, local.target(), port, console)
     except ServeError as exc:
         console.print(f"[red]✗[/] {exc}", markup=False)
