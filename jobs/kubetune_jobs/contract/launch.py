@@ -28,6 +28,7 @@ MASTER_PORT_ENV = "PET_MASTER_PORT"
 # than one training step of a large model): the worker's "checkpoint after this step" needs the pod's grace.
 SHUTDOWN_TIMEOUT_ENV = "TORCH_ELASTIC_SHUTDOWN_TIMEOUT"
 DISTRIBUTIONS = ("ddp", "fsdp")  # how ranks share a step: TrainOptions.distribution
+DEFAULT_DISTRIBUTION = "ddp"
 
 
 @dataclass(frozen=True)

@@ -209,9 +209,10 @@ class TrainOptions(_Options):
     global_batch: int | None = flag(None, "rows per optimizer step over all ranks (the batch plan): each rank "
                                           "accumulates global / (batch size x world size) micro-batches instead of "
                                           "--grad-accum, so the step means the same at any world size")
-    distribution: str = flag("ddp", "how ranks share the work under torchrun: ddp (each rank holds the model) or "
-                                    "fsdp (parameters, gradients and optimizer state sharded across ranks)",
-                             choices=DISTRIBUTIONS)
+    # Unset means ddp, so that the flag stays out of the command lines (and fingerprints) of steps made before it.
+    distribution: str | None = flag(None, "how ranks share the work under torchrun: ddp (the default: each rank "
+                                          "holds the model) or fsdp (parameters, gradients and optimizer state "
+                                          "sharded across ranks)", choices=DISTRIBUTIONS)
     learning_rate: float = flag(2e-4, "peak learning rate")
     epochs: float = flag(1.0, "epochs over the stage's data")
     max_steps: int = flag(-1, "stop after this many optimizer steps (-1: run the epochs)")

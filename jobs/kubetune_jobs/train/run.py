@@ -25,7 +25,7 @@ from typing import Any
 
 from .. import models, storage
 from ..contract import records
-from ..contract.launch import accumulation
+from ..contract.launch import DEFAULT_DISTRIBUTION, accumulation
 from ..contract.layout import ADAPTER_DIR, MERGED_DIR, PROGRESS_FILE, TRAIN_FILE
 from ..contract.options import TrainOptions
 from . import backend as backends
@@ -143,7 +143,8 @@ def run(args: TrainOptions) -> int:
     if not data.child(TRAIN_FILE).exists():
         raise DataError(f"missing dataset: {data.child(TRAIN_FILE).uri} does not exist")
 
-    backend = backends.choose(cfg.backend, cfg.distribution, world.size)
+    distribution = cfg.distribution or DEFAULT_DISTRIBUTION
+    backend = backends.choose(cfg.backend, distribution, world.size)
     world.init()
     backends.prepare(backend)  # before anything below imports transformers
     prec = backends.precision(cfg.precision)
@@ -166,7 +167,7 @@ def run(args: TrainOptions) -> int:
     progress = Progress(output, cfg.pushgateway, cfg.run_name, cfg.stage_name, cfg.fingerprint,
                         publish=world.is_main)
     progress.update(world_size=world.size, batch_size=cfg.batch_size, grad_accum=plan["grad_accum"],
-                    effective_batch=plan["global_batch"], distribution=cfg.distribution if world.size > 1 else None)
+                    effective_batch=plan["global_batch"], distribution=distribution if world.size > 1 else None)
     if world.is_main:
         log.info("effective batch %d = %d per device x %d accumulation x %d ranks", plan["global_batch"],
                  cfg.batch_size, plan["grad_accum"], world.size)
