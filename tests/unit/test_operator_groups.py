@@ -239,3 +239,12 @@ def test_possible_combinations_pass() -> None:
                                 ({"gpus": 8, "nodes": 4}, {"loadIn4bit": True}),
                                 ({"gpus": 0}, {"globalBatchSize": 8})):
         assert validation.problems(spec_with(resources, training)) == []
+
+
+def test_stage_status_says_the_world_size_and_effective_batch() -> None:
+    from kubetune_operator.finetunerun import results
+
+    got = results.stage_progress({"state": "running", "step": 3, "total": 9, "world_size": 16, "batch_size": 4,
+                                  "grad_accum": 1, "effective_batch": 64})
+    assert (got["worldSize"], got["effectiveBatch"]) == (16, 64)
+    api.StageStatus.model_validate({"name": "chat", **got})  # fields the CRD declares (else pruned)

@@ -285,7 +285,10 @@ class StageStatus(_Model):
     step: int | None = _f(None, "Optimizer steps done.")
     total: int | None = _f(None, "Optimizer steps planned.")
     loss: float | None = _f(None, "Latest training loss.")
-    tokens_per_second: float | None = _f(None, "Latest training throughput.")
+    tokens_per_second: float | None = _f(None, "Latest training throughput (all ranks).")
+    world_size: int | None = _f(None, "Ranks training together (GPUs x nodes; 1 on CPU).")
+    effective_batch: int | None = _f(None, "Rows per optimizer step: per-device batch x gradient accumulation x "
+                                     "world size.")
     checkpoint: str | None = _f(None, "Latest checkpoint URI.")
 
 

@@ -140,6 +140,8 @@ class LocalRun:
             detail.append(f"loss {progress['loss']:.3f}")
         if progress.get("tokens_per_second"):
             detail.append(f"{progress['tokens_per_second']:.0f} tok/s")
+        if (progress.get("world_size") or 1) > 1:
+            detail.append(f"{progress['world_size']} ranks, batch {progress.get('effective_batch')}")
         if progress.get("eta_seconds") is not None:
             detail.append(f"ETA {_duration(progress['eta_seconds'])}")
         bar.update(task, total=progress.get("total") or None, completed=progress.get("step") or 0,
