@@ -81,3 +81,22 @@ def test_train_options_refuse_impossible_distribution_settings() -> None:
     opts = TrainOptions(**base, distribution="fsdp", global_batch=16, load_in_4bit=False)
     opts.validate()
     assert TrainOptions.parse(opts.command_line()[1:]) == opts
+
+
+def test_ranks_on_one_node_share_its_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from kubetune_jobs import runtime
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("KUBETUNE_THREADS", raising=False)
+    monkeypatch.setattr(runtime, "cpu_budget", lambda: 8)
+    try:
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+        assert runtime.configure_threads() == 4 == torch.get_num_threads()
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")
+        assert runtime.configure_threads() == 1
+        monkeypatch.delenv("LOCAL_WORLD_SIZE")
+        assert runtime.configure_threads() == 8
+    finally:
+        torch.set_num_threads(before)
