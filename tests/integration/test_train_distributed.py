@@ -30,10 +30,10 @@ STEPS = 6
 REL = 1e-3
 
 
-def train_args(model: str, output: Path, grad_accum: int) -> list[str]:
+def train_args(model: str, output: Path, grad_accum: int, steps: int = STEPS) -> list[str]:
     return ["train", "--model", model, "--data", str(DATA), "--output", str(output), "--batch-size", "2",
             "--grad-accum", str(grad_accum), "--max-seq-length", "384", "--lora-r", "4", "--precision", "fp32",
-            "--no-load-in-4bit", "--max-steps", str(STEPS), "--save-steps", "2", "--learning-rate", "5e-3",
+            "--no-load-in-4bit", "--max-steps", str(steps), "--save-steps", "2", "--learning-rate", "5e-3",
             "--warmup-ratio", "0", "--keep-checkpoints", "4", "--no-merge"]
 
 
@@ -164,3 +164,25 @@ def test_killed_rank_then_preemption_then_one_rank_resume_keep_the_same_training
     p = progress(out)
     assert (p["state"], p["world_size"], p["grad_accum"], p["effective_batch"]) == ("succeeded", 1, 2, 4)
     assert_same_training(history(out), history(one_process))
+
+
+def test_fsdp_two_ranks_train_like_one_process_and_export_the_whole_adapter(one_process: Path, tiny_qwen2: str,
+                                                                           tmp_path: Path) -> None:
+    """--distribution fsdp shards the weights across the ranks (gloo on CPU): the same steps, and rank 0
+    publishes an adapter gathered from the shards (every tensor whole, equal to the Trainer's checkpoint)."""
+    from safetensors.torch import load_file
+
+    out = tmp_path / "stage"
+    args = [*train_args(tiny_qwen2, out, 1, steps=2), "--distribution", "fsdp"]
+    done = run(args, 2, tmp_path / "log")
+    assert done.returncode == 0, (tmp_path / "log").read_text()[-3000:]
+    got, want = history(out), history(one_process)[:2]
+    for (step, loss, norm), (_, want_loss, want_norm) in zip(got, want, strict=True):
+        assert loss == pytest.approx(want_loss, rel=REL) and norm == pytest.approx(want_norm, rel=REL), step
+    assert progress(out)["distribution"] == "fsdp" and progress(out)["state"] == "succeeded"
+    adapter = load_file(out / "adapter" / "adapter_model.safetensors")
+    saved = load_file(out / "checkpoints" / "step-2" / "adapter_model.safetensors")
+    assert adapter.keys() == saved.keys() and len(adapter) == 2 * 7 * 2  # A and B, 7 projections, 2 layers
+    for name, tensor in saved.items():
+        assert adapter[name].shape == tensor.shape and adapter[name].equal(tensor), name
+

@@ -238,14 +238,19 @@ def _train(cfg: TrainOptions, backend: str, prec: backends.Precision, base_path:
     if eval_ds is not None:
         progress.update(eval_loss=trainer.evaluate()["eval_loss"])
     _drain(publisher, progress, fatal=False)  # the export is what matters now; a lost checkpoint is logged
+    gathered = None
+    if world.size > 1 and cfg.distribution == "fsdp":
+        # The adapter is sharded across the ranks: the Trainer gathers it (every rank takes part), rank 0 writes.
+        gathered = workdir / "gathered-adapter"
+        trainer.save_model(str(gathered))
     world.close()  # every rank trained and evaluated; rank 0 exports alone
     if not world.is_main:
         return 0
     progress.update(state="exporting", step=step)
-    trainer_model = trainer.model
+    trainer_model = None if gathered is not None else trainer.model
     del trainer
     export(trainer_model, tokenizer, backend=backend, base_path=base_path, prec=prec, merge=cfg.merge,
-           output=output, workdir=workdir / "export")
+           output=output, workdir=workdir / "export", saved_adapter=gathered)
     progress.update(state="succeeded", eta_seconds=0)
     _summary(cfg, progress.data, time.monotonic() - started, output)
     return 0
