@@ -186,3 +186,33 @@ def test_fsdp_two_ranks_train_like_one_process_and_export_the_whole_adapter(one_
     for name, tensor in saved.items():
         assert adapter[name].shape == tensor.shape and adapter[name].equal(tensor), name
 
+
+def test_kubetune_run_starts_every_rank_of_the_manifest(tiny_qwen2: str, tmp_path: Path) -> None:
+    """The local executor runs a manifest's train step (gpus: 2) as two torchrun ranks on this machine."""
+    import shutil
+
+    from rich.console import Console
+
+    from kubetune_operator.finetunerun import api
+    from kubetune_operator.finetunerun.local import LocalRun
+
+    run = api.parse_manifest({
+        "apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": {"name": "ranks", "namespace": "default"},
+        "spec": {"baseModel": tiny_qwen2, "resources": {"gpus": 2},
+                 "stages": [{"name": "tools", "dataset": {"source": str(DATA), "format": "xlam"}}],
+                 "lora": {"r": 4}, "evaluation": {"suites": []},
+                 "training": {"maxSteps": 2, "maxSeqLength": 384, "batchSize": 2, "gradAccum": 1, "loadIn4bit": False,
+                              "precision": "fp32", "saveSteps": 2}}})
+    local = LocalRun(run, tmp_path / "store", Console(file=open(os.devnull, "w")))  # noqa: SIM115
+    step = next(s for s in local.steps if s.kind == "train")
+    assert step.launch.world_size == 2
+    data = Path(local.layout.data("tools"))
+    data.mkdir(parents=True)
+    for name in ("train.jsonl", "eval.jsonl"):
+        shutil.copy(DATA / name, data / name)
+    local.logs.mkdir(parents=True, exist_ok=True)
+    local._run_step(step, "train-tools")
+    log = (local.logs / "train-tools.log").read_text()
+    assert f"-m {TORCHRUN_MODULE} --nnodes 1 --nproc-per-node 2" in log and "rank 1 of 2" in log
+    p = json.loads(Path(local.layout.progress("tools")).read_text())
+    assert (p["state"], p["world_size"], p["effective_batch"]) == ("succeeded", 2, 4)
