@@ -35,10 +35,13 @@ def cpu_budget() -> int:
 
 
 def configure_threads() -> int:
-    """Size torch's CPU thread pool (KUBETUNE_THREADS overrides); returns the count used."""
+    """Size torch's CPU thread pool (KUBETUNE_THREADS overrides); returns the count used. Under torchrun the
+    ranks of one node share its CPUs (LOCAL_WORLD_SIZE): two ranks with the whole budget each ran SmolLM2
+    LoRA training at a fifth of one process's tokens/s here (BENCHMARKS.md, "train with several ranks")."""
     import torch
 
-    threads = int(os.environ.get("KUBETUNE_THREADS") or cpu_budget())
+    ranks_here = max(1, int(os.environ.get("LOCAL_WORLD_SIZE") or 1))
+    threads = int(os.environ.get("KUBETUNE_THREADS") or max(1, cpu_budget() // ranks_here))
     torch.set_num_threads(threads)
     return threads
 

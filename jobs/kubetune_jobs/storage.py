@@ -581,6 +581,53 @@ def _check_space(local: Path, needed: int, uri: str) -> None:
         raise StorageError(f"{uri}: needs {needed} bytes at {local}, only {free} free")
 
 
+class ReadOnlyError(RuntimeError):
+    """A write through a `ReadOnlyLocation`: a bug (not a store failure, so no retry or warning hides it)."""
+
+
+@dataclass
+class ReadOnlyLocation(Location):
+    """Another location, for reading only: what every rank but rank 0 of a distributed step sees, so that
+    one process alone writes the stage's outputs. A write raises ReadOnlyError naming `who`."""
+
+    inner: Location
+    who: str
+
+    @property
+    def uri(self) -> str:  # type: ignore[override]
+        return self.inner.uri
+
+    def child(self, *parts: str) -> ReadOnlyLocation:
+        return ReadOnlyLocation(self.inner.child(*parts), self.who)
+
+    def exists(self) -> bool:
+        return self.inner.exists()
+
+    def read_bytes(self, limit: int | None = None) -> bytes:
+        return self.inner.read_bytes(limit)
+
+    def list(self) -> list[str]:
+        return self.inner.list()
+
+    def download_dir(self, local: Path, *, copy: bool = False) -> Path:
+        return self.inner.download_dir(local, copy=copy)
+
+    def check(self) -> None:
+        self.inner.check()
+
+    def _refuse(self, what: str) -> ReadOnlyError:
+        return ReadOnlyError(f"{self.who} may not {what} {self.inner.uri}: only rank 0 writes to the store")
+
+    def write_bytes(self, data: bytes) -> None:
+        raise self._refuse("write")
+
+    def delete(self) -> None:
+        raise self._refuse("delete")
+
+    def upload_dir(self, local: Path) -> None:
+        raise self._refuse("upload to")
+
+
 def location(uri: str | Path, access: StoreAccess | None = None) -> Location:
     """Parse `s3://bucket/key`, `file:///path` or a plain path into a Location; an S3 location talks to
     `access` when given, else to the store this process's environment names."""

@@ -22,6 +22,9 @@ ANNOTATION_STEP = f"{GROUP}/step"
 ANNOTATION_MODEL = f"{GROUP}/model"
 ANNOTATION_DIGEST = f"{GROUP}/model-digest"
 ANNOTATION_FINGERPRINT = f"{GROUP}/fingerprint"
+ANNOTATION_ATTEMPT = f"{GROUP}/attempt"  # which start of a multi-node group a Job is (0, 1, ...)
+COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"  # set on Indexed Jobs' pods
+GROUP_REPLICATED_JOB = "node"  # the JobSet's one replicated Job: pods <jobset>-node-0-<index>
 
 _MAX = 63  # a Job's name becomes its pods' `job-name` label value: at most 63 characters
 
@@ -38,6 +41,31 @@ def dns_label(text: str, limit: int = _MAX) -> str:
 def job_name(run: str, step: str) -> str:
     """The one name of a step's Job: the same on every reconcile, so 'already exists' means adopt."""
     return dns_label(f"{run}-{step}")
+
+
+# An Indexed Job's pods are named and DNS-addressed `<job>-<index>` (at most 63 characters): room for the
+# index and an attempt suffix. A JobSet's pods are `<jobset>-node-0-<index>`.
+_GROUP_MAX = 52
+
+
+def _dns1035(name: str) -> str:
+    # Service names (a group's DNS subdomain) must start with a letter; run names may start with a digit.
+    return name if name[:1].isalpha() else f"g-{name}"[:_GROUP_MAX].rstrip("-")
+
+
+def group_job_name(run: str, step: str, attempt: int = 0) -> str:
+    """The Indexed Job of a multi-node step's `attempt`-th start (the group restarts under a new name)."""
+    return dns_label(f"{run}-{step}", _GROUP_MAX) + (f"-r{attempt}" if attempt else "")
+
+
+def group_service_name(run: str, step: str) -> str:
+    """The headless Service that gives a multi-node step's pods their DNS names (every attempt's)."""
+    return _dns1035(dns_label(f"{run}-{step}", _GROUP_MAX))
+
+
+def jobset_name(run: str, step: str) -> str:
+    """The JobSet of a multi-node step (it restarts its own Jobs, so one name serves every attempt)."""
+    return _dns1035(dns_label(f"{run}-{step}", _GROUP_MAX))
 
 
 def labels(run: str, step: str | None = None, kind: str | None = None, stage: str | None = None) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """Every kind's kopf handlers, registered into one registry with the operator's settings; plus what the
-kinds share: login, startup (persistence settings, the API client), and the watch on owned Jobs, which
-hands a changed Job to the reconciler of the kind that owns it.
+kinds share: login, startup (persistence settings, the API client), and the watch on owned Jobs (and
+JobSets, when the `jobset` setting is on), which hands a changed one to the reconciler of its owner's kind.
 
 `main.py` and the test harness both build the operator this way; importing a module registers nothing.
 """
@@ -73,6 +73,15 @@ def build(settings: Settings) -> kopf.OperatorRegistry:
         if owner:
             kind, name = owner
             await RECONCILERS[kind](memo.ctx, namespace, name)
+
+    if settings.jobset:
+        # A multi-node step's JobSet (its own Jobs are the JobSet's children, not the run's).
+        @kopf.on.field("jobset.x-k8s.io", "v1alpha2", "jobsets", field="status.conditions", labels=jobs,
+                       registry=registry)
+        @kopf.on.field("jobset.x-k8s.io", "v1alpha2", "jobsets", field="spec.suspend", labels=jobs,
+                       registry=registry)
+        async def jobset_changed(meta: dict[str, Any], namespace: str, memo: kopf.Memo, **_: Any) -> None:
+            await job_changed(meta=meta, namespace=namespace, memo=memo)
 
     ftr.register(registry, settings.resync_seconds)
     ms.register(registry, settings.resync_seconds)

@@ -13,6 +13,8 @@ environment at import time.
     KUBETUNE_PUSHGATEWAY         default Pushgateway for resources that name none
     KUBETUNE_PROMETHEUS_URL      Prometheus that KEDA queries to autoscale ModelServes
     KUBETUNE_JOBS_IMAGE / KUBETUNE_VLLM_IMAGE   default images
+    KUBETUNE_JOBSET              "true": multi-node training steps run as JobSets (jobset.x-k8s.io/v1alpha2,
+                                 its CRD installed) instead of an Indexed Job + headless Service
     KUBETUNE_CLEANUP_ATTEMPTS / _TIMEOUT / _DELAY   artifact deletion on `cleanupPolicy: Delete`
 """
 
@@ -41,6 +43,7 @@ class Settings:
     prometheus: str | None = None
     jobs_image: str = DEFAULT_JOBS_IMAGE
     vllm_image: str = DEFAULT_VLLM_IMAGE
+    jobset: bool = False
     cleanup_attempts: int = 3
     cleanup_timeout: float = 60.0
     cleanup_delay: float = 10.0
@@ -72,6 +75,7 @@ _ENV = {
     "prometheus": "KUBETUNE_PROMETHEUS_URL",
     "jobs_image": "KUBETUNE_JOBS_IMAGE",
     "vllm_image": "KUBETUNE_VLLM_IMAGE",
+    "jobset": "KUBETUNE_JOBSET",
     "cleanup_attempts": "KUBETUNE_CLEANUP_ATTEMPTS",
     "cleanup_timeout": "KUBETUNE_CLEANUP_TIMEOUT",
     "cleanup_delay": "KUBETUNE_CLEANUP_DELAY",

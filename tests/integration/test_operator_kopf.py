@@ -272,3 +272,84 @@ def test_cleanup_never_blocks_deletion_on_an_unreachable_store(cluster: Emulated
                  what="finalizer added")
         cluster.delete(api.API_VERSION, api.PLURAL, NS, "stuck")
         wait_for(lambda: cluster.run(NS, "stuck") is None, timeout=30, what="deletion despite the dead store")
+
+
+# ---------------------------------------------------------------- training on several nodes
+
+def _reach_train(cluster: EmulatedCluster, run: str, seen: set[str]) -> str:
+    """Finish the steps before the first training step; return that step's name."""
+    while True:
+        step = next_job(cluster, run, seen)
+        if step.startswith("train-"):
+            return step
+        cluster.finish_job(NS, naming.job_name(run, step))
+
+
+def _group_services(cluster: EmulatedCluster, run: str) -> list[str]:
+    return [s["metadata"]["name"] for s in cluster.list("v1", "services", NS)
+            if any(r.get("name") == run for r in s["metadata"].get("ownerReferences") or [])]
+
+
+def test_multinode_group_is_created_once_adopted_after_restart_and_restarted_as_the_policy_says(
+        cluster: EmulatedCluster) -> None:
+    manifest = run_manifest("group", resources={"gpus": 2, "nodes": 2, "backoffLimit": 1})
+    seen: set[str] = set()
+    with OperatorThread(cluster.url):
+        cluster.create(manifest)
+        step = _reach_train(cluster, "group", seen)
+        first = naming.group_job_name("group", step)
+        job = cluster.get("batch/v1", "jobs", NS, first)
+        assert job["spec"]["completionMode"] == "Indexed" and job["spec"]["completions"] == 2
+        assert _group_services(cluster, "group") == [naming.group_service_name("group", step)]
+    with OperatorThread(cluster.url):  # a restarted operator adopts the group: nothing new is made
+        wait_for(lambda: condition(cluster, "group", "Progressing").get("message", "").startswith(f"step {step}"),
+                 what="the restarted operator to report the training step")
+        # One pod failed: the Job failed (backoffLimit 0) and the group starts again as a new Job.
+        cluster.finish_job(NS, first, succeeded=False)
+        second = naming.group_job_name("group", step, 1)
+        wait_for(lambda: cluster.get("batch/v1", "jobs", NS, second), what="the group's second start")
+        assert status(cluster, "group")["phase"] == "Running"
+        reasons = [e.get("reason") for e in cluster.list("v1", "events", NS)
+                   if e.get("involvedObject", {}).get("name") == "group"]
+        assert reasons.count("GroupRestarted") == 1
+        # backoffLimit 1: the second failure fails the run.
+        cluster.finish_job(NS, second, succeeded=False)
+        wait_for(lambda: status(cluster, "group").get("phase") == "Failed", what="phase Failed")
+        assert condition(cluster, "group", "Succeeded")["reason"] == "TrainFailed"
+    train_jobs = [n for n in job_names(cluster, "group") if n.startswith(naming.group_job_name("group", step))]
+    assert sorted(train_jobs) == [first, second]
+    assert _group_services(cluster, "group") == [naming.group_service_name("group", step)]
+
+
+def test_multinode_usage_error_fails_at_once(cluster: EmulatedCluster) -> None:
+    with OperatorThread(cluster.url):
+        cluster.create(run_manifest("usage", resources={"gpus": 1, "nodes": 2, "backoffLimit": 3}))
+        step = _reach_train(cluster, "usage", set())
+        cluster.finish_job(NS, naming.group_job_name("usage", step), succeeded=False, reason="PodFailurePolicy",
+                           message="Container kubetune-job for pod default/x failed with exit code 2 matching "
+                                   "FailJob rule at index 1")
+        wait_for(lambda: status(cluster, "usage").get("phase") == "Failed", what="phase Failed")
+    assert not cluster.get("batch/v1", "jobs", NS, naming.group_job_name("usage", step, 1))
+
+
+def test_multinode_step_as_a_jobset_when_the_setting_says_so(cluster: EmulatedCluster) -> None:
+    from support.kmock_cluster import jobset_status
+
+    seen: set[str] = set()
+    with OperatorThread(cluster.url, jobset=True):
+        cluster.create(run_manifest("js", resources={"gpus": 4, "nodes": 2, "kueueQueue": "team-a"}))
+        while True:  # the steps before training are plain Jobs
+            step = next_job(cluster, "js", seen)
+            cluster.finish_job(NS, naming.job_name("js", step))
+            if step == "eval-base":
+                break
+        name = naming.jobset_name("js", "train-chat")
+        js = wait_for(lambda: cluster.get("jobset.x-k8s.io/v1alpha2", "jobsets", NS, name), what="the JobSet")
+        assert js["spec"]["suspend"] is True and js["metadata"]["labels"][naming.KUEUE_QUEUE_LABEL] == "team-a"
+        wait_for(lambda: condition(cluster, "js", "Progressing").get("reason") == "Suspended", what="Suspended")
+        assert not [n for n in job_names(cluster, "js") if "train" in n] and not _group_services(cluster, "js")
+        cluster.patch("jobset.x-k8s.io/v1alpha2", "jobsets", NS, name, {"spec": {"suspend": False}})
+        wait_for(lambda: condition(cluster, "js", "Progressing").get("reason") == "StepRunning", what="admitted")
+        cluster.patch("jobset.x-k8s.io/v1alpha2", "jobsets", NS, name, {"status": jobset_status()}, "status")
+        assert next_job(cluster, "js", seen) == "eval-chat"  # the group finished: the run goes on
+    assert len(cluster.list("jobset.x-k8s.io/v1alpha2", "jobsets", NS)) == 1

@@ -153,6 +153,10 @@ class EmulatedCluster:
                 emu.resources[f"{GROUP}/{VERSION}/{kind.plural}"] = kmock.ResourceInfo(
                     kind=kind.kind, singular=kind.singular, namespaced=True,
                     verbs={"list", "watch", "get", "create", "patch", "update", "delete"}, subresources={"status"})
+            # JobSet's CRD, as on a cluster that has it installed (the operator uses it only when told to).
+            emu.resources["jobset.x-k8s.io/v1alpha2/jobsets"] = kmock.ResourceInfo(
+                kind="JobSet", singular="jobset", namespaced=True,
+                verbs={"list", "watch", "get", "create", "patch", "update", "delete"}, subresources={"status"})
             self.emulator = emu
             self.url = str(server.url).rstrip("/")
             self._ready.set()
@@ -228,6 +232,14 @@ class EmulatedCluster:
                       "conditions": [{"type": "Failed", "status": "True", "reason": reason, "message": message,
                                       "lastTransitionTime": now}]}
         self.patch("batch/v1", "jobs", namespace, name, {"status": status}, subresource="status")
+
+
+def jobset_status(succeeded: bool = True, reason: str = "AllJobsCompleted", message: str = "") -> dict[str, Any]:
+    """What the JobSet controller writes when its group ends."""
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    kind = "Completed" if succeeded else "Failed"
+    return {"terminalState": kind, "conditions": [{"type": kind, "status": "True", "reason": reason,
+                                                    "message": message, "lastTransitionTime": now}]}
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.02,

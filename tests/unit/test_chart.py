@@ -322,3 +322,16 @@ def test_dashboard_queries_only_existing_metrics() -> None:
         assert needed in used
     cm = next(d for d in render("defaults") if d["kind"] == "ConfigMap")
     assert json.loads(cm["data"]["kubetune.json"])["uid"] == "kubetune"
+
+
+def test_jobset_setting_reaches_the_operator_and_its_rbac() -> None:
+    """Multi-node training as JobSets is opt-in (the CRD must exist): the env var and the RBAC follow it."""
+    off = render("defaults")
+    on = [d for d in yaml.safe_load_all(helm("template", "kt", str(CHART), "--namespace", "kubetune",
+                                             "--set", "operator.jobset=true")) if d]
+    assert operator_env(off)["KUBETUNE_JOBSET"]["value"] == "false"
+    assert operator_env(on)["KUBETUNE_JOBSET"]["value"] == "true"
+    assert ("jobset.x-k8s.io", "jobsets") not in rules_of(find(off, "ClusterRole", "kt-operator")[0])
+    rules = rules_of(find(on, "ClusterRole", "kt-operator")[0])
+    assert rules[("jobset.x-k8s.io", "jobsets")] == {"get", "list", "watch", "create", "patch"}
+    assert {"create", "get"} <= rules[("", "services")]  # the headless Service of an Indexed Job's group

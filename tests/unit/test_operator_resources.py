@@ -53,7 +53,11 @@ def test_job_shape_follows_the_step() -> None:
         meta, pod = job["metadata"], job["spec"]["template"]["spec"]
         c = pod["containers"][0]
         assert meta["name"] == naming.job_name(OWNER.name, step.name)
-        assert c["args"] == list(step.args) and c["command"] == ["kubetune-job"]
+        if step.launch.distributed:  # a train step with several GPUs: torchrun runs kubetune-job on every rank
+            assert c["command"] == ["torchrun"] and c["args"] == step.launch.torchrun_args() + list(step.args)
+            assert step.kind == "train" and step.launch.world_size == spec.resources.gpus, (label, step.name)
+        else:
+            assert c["args"] == list(step.args) and c["command"] == ["kubetune-job"]
         assert meta["ownerReferences"][0]["uid"] == OWNER.uid and meta["ownerReferences"][0]["controller"]
         assert meta["labels"][naming.LABEL_RUN] == "ref" and meta["labels"][naming.LABEL_STEP] == step.name
         rules = job["spec"]["podFailurePolicy"]["rules"]

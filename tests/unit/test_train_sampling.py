@@ -42,3 +42,37 @@ def test_sampler_repeats_an_epoch_and_reshuffles_the_next() -> None:
     assert list(sampler) == first and len(sampler) == 8
     sampler.set_epoch(1)
     assert sorted(sampler) == list(range(8)) and list(sampler) != first
+
+
+def _rank_batches(order_source: LengthWindowSampler, batch: int, world: int, rank: int, epoch: int = 0) -> list:
+    """The batches rank `rank` of `world` trains on, as accelerate shards the Trainer's DataLoader."""
+    import torch
+    from accelerate.data_loader import prepare_data_loader
+
+    order_source.set_epoch(epoch)
+    loader = torch.utils.data.DataLoader(list(range(len(order_source))), batch_size=batch, sampler=order_source)
+    sharded = prepare_data_loader(loader, num_processes=world, process_index=rank, put_on_device=False)
+    sharded.set_epoch(epoch)
+    return [b.tolist() for b in sharded]
+
+
+def test_ranks_share_each_optimizer_step_as_one_process_would_at_any_world_size() -> None:
+    """One optimizer step covers the same rows whether 1, 2 or 4 ranks train it (accumulation scaled so the
+    global batch stays 16), so a run resumed with another world size goes on in the same data order."""
+    rng = random.Random(5)
+    lengths = [rng.randint(50, 900) for _ in range(256)]
+    batch, global_batch = 2, 16
+
+    def steps(world: int, epoch: int) -> list[set[int]]:
+        per_rank = [_rank_batches(LengthWindowSampler(lengths, batch, seed=9), batch, world, r, epoch)
+                    for r in range(world)]
+        accum = global_batch // (batch * world)
+        micro = list(zip(*per_rank, strict=True))  # micro-step i: one batch from every rank
+        return [{row for group in micro[i:i + accum] for b in group for row in b}
+                for i in range(0, len(micro), accum)]
+
+    for epoch in (0, 1):
+        one = steps(1, epoch)
+        assert all(len(s) == global_batch for s in one) and len(one) == 256 // global_batch
+        assert steps(2, epoch) == one and steps(4, epoch) == one
+    assert steps(1, 0) != steps(1, 1)  # a new order each epoch, on every rank alike

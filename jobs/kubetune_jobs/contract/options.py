@@ -19,6 +19,8 @@ from dataclasses import MISSING, dataclass, field
 from functools import cache
 from typing import Any, ClassVar
 
+from .launch import DISTRIBUTIONS
+
 REFERENCE_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -202,7 +204,15 @@ class TrainOptions(_Options):
     target_modules: tuple[str, ...] = flag(REFERENCE_TARGET_MODULES, "comma-separated module names that receive "
                                                                       "adapters", sep=",")
     batch_size: int = flag(4, "per-device batch size")
-    grad_accum: int = flag(4, "gradient accumulation steps")
+    grad_accum: int = flag(4, "gradient accumulation steps per rank (effective batch = batch size x grad accum x "
+                              "world size)")
+    global_batch: int | None = flag(None, "rows per optimizer step over all ranks (the batch plan): each rank "
+                                          "accumulates global / (batch size x world size) micro-batches instead of "
+                                          "--grad-accum, so the step means the same at any world size")
+    # Unset means ddp, so that the flag stays out of the command lines (and fingerprints) of steps made before it.
+    distribution: str | None = flag(None, "how ranks share the work under torchrun: ddp (the default: each rank "
+                                          "holds the model) or fsdp (parameters, gradients and optimizer state "
+                                          "sharded across ranks)", choices=DISTRIBUTIONS)
     learning_rate: float = flag(2e-4, "peak learning rate")
     epochs: float = flag(1.0, "epochs over the stage's data")
     max_steps: int = flag(-1, "stop after this many optimizer steps (-1: run the epochs)")
@@ -230,8 +240,8 @@ class TrainOptions(_Options):
     def validate(self) -> None:
         """Raise ValueError naming the flag of the first value that cannot be right."""
         for name in ("lora_r", "lora_alpha", "batch_size", "grad_accum", "max_seq_length", "save_steps",
-                     "keep_checkpoints", "logging_steps"):
-            if getattr(self, name) < 1:
+                     "keep_checkpoints", "logging_steps", "global_batch"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
         if self.max_steps == 0 or self.max_steps < -1:
             raise ValueError("--max-steps must be positive (or -1 to train for --epochs)")
@@ -241,6 +251,9 @@ class TrainOptions(_Options):
             raise ValueError("--warmup-ratio must be in [0, 1)")
         if not self.target_modules:
             raise ValueError("--target-modules names no module")
+        if self.distribution == "fsdp" and self.load_in_4bit:
+            raise ValueError("--distribution fsdp cannot shard 4-bit (QLoRA) base weights here; use "
+                             "--no-load-in-4bit or --distribution ddp")
 
 
 @dataclass(frozen=True)

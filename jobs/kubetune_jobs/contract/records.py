@@ -38,7 +38,7 @@ class Progress(_Record):
     total: int | None = None  # optimizer steps planned
     loss: float | None = None
     learning_rate: float | None = None
-    tokens_per_second: float | None = None  # non-padding tokens, from the end of this process's first step
+    tokens_per_second: float | None = None  # non-padding tokens of all ranks, from the end of the first step
     eta_seconds: float | None = None
     epoch: float | None = None
     start_step: int | None = None  # the step this process resumed from
@@ -51,6 +51,11 @@ class Progress(_Record):
     precision: str | None = None  # bf16 | fp16 | fp32, as trained
     precision_reason: str | None = None  # why, when it was chosen automatically
     fingerprint: str | None = None  # the step fingerprint it was run with (see options.FINGERPRINT_HELP)
+    world_size: int | None = None  # ranks training together (torchrun's WORLD_SIZE; 1 without torchrun)
+    batch_size: int | None = None  # rows per rank per micro-batch
+    grad_accum: int | None = None  # micro-batches each rank accumulates per optimizer step
+    effective_batch: int | None = None  # rows per optimizer step: batch_size × grad_accum × world_size
+    distribution: str | None = None  # ddp | fsdp (with world_size > 1)
 
 
 class PrepareStats(_Record):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,17 +32,25 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def choose(requested: str) -> str:
-    """`unsloth` or `trl` for `--backend auto|unsloth|trl`."""
+def choose(requested: str, distribution: str = "ddp", world_size: int = 1) -> str:
+    """`unsloth` or `trl` for `--backend auto|unsloth|trl`. Several ranks: Unsloth trains data-parallel
+    (DDP, one model per GPU); it does not shard (FSDP), so `auto` falls back to TRL + PEFT there."""
     cuda = cuda_available()
     has_unsloth = importlib.util.find_spec("unsloth") is not None
+    sharded = world_size > 1 and distribution == "fsdp"
     if requested == "unsloth":
         if not cuda:
             raise BackendError("--backend unsloth needs a CUDA device; use --backend trl on this machine")
         if not has_unsloth:
             raise BackendError("--backend unsloth: the `unsloth` package is not installed (extra `gpu`)")
+        if sharded:
+            raise BackendError("--backend unsloth does not support --distribution fsdp; use --backend auto or "
+                               "trl (TRL + PEFT), or --distribution ddp")
         return "unsloth"
     if requested == "auto" and cuda:
+        if has_unsloth and sharded:
+            log.warning("Unsloth does not support FSDP; training with TRL + PEFT across %d ranks", world_size)
+            return "trl"
         if has_unsloth:
             return "unsloth"
         log.warning("CUDA is available but unsloth is not installed; training with TRL + PEFT")
@@ -135,7 +144,7 @@ def _load_trl(cfg: TrainOptions, path: str, prec: Precision) -> Any:
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=prec.dtype,
         )
-        kwargs["device_map"] = {"": 0}
+        kwargs["device_map"] = {"": _local_device()}  # each rank's own GPU under torchrun
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     gc = gradient_checkpointing(cfg)
     if cfg.load_in_4bit:
@@ -154,6 +163,7 @@ def _load_unsloth(cfg: TrainOptions, path: str, prec: Precision) -> tuple[Any, A
         max_seq_length=cfg.max_seq_length,
         dtype=None if cfg.precision == "auto" else prec.dtype,  # None: Unsloth picks bf16 where supported
         load_in_4bit=cfg.load_in_4bit,
+        device_map={"": _local_device()},  # Unsloth's default puts every rank on GPU 0
     )
     model = FastLanguageModel.get_peft_model(
         model,
@@ -164,6 +174,11 @@ def _load_unsloth(cfg: TrainOptions, path: str, prec: Precision) -> tuple[Any, A
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def _local_device() -> int:
+    """The CUDA device of this rank (torchrun's LOCAL_RANK; 0 without torchrun)."""
+    return int(os.environ.get("LOCAL_RANK", 0))
 
 
 def _first_line(exc: BaseException) -> str:

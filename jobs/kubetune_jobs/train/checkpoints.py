@@ -9,13 +9,19 @@ newer save replaces a waiting one (its state includes everything the older one h
 that finally fails is logged and superseded by the next save. Old checkpoints are pruned only after a
 newer one is complete. The final export and a preemption stop wait for the publisher first.
 
+Under torchrun every rank saves with the Trainer, but only rank 0 has a publisher: the others see the
+store read-only. Each checkpoint records the global batch it was trained with (and the world size), so a
+run resumed with another world size keeps what one optimizer step means (`contract.launch.accumulation`).
+
 A directory without the manifest (an upload cut short by SIGKILL) is never resumed from and is
 removed by the next prune. The store is the source of truth: a restarted pod starts with an empty
 local disk.
 
 SIGTERM (a preempted pod's grace period) and a first SIGINT (Ctrl-C under `kubetune run`) ask the
 Trainer to save at the end of the current step and stop; the run then exits with 143 or 130 and the
-next start resumes from that checkpoint. A second SIGINT interrupts at once.
+next start resumes from that checkpoint. A second SIGINT interrupts at once. With several ranks the
+request is shared at every step's end (a one-flag all-reduce), so all ranks stop after the same step even
+when the signal reached them in different steps.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ log = logging.getLogger(__name__)
 EXIT_PREEMPTED = 143  # 128 + SIGTERM, what a shell reports for a terminated process
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 # Written into every checkpoint (so the completeness marker covers it): a checkpoint is resumed only by
-# a run with the same step fingerprint, never by one with other data, settings or another run's uid.
+# a run with the same step fingerprint, never by one with other data, settings or another run's uid. It
+# also holds the batch plan the checkpoint was trained with (global_batch, world_size).
 FINGERPRINT_FILE = "kubetune-fingerprint.json"
 step_dir_name = checkpoint_dir
 
@@ -45,16 +52,21 @@ class CheckpointStore:
         self.root = output.child(CHECKPOINTS_DIR)
         self.keep = keep
         self.fingerprint = fingerprint
+        self.batch_plan: dict[str, int] = {}  # recorded with every checkpoint published from now on
 
     def _steps(self) -> list[int]:
         return sorted(s for name in self.root.list() if (s := checkpoint_step(name)) is not None)
 
-    def _ours(self, step: int) -> bool:
+    def recorded(self, step: int) -> dict[str, Any]:
+        """What checkpoint `step` records of how it was made (fingerprint, global_batch, world_size)."""
         try:
             recorded = json.loads(self.root.child(step_dir_name(step), FINGERPRINT_FILE).read_bytes())
         except (FileNotFoundError, ValueError):
             recorded = {}
-        return isinstance(recorded, dict) and recorded.get("fingerprint") == self.fingerprint
+        return recorded if isinstance(recorded, dict) else {}
+
+    def _ours(self, step: int) -> bool:
+        return self.recorded(step).get("fingerprint") == self.fingerprint
 
     def complete_steps(self) -> list[int]:
         """Complete checkpoints written with this fingerprint, oldest first."""
@@ -72,7 +84,7 @@ class CheckpointStore:
     def publish(self, local: Path, step: int) -> str:
         """Upload a Trainer checkpoint as step `step`, then prune; returns where it now lives."""
         target = self.root.child(step_dir_name(step))
-        (Path(local) / FINGERPRINT_FILE).write_text(json.dumps({"fingerprint": self.fingerprint}))
+        (Path(local) / FINGERPRINT_FILE).write_text(json.dumps({"fingerprint": self.fingerprint, **self.batch_plan}))
         target.upload_dir(local)
         log.info("checkpoint step %d published to %s", step, target.uri)
         try:
@@ -218,24 +230,29 @@ class Preemption:
         self.signal = self.signal or sig
 
 
-def make_callback(publisher: Publisher, preemption: Preemption, progress: Any) -> Any:
-    """A TrainerCallback that hands every checkpoint the Trainer saves to `publisher`, names each one
-    that is complete in the store in `progress`, and honours `preemption`."""
+def make_callback(publisher: Publisher | None, preemption: Preemption, progress: Any, world: Any = None) -> Any:
+    """A TrainerCallback that hands every checkpoint the Trainer saves to `publisher` (rank 0's; None on
+    the other ranks), names each one that is complete in the store in `progress`, and honours `preemption`
+    on every rank of `world` (a `distributed.World`) at the same step."""
     from transformers import TrainerCallback
+
+    from .distributed import World
+
+    world = world or World()
 
     class CheckpointCallback(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
-            done = publisher.newly_published()
+            done = publisher.newly_published() if publisher is not None else None
             if done is not None:
                 progress.update(checkpoint=done[1])
-            if preemption.requested:
+            if world.any(preemption.requested):
                 control.should_save = True
                 control.should_training_stop = True
             return control
 
         def on_save(self, args, state, control, **kwargs):
             local = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if local.is_dir():
+            if publisher is not None and local.is_dir():
                 publisher.submit(local, state.global_step)
             return control
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +33,21 @@ def _save_tokenizer(tokenizer: Any, model_type: str, dest: Path) -> None:
 
 
 def export(model: Any, tokenizer: Any, *, backend: str, base_path: str, prec: Precision, merge: bool,
-           output: storage.Location, workdir: Path) -> None:
-    """Save the adapter and (unless `merge` is false) the merged model, then publish both."""
-    model_type = model.config.model_type
+           output: storage.Location, workdir: Path, saved_adapter: Path | None = None) -> None:
+    """Save the adapter and (unless `merge` is false) the merged model, then publish both. `saved_adapter`:
+    the adapter is already saved there (gathered from FSDP shards by the Trainer; `model` is then None)."""
     adapter = workdir / ADAPTER_DIR
-    model.save_pretrained(adapter)
+    if saved_adapter is not None:
+        from peft.utils import CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME
+        from transformers import AutoConfig
+
+        model_type = AutoConfig.from_pretrained(base_path).model_type
+        adapter.mkdir(parents=True)
+        for name in (CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME):  # the adapter, not the Trainer's other files
+            shutil.copy2(saved_adapter / name, adapter / name)
+    else:
+        model_type = model.config.model_type
+        model.save_pretrained(adapter)
     _save_tokenizer(tokenizer, model_type, adapter)
     merged = workdir / MERGED_DIR
     if merge:

@@ -1,10 +1,10 @@
 """Progress for people and for the operator: `<output>/progress.json` and pushed metrics.
 
-progress.json is a `contract.records.Progress`: step, total, loss, learning rate, tokens/s, ETA, epoch and
-state (`starting`, `running`, `exporting`, `succeeded`, `preempted`, `failed`), the step this process
-resumed from, eval losses, the newest published checkpoint's URI (which the operator shows in the
-stage's status), the step fingerprint, and on CUDA the peak GPU memory. The local progress bar is the
-Trainer's own (tqdm).
+progress.json is a `contract.records.Progress`: step, total, loss, learning rate, tokens/s, ETA, epoch,
+the batch plan (world size, per-device batch, accumulation, effective batch) and state (`starting`,
+`running`, `exporting`, `succeeded`, `preempted`, `failed`), the step this process resumed from, eval
+losses, the newest published checkpoint's URI (which the operator shows in the stage's status), the step
+fingerprint, and on CUDA the peak GPU memory. The local progress bar is the Trainer's own (tqdm).
 
 Writes that only move the figures along are best-effort, one attempt each: the next update carries
 the same fields, and waiting out a store outage there would stall training. Writes that change
@@ -12,7 +12,8 @@ the same fields, and waiting out a store outage there would stall training. Writ
 
 `tokens_per_second` counts non-padding tokens from the end of this process's first step: the first step
 also pays for CUDA's lazy start and Unsloth's kernel compilation, which say nothing about the rate the
-rest of the run goes at (until a second step is done, it is the first step's own rate).
+rest of the run goes at (until a second step is done, it is the first step's own rate). Under torchrun
+the token count is the Trainer's, gathered over every rank; only rank 0 writes and pushes.
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ class Progress:
     """The current state of a stage; every update rewrites progress.json and pushes the gauges."""
 
     def __init__(self, output: storage.Location, pushgateway: str | None, run: str, stage: str,
-                 fingerprint: str | None = None) -> None:
+                 fingerprint: str | None = None, *, publish: bool = True) -> None:
         self.loc = output.child(PROGRESS_FILE)
-        self.pusher = metrics.MetricsPusher(pushgateway, run, stage) if pushgateway else None
+        self.publish = publish  # false on every rank but 0: the figures are kept, nothing is written
+        self.pusher = metrics.MetricsPusher(pushgateway, run, stage) if pushgateway and publish else None
         self._unwritten = False
         self.data: dict[str, Any] = records.Progress(fingerprint=fingerprint).dump()
 
@@ -46,6 +48,8 @@ class Progress:
             raise KeyError(f"not fields of progress.json: {', '.join(sorted(unknown))}")
         self.data.update(fields)
         self.data["updated_at"] = time.time()
+        if not self.publish:
+            return
         try:
             record = records.Progress.model_validate(self.data).dump()
             if "state" in fields:
@@ -110,9 +114,8 @@ def make_callback(progress: Progress) -> Any:
             if "learning_rate" in logs:
                 fields["learning_rate"] = float(logs["learning_rate"])
             if "eval_loss" in logs:
-                # Step 0 is the evaluation before training, which run.py records as eval_loss_start.
-                if state.global_step > 0:
-                    fields["eval_loss"] = float(logs["eval_loss"])
+                # At step 0 it is the evaluation before any training (the Trainer's eval_on_start).
+                fields["eval_loss" if state.global_step > 0 else "eval_loss_start"] = float(logs["eval_loss"])
             progress.update(**fields)
 
     return ProgressCallback()

@@ -5,6 +5,13 @@ checked, the dataset found and tokenized, and the model loaded before any artifa
 adapter and merged model are published whole (with `_COMPLETE`) only after training finished.
 A second run with the same flags resumes from the newest complete checkpoint, or, when the stage
 already succeeded, does nothing and exits 0.
+
+Under torchrun (`contract.launch`, `distributed`) every rank runs this: rank 0 chooses the checkpoint and
+the others resume from the same one; rank 0 alone publishes checkpoints, progress, the adapter and the
+merged model (the other ranks' store is read-only). The batch plan: an optimizer step covers
+`--global-batch` rows, else batch size × grad accum × world size at a fresh start, else (resumed) the
+global batch the checkpoint was trained with, so the global step and the data order stay the same when a
+run resumes with another world size; each rank accumulates global / (batch size × world size).
 """
 
 from __future__ import annotations
@@ -18,11 +25,13 @@ from typing import Any
 
 from .. import models, storage
 from ..contract import records
+from ..contract.launch import DEFAULT_DISTRIBUTION, accumulation
 from ..contract.layout import ADAPTER_DIR, MERGED_DIR, PROGRESS_FILE, TRAIN_FILE
 from ..contract.options import TrainOptions
 from . import backend as backends
 from .checkpoints import CheckpointStore, Preemption, Publisher
 from .data import DataError, load_datasets
+from .distributed import World
 from .export import export
 from .progress import Progress
 
@@ -54,15 +63,38 @@ def _previous_eval_loss(output: storage.Location) -> float | None:
     return state.eval_loss_start if state is not None else None
 
 
-def _sft_config(cfg: TrainOptions, workdir: Path, prec: backends.Precision, backend: str, has_eval: bool) -> Any:
+def batch_plan(cfg: TrainOptions, world: World, recorded: dict[str, Any]) -> dict[str, int]:
+    """{global_batch, grad_accum, world_size}: see the module docstring. `recorded` is what the resumed
+    checkpoint records (empty at a fresh start)."""
+    if cfg.global_batch is not None:
+        global_batch, what = cfg.global_batch, "--global-batch"
+    elif isinstance(recorded.get("global_batch"), int):
+        global_batch = recorded["global_batch"]
+        what = (f"the global batch of the checkpoint (trained by {recorded.get('world_size')} ranks), "
+                "which a resumed run keeps:")
+    else:
+        global_batch, what = cfg.batch_size * cfg.grad_accum * world.size, "--global-batch"
+    accum = accumulation(global_batch, cfg.batch_size, world.size, what=what)
+    return {"global_batch": global_batch, "grad_accum": accum, "world_size": world.size}
+
+
+def _sft_config(cfg: TrainOptions, workdir: Path, prec: backends.Precision, backend: str, has_eval: bool,
+                plan: dict[str, int], eval_on_start: bool) -> Any:
     from trl import SFTConfig
 
     gc = backends.gradient_checkpointing(cfg) and backend == "trl"  # Unsloth does its own checkpointing
+    distributed: dict[str, Any] = {}
+    if plan["world_size"] > 1:
+        # LoRA trains the same adapter weights on every step: no unused-parameter search (it costs a pass).
+        distributed["ddp_find_unused_parameters"] = False
+        if cfg.distribution == "fsdp":
+            # LoRA mixes frozen and trainable weights in one layer: FSDP must keep the original parameters.
+            distributed.update(fsdp="full_shard auto_wrap", fsdp_config={"use_orig_params": True})
     return SFTConfig(
         output_dir=str(workdir / "trainer"),
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
+        gradient_accumulation_steps=plan["grad_accum"],
         learning_rate=cfg.learning_rate,
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
@@ -80,6 +112,9 @@ def _sft_config(cfg: TrainOptions, workdir: Path, prec: backends.Precision, back
         save_total_limit=1,  # local copies only; the store keeps --keep-checkpoints
         eval_strategy="steps" if has_eval and cfg.eval_steps else "no",
         eval_steps=cfg.eval_steps or None,
+        # The loss before any training, measured inside train(): an evaluate() before it would mark the model
+        # prepared, and accelerate would then never wrap it in DDP (every rank training its own copy).
+        eval_on_start=eval_on_start,
         logging_steps=cfg.logging_steps,
         seed=cfg.seed,
         data_seed=cfg.seed,
@@ -88,22 +123,29 @@ def _sft_config(cfg: TrainOptions, workdir: Path, prec: backends.Precision, back
         packing=cfg.packing,
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=0,
+        **distributed,
     )
 
 
 def run(args: TrainOptions) -> int:
     cfg = args
     cfg.validate()
+    world = World.from_env()
     output, data = storage.location(cfg.output), storage.location(cfg.data)
+    if not world.is_main:
+        output = storage.ReadOnlyLocation(output, world.name)
     output.check()
     data.check()
     if _already_done(output, cfg):
-        print(f"kubetune-job train: {output.uri} already holds a finished stage; nothing to do")
+        if world.is_main:
+            print(f"kubetune-job train: {output.uri} already holds a finished stage; nothing to do")
         return 0
     if not data.child(TRAIN_FILE).exists():
         raise DataError(f"missing dataset: {data.child(TRAIN_FILE).uri} does not exist")
 
-    backend = backends.choose(cfg.backend)
+    distribution = cfg.distribution or DEFAULT_DISTRIBUTION
+    backend = backends.choose(cfg.backend, distribution, world.size)
+    world.init()
     backends.prepare(backend)  # before anything below imports transformers
     prec = backends.precision(cfg.precision)
     base_path = models.resolve(cfg.model)
@@ -113,25 +155,38 @@ def run(args: TrainOptions) -> int:
              stats["train_tokens"], stats["train_dropped"], stats["eval_rows"])
 
     store = CheckpointStore(output, cfg.keep_checkpoints, cfg.fingerprint)
-    resume_step = store.latest()
-    model, backend_tokenizer = backends.load_model(cfg, backend, base_path, prec)
-    log.info("backend %s, precision %s, model %s", backend, prec.name, cfg.model)
+    resume_step = world.broadcast(store.latest() if world.is_main else None)  # one checkpoint for all ranks
+    plan = batch_plan(cfg, world, store.recorded(resume_step) if resume_step is not None else {})
+    store.batch_plan = {"global_batch": plan["global_batch"], "world_size": world.size}
+    import torch
 
-    progress = Progress(output, cfg.pushgateway, cfg.run_name, cfg.stage_name, cfg.fingerprint)
+    torch.manual_seed(cfg.seed)  # the adapter's initial weights: the same on every run (DDP copies rank 0's)
+    model, backend_tokenizer = backends.load_model(cfg, backend, base_path, prec)
+    log.info("backend %s, precision %s, model %s, %s", backend, prec.name, cfg.model, world.name)
+
+    progress = Progress(output, cfg.pushgateway, cfg.run_name, cfg.stage_name, cfg.fingerprint,
+                        publish=world.is_main)
+    progress.update(world_size=world.size, batch_size=cfg.batch_size, grad_accum=plan["grad_accum"],
+                    effective_batch=plan["global_batch"], distribution=distribution if world.size > 1 else None)
+    if world.is_main:
+        log.info("effective batch %d = %d per device x %d accumulation x %d ranks", plan["global_batch"],
+                 cfg.batch_size, plan["grad_accum"], world.size)
     preemption = Preemption()
     preemption.install()
     try:
         with tempfile.TemporaryDirectory(prefix="kubetune-train-") as tmp:
-            publisher = Publisher(store, Path(tmp) / "publishing")
+            publisher = Publisher(store, Path(tmp) / "publishing") if world.is_main else None
             try:
                 return _train(cfg, backend, prec, base_path, model, backend_tokenizer or tokenizer, train_ds,
-                              eval_ds, store, publisher, resume_step, progress, preemption, output, Path(tmp))
+                              eval_ds, store, publisher, resume_step, progress, preemption, output, Path(tmp),
+                              world, plan)
             except Exception:
                 # A checkpoint still uploading is the one the next attempt resumes from: let it land.
                 _drain(publisher, progress, fatal=False)
                 raise
             finally:
-                publisher.close()
+                if publisher is not None:
+                    publisher.close()
     except BaseException as exc:
         progress.update(state="failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         raise
@@ -140,19 +195,22 @@ def run(args: TrainOptions) -> int:
 
 
 def _train(cfg: TrainOptions, backend: str, prec: backends.Precision, base_path: str, model: Any, tokenizer: Any,
-           train_ds: Any, eval_ds: Any, store: CheckpointStore, publisher: Publisher, resume_step: int | None,
-           progress: Progress, preemption: Preemption, output: storage.Location, workdir: Path) -> int:
+           train_ds: Any, eval_ds: Any, store: CheckpointStore, publisher: Publisher | None,
+           resume_step: int | None, progress: Progress, preemption: Preemption, output: storage.Location,
+           workdir: Path, world: World, plan: dict[str, int]) -> int:
     from . import checkpoints
     from . import progress as progress_mod
     from .trainer import trainer_class
 
     trainer = trainer_class(backend)(
         model=model,
-        args=_sft_config(cfg, workdir, prec, backend, eval_ds is not None),
+        args=_sft_config(cfg, workdir, prec, backend, eval_ds is not None, plan,
+                         eval_on_start=eval_ds is not None and resume_step is None),
         train_dataset=train_ds,
         eval_dataset=eval_ds,
         processing_class=tokenizer,
-        callbacks=[progress_mod.make_callback(progress), checkpoints.make_callback(publisher, preemption, progress)],
+        callbacks=[progress_mod.make_callback(progress),
+                   checkpoints.make_callback(publisher, preemption, progress, world)],
     )
     resume_path = None
     if resume_step is not None:
@@ -160,40 +218,52 @@ def _train(cfg: TrainOptions, backend: str, prec: backends.Precision, base_path:
         log.info("resuming from checkpoint step %d (%s)", resume_step, store.root.child(f"step-{resume_step}").uri)
         progress.update(eval_loss_start=_previous_eval_loss(output),
                         checkpoint=store.root.child(checkpoints.step_dir_name(resume_step)).uri)
-    elif eval_ds is not None:
-        # The loss before any training, to compare against at the end.
-        progress.update(eval_loss_start=trainer.evaluate()["eval_loss"])
-    if preemption.requested:
+    if world.any(preemption.requested):
         progress.update(state="preempted")
-        print(f"kubetune-job train: {preemption.signal.name} before training started; nothing to save",
+        print(f"kubetune-job train: {_stop_reason(preemption)} before training started; nothing to save",
               file=sys.stderr)
         return preemption.exit_code
 
     started = time.monotonic()
     trainer.train(resume_from_checkpoint=resume_path)
     step = trainer.state.global_step
-    if preemption.requested and step < trainer.state.max_steps:
+    if world.any(preemption.requested) and step < trainer.state.max_steps:
         _drain(publisher, progress, fatal=True)  # "run again to resume" must be true
         progress.update(state="preempted", step=step)
-        print(f"kubetune-job train: stopped by {preemption.signal.name} at step {step}; checkpoint published, "
-              "run again to resume", file=sys.stderr)
+        if world.is_main:
+            print(f"kubetune-job train: stopped by {_stop_reason(preemption)} at step {step}; checkpoint "
+                  "published, run again to resume", file=sys.stderr)
         return preemption.exit_code
 
     if eval_ds is not None:
         progress.update(eval_loss=trainer.evaluate()["eval_loss"])
     _drain(publisher, progress, fatal=False)  # the export is what matters now; a lost checkpoint is logged
+    gathered = None
+    if world.size > 1 and cfg.distribution == "fsdp":
+        # The adapter is sharded across the ranks: the Trainer gathers it (every rank takes part), rank 0 writes.
+        gathered = workdir / "gathered-adapter"
+        trainer.save_model(str(gathered))
+    world.close()  # every rank trained and evaluated; rank 0 exports alone
+    if not world.is_main:
+        return 0
     progress.update(state="exporting", step=step)
-    trainer_model = trainer.model
+    trainer_model = None if gathered is not None else trainer.model
     del trainer
     export(trainer_model, tokenizer, backend=backend, base_path=base_path, prec=prec, merge=cfg.merge,
-           output=output, workdir=workdir / "export")
+           output=output, workdir=workdir / "export", saved_adapter=gathered)
     progress.update(state="succeeded", eta_seconds=0)
     _summary(cfg, progress.data, time.monotonic() - started, output)
     return 0
 
 
-def _drain(publisher: Publisher, progress: Progress, *, fatal: bool) -> None:
+def _stop_reason(preemption: Preemption) -> str:
+    return preemption.signal.name if preemption.signal is not None else "a stop request of another rank"
+
+
+def _drain(publisher: Publisher | None, progress: Progress, *, fatal: bool) -> None:
     """Wait for the checkpoint publisher and name its newest complete checkpoint in progress.json."""
+    if publisher is None:
+        return
     try:
         publisher.drain()
     except storage.StorageError as exc:

@@ -7,6 +7,11 @@ makes a run shorter than an epoch (the quickstart's are) train on the longest ro
 shuffled rows are cut into windows of `window` batches; inside a window rows are sorted by length,
 batched, and the batches shuffled. Every window is used whole before the next, so whatever prefix of
 the order a run consumes is still a uniform sample of the data, up to the last window.
+
+Under torchrun every rank builds the same order (same seed, same epoch) and accelerate deals its batches
+out in turn (rank r takes batches r, r + W, ...), so one optimizer step of W ranks accumulating a
+micro-batches covers the same a·W consecutive batches one process accumulating a·W would: the data order
+does not depend on the world size, and a run resumed with another one carries on where it stopped.
 """
 
 from __future__ import annotations

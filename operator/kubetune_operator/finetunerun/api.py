@@ -27,8 +27,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from kubetune_jobs.contract import suites
+from kubetune_jobs.contract.launch import DEFAULT_DISTRIBUTION
 from kubetune_jobs.contract.options import (
     BACKENDS,
+    DISTRIBUTIONS,
     FORMATS,
     PRECISIONS,
     REFERENCE_TARGET_MODULES,
@@ -113,7 +115,17 @@ class TrainingSpec(_Model):
     """Supervised fine-tuning hyperparameters (reference: batch 4 x accum 4, lr 2e-4, 1 epoch, bf16, QLoRA)."""
 
     batch_size: int = _f(TRAIN["batch_size"], "Per-device batch size.", ge=1, le=1024)
-    grad_accum: int = _f(TRAIN["grad_accum"], "Gradient accumulation steps.", ge=1, le=1024)
+    grad_accum: int = _f(TRAIN["grad_accum"], "Gradient accumulation steps per rank. Effective batch = batchSize "
+                         "x gradAccum x world size (spec.resources.gpus x nodes); unused when globalBatchSize "
+                         "is set.", ge=1, le=1024)
+    global_batch_size: int | None = _f(None, "Rows per optimizer step over all ranks (the batch plan): each rank "
+                                       "accumulates globalBatchSize / (batchSize x world size) micro-batches, so "
+                                       "a step means the same on 1 GPU or 16; the world size must divide it.",
+                                       ge=1, le=1_048_576)
+    distribution: Literal[DISTRIBUTIONS] = _f(  # type: ignore[valid-type]
+        DEFAULT_DISTRIBUTION, "How ranks share a step with several GPUs: ddp (data-parallel, each GPU holds the "
+        "model) or fsdp (parameters, gradients and optimizer state sharded, for models that do not fit one "
+        "GPU; TRL + PEFT, not with loadIn4bit).")
     learning_rate: float = _f(TRAIN["learning_rate"], "Peak learning rate.", gt=0.0, le=1.0)
     epochs: float = _f(TRAIN["epochs"], "Epochs over the stage's data.", gt=0.0, le=100.0)
     max_steps: int = _f(TRAIN["max_steps"], "Stop after this many optimizer steps (-1: run the epochs).", ge=-1)
@@ -192,7 +204,12 @@ class EvaluationSpec(_Model):
 class ResourcesSpec(_Model):
     """Compute, placement and retry policy of the run's Jobs."""
 
-    gpus: int = _f(1, "nvidia.com/gpu per training and evaluation Job (0: CPU only).", ge=0, le=16)
+    gpus: int = _f(1, "nvidia.com/gpu per training and evaluation Job (0: CPU only). A training step with more "
+                   "than one runs one rank per GPU under torchrun.", ge=0, le=16)
+    nodes: int = _f(1, "Nodes (pods) each training step spans, each with `gpus` GPUs. More than 1: an Indexed "
+                    "Job with a headless Service for the rendezvous (or a JobSet, an operator setting), admitted "
+                    "by Kueue as one workload; a failed pod restarts the whole group from its newest checkpoint, "
+                    "at most backoffLimit times.", ge=1, le=64)
     memory: str = _f("48Gi", "Memory limit of GPU Jobs.", pattern=QUANTITY, max_length=32)
     cpu: str = _f("8", "CPU request of GPU Jobs.", pattern=QUANTITY, max_length=32)
     node_selector: Labels = _f({}, "Node labels GPU Jobs require.", max_length=32)
@@ -201,7 +218,8 @@ class ResourcesSpec(_Model):
     # A LocalQueue's name is a subdomain; it is also the value of Kueue's queue-name label: at most 63.
     kueue_queue: str | None = _f(None, "Kueue LocalQueue: Jobs are created suspended and admitted by Kueue.",
                                  max_length=63, pattern=DNS_SUBDOMAIN)
-    backoff_limit: int = _f(3, "Pod failures tolerated per Job (evictions and preemptions do not count).",
+    backoff_limit: int = _f(3, "Pod failures tolerated per Job (evictions and preemptions do not count); for a "
+                            "training step on several nodes, restarts of the whole group.",
                             ge=0, le=100)
     active_deadline_seconds: int = _f(172800, "Wall-clock limit of one Job.", ge=60)
     ttl_seconds_after_finished: int = _f(604800, "Finished Jobs are removed after this long.", ge=0)
@@ -267,7 +285,10 @@ class StageStatus(_Model):
     step: int | None = _f(None, "Optimizer steps done.")
     total: int | None = _f(None, "Optimizer steps planned.")
     loss: float | None = _f(None, "Latest training loss.")
-    tokens_per_second: float | None = _f(None, "Latest training throughput.")
+    tokens_per_second: float | None = _f(None, "Latest training throughput (all ranks).")
+    world_size: int | None = _f(None, "Ranks training together (GPUs x nodes; 1 on CPU).")
+    effective_batch: int | None = _f(None, "Rows per optimizer step: per-device batch x gradient accumulation x "
+                                     "world size.")
     checkpoint: str | None = _f(None, "Latest checkpoint URI.")
 
 

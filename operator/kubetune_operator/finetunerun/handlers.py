@@ -27,10 +27,10 @@ from ..kube import shared_store
 from ..kube import status as status_io
 from ..kube.context import Context
 from ..kube.events import Event, post
-from ..kube.jobs import FAILED, SUCCEEDED, JobView
+from ..kube.jobs import FAILED, SUCCEEDED, JobView, attempt_of
 from ..kube.objects import NotOurs, Objects, Refused, text_values
 from ..kube.owner import Owner
-from . import api, jobs, plan, reconcile, validation
+from . import api, group, plan, reconcile, validation
 
 log = logging.getLogger(__name__)
 KIND = api.RESOURCE
@@ -121,9 +121,9 @@ async def observe(ctx: Context, body: dict[str, Any]) -> reconcile.Observed:
     obs.datasets = {s.name: layout.data(s.name) for s in spec.stages}
     obs.models = {s.name: (layout.adapter(s.name), layout.merged(s.name)) for s in spec.stages}
     obs.queued = bool(spec.resources.kueue_queue)
+    obs.jobset = ctx.settings.jobset
     owner = Owner(api.KIND, name, namespace, meta["uid"])
-    selector = f"{naming.LABEL_RUN}={naming.dns_label(name)}"
-    by_name = {j["metadata"]["name"]: j for j in await objects.owned("batch/v1", "Job", owner, selector)}
+    by_step = await _workloads(objects, owner, ctx.settings.jobset)
     done = set(obs.status.get("stepsDone") or [])
     try:
         store = _Store(await store_access(ctx, spec, namespace))
@@ -134,7 +134,7 @@ async def observe(ctx: Context, body: dict[str, Any]) -> reconcile.Observed:
     for step in obs.plan:
         if step.name in done:
             continue
-        job = by_name.get(naming.job_name(name, step.name))
+        job = by_step.get(step.name)
         if job is not None:
             obs.jobs[step.name] = view = JobView.of(job)
             open_ = open_ and view.state == SUCCEEDED
@@ -152,6 +152,21 @@ async def observe(ctx: Context, body: dict[str, Any]) -> reconcile.Observed:
     return obs
 
 
+async def _workloads(objects: Objects, owner: Owner, use_jobset: bool) -> dict[str, dict[str, Any]]:
+    """step name -> the run's newest workload of that step (a Job, the latest start of a multi-node group,
+    or a JobSet), by the step annotation every one carries."""
+    selector = f"{naming.LABEL_RUN}={naming.dns_label(owner.name)}"
+    found = list(await objects.owned("batch/v1", "Job", owner, selector))
+    if use_jobset:
+        found += await objects.owned(group.JOBSET_API_VERSION, group.JOBSET_KIND, owner, selector)
+    out: dict[str, dict[str, Any]] = {}
+    for obj in found:
+        step = ((obj["metadata"].get("annotations") or {}).get(naming.ANNOTATION_STEP))
+        if step and (step not in out or attempt_of(obj) >= attempt_of(out[step])):
+            out[step] = obj
+    return out
+
+
 # ---------------------------------------------------------------- acting
 
 async def _create_jobs(ctx: Context, body: dict[str, Any], obs: reconcile.Observed,
@@ -166,18 +181,23 @@ async def _create_jobs(ctx: Context, body: dict[str, Any], obs: reconcile.Observ
                                       owner)
         shared = shared_store.secret_name(owner)
     for step in decision.create:
-        manifest = jobs.job_for_step(step, obs.spec, owner, ctx.settings.store_endpoint, shared)
-        job_name = manifest["metadata"]["name"]
-        try:
-            created, new = await objects.create_or_adopt(manifest, owner)
-        except (Refused, NotOurs) as exc:
-            # Retrying the same Job cannot help: the step fails with the API server's own words.
-            obs.jobs[step.name] = JobView(job_name, FAILED, "JobRefused", str(exc))
-            return reconcile.decide(obs)
+        manifests = group.manifests_for_step(step, obs.spec, owner, ctx.settings.store_endpoint, shared,
+                                             attempt=decision.attempts.get(step.name, 0),
+                                             use_jobset=ctx.settings.jobset)
+        for manifest in manifests:  # the Service before the Job whose pods it names; the workload last
+            kind, job_name = manifest["kind"], manifest["metadata"]["name"]
+            try:
+                created, new = await objects.create_or_adopt(manifest, owner)
+            except (Refused, NotOurs) as exc:
+                # Retrying the same object cannot help: the step fails with the API server's own words.
+                obs.jobs[step.name] = JobView(job_name, FAILED, "JobRefused", str(exc))
+                return reconcile.decide(obs)
+            if new:
+                post(body, Event("Normal", "JobCreated" if kind in ("Job", group.JOBSET_KIND) else f"{kind}Created",
+                                 f"step {step.name}: {kind} {job_name}"))
         obs.jobs[step.name] = JobView.of(created)
         if new:
             metrics.JOBS_CREATED.labels(kind=step.kind).inc()
-            post(body, Event("Normal", "JobCreated", f"step {step.name}: Job {job_name}"))
     return decision
 
 
@@ -234,10 +254,15 @@ async def _apply(ctx: Context, body: dict[str, Any], decision: reconcile.Decisio
 async def _stop_jobs(ctx: Context, owner: Owner, timeout: float) -> None:
     """Delete the run's Jobs and wait until they (and so their pods) are gone."""
     objects = Objects(ctx.api)
-    for job in await objects.owned("batch/v1", "Job", owner):
-        await objects.delete("batch/v1", "Job", owner.namespace, job["metadata"]["name"])
+    kinds = [("batch/v1", "Job")] + ([(group.JOBSET_API_VERSION, group.JOBSET_KIND)] if ctx.settings.jobset else [])
+
+    async def remaining() -> list[tuple[str, str, str]]:
+        return [(v, k, o["metadata"]["name"]) for v, k in kinds for o in await objects.owned(v, k, owner)]
+
+    for api_version, kind, name in await remaining():
+        await objects.delete(api_version, kind, owner.namespace, name)
     deadline = asyncio.get_running_loop().time() + timeout
-    while await objects.owned("batch/v1", "Job", owner):
+    while await remaining():
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"the run's Jobs were still terminating after {timeout:.0f} s")
         await asyncio.sleep(1.0)

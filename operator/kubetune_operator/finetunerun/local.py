@@ -3,7 +3,9 @@
 The same manifest, the same typed validation, the same `build_plan` and the very `kubetune-job`
 command lines the Jobs run; only the executor differs. Artifacts go to a local directory (or the
 S3/MinIO endpoint the manifest names), so an interrupted run picks up where it stopped: finished
-steps verify and are skipped, and training resumes from its newest checkpoint.
+steps verify and are skipped, and training resumes from its newest checkpoint. A train step with several
+ranks (`resources.gpus` x `resources.nodes`) runs them all here, under torchrun (`local_command`): GPUs
+where this machine has them, gloo on CPU elsewhere.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from kubetune_jobs import storage
+from kubetune_jobs.contract.launch import TORCHRUN_MODULE, Launch, shutdown_env
 from kubetune_jobs.contract.layout import RunLayout, store_root
 from kubetune_jobs.contract.store import resolve
 
@@ -31,6 +34,15 @@ from .plan import Step, build_plan, step_done
 
 JOB = [sys.executable, "-m", "kubetune_jobs.cli"]
 POLL_SECONDS = 2.0
+STOP_GRACE_SECONDS = 3600  # under torchrun: how long ranks may take to checkpoint after Ctrl-C (then killed)
+
+
+def local_command(step: Step) -> list[str]:
+    """The step's command line on this machine: the Job's, with every rank of the step on this one node."""
+    if not step.launch.distributed:
+        return [*JOB, *step.args]
+    one_node = Launch(nproc_per_node=step.launch.world_size)
+    return [sys.executable, "-m", TORCHRUN_MODULE, *one_node.torchrun_args(), *step.args]
 
 
 def default_store() -> Path:
@@ -86,9 +98,11 @@ class LocalRun:
             SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
             TimeElapsedColumn(), console=self.console, transient=True,
         ) as bar:
-            log.write(f"\n$ kubetune-job {' '.join(step.args)}\n".encode())
+            shown = local_command(step) if step.launch.distributed else ["kubetune-job", *step.args]
+            log.write(f"\n$ {' '.join(shown)}\n".encode())
             log.flush()
-            proc = subprocess.Popen([*JOB, *step.args], stdout=log, stderr=subprocess.STDOUT, env=self.env)
+            env = {**self.env, **shutdown_env(STOP_GRACE_SECONDS)} if step.launch.distributed else self.env
+            proc = subprocess.Popen(local_command(step), stdout=log, stderr=subprocess.STDOUT, env=env)
             task = bar.add_task(prefix, total=None, detail="")
             try:
                 while proc.poll() is None:
@@ -126,6 +140,8 @@ class LocalRun:
             detail.append(f"loss {progress['loss']:.3f}")
         if progress.get("tokens_per_second"):
             detail.append(f"{progress['tokens_per_second']:.0f} tok/s")
+        if (progress.get("world_size") or 1) > 1:
+            detail.append(f"{progress['world_size']} ranks, batch {progress.get('effective_batch')}")
         if progress.get("eta_seconds") is not None:
             detail.append(f"ETA {_duration(progress['eta_seconds'])}")
         bar.update(task, total=progress.get("total") or None, completed=progress.get("step") or 0,

@@ -9,7 +9,8 @@ then `eval-base` (when enabled), then per stage `train-<stage>` followed by `eva
 or only the last one when `evaluateEveryStage` is false). Stage i+1 trains from stage i's merged model.
 
 Each Step carries the exact argv after `kubetune-job` (built from the jobs' own option types), the URIs
-that prove it done, whether it wants a GPU, and its fingerprint: a digest of the flags that shape its
+that prove it done, whether it wants a GPU, its process layout (`contract.launch.Launch`: a train step
+spans `gpus` ranks on each of `nodes` nodes), and its fingerprint: a digest of the flags that shape its
 outputs, the run's uid and the fingerprints of the steps it reads from. The job records the fingerprint
 with its outputs, and `step_done` counts a step as done only when its outputs verify *and* carry that
 fingerprint, so an edited manifest or a run recreated under the same name never reuses stale work.
@@ -23,10 +24,11 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kubetune_jobs.contract import records
+from kubetune_jobs.contract.launch import DEFAULT_DISTRIBUTION, Launch
 from kubetune_jobs.contract.layout import COMPLETE_MARKER, PREPARE_FILES, RunLayout, join
 from kubetune_jobs.contract.options import EvaluateOptions, PrepareOptions, TrainOptions
 from kubetune_jobs.contract.suites import suite_arg
@@ -34,6 +36,7 @@ from kubetune_jobs.contract.suites import suite_arg
 from . import api
 
 StepKind = Literal["prepare", "train", "evaluate"]
+SINGLE = Launch()  # one process: `kubetune-job` itself
 BASE_LABEL = "base"
 
 
@@ -50,6 +53,7 @@ class Step:
     stage: str | None = None  # the stage it belongs to (None for eval-base)
     label: str | None = None  # evaluate: model label (base or stage name)
     record: str | None = None  # the URI of the record that carries the fingerprint
+    launch: Launch = field(default_factory=Launch)  # train with several GPUs or nodes runs under torchrun
 
 
 def _fingerprint(options: Any, uid: str, upstream: list[str]) -> str:
@@ -58,10 +62,16 @@ def _fingerprint(options: Any, uid: str, upstream: list[str]) -> str:
 
 
 def _step(name: str, kind: StepKind, options: Any, *, uid: str, upstream: list[str], outputs: tuple[str, ...],
-          record: str, gpu: bool, stage: str | None = None, label: str | None = None) -> Step:
+          record: str, gpu: bool, stage: str | None = None, label: str | None = None,
+          launch: Launch = SINGLE) -> Step:
     fingerprint = _fingerprint(options, uid, upstream)
     args = dataclasses.replace(options, fingerprint=fingerprint).command_line()
-    return Step(name, kind, tuple(args), outputs, gpu, fingerprint, stage, label, record)
+    return Step(name, kind, tuple(args), outputs, gpu, fingerprint, stage, label, record, launch)
+
+
+def train_launch(resources: api.ResourcesSpec) -> Launch:
+    """One rank per GPU on each node (a CPU-only step is one process)."""
+    return Launch(nproc_per_node=max(resources.gpus, 1), nnodes=resources.nodes)
 
 
 def _prepare(layout: RunLayout, stage: api.StageSpec, uid: str) -> Step:
@@ -84,14 +94,17 @@ def _train(layout: RunLayout, run_name: str, spec: api.FineTuneRunSpec, stage: a
     options = TrainOptions(
         model=model, data=layout.data(stage.name), output=layout.stage(stage.name), backend=t.backend,
         lora_r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=tuple(lora.target_modules),
-        batch_size=t.batch_size, grad_accum=t.grad_accum, learning_rate=t.learning_rate, epochs=t.epochs,
+        batch_size=t.batch_size, grad_accum=t.grad_accum, global_batch=t.global_batch_size,
+        distribution=None if t.distribution == DEFAULT_DISTRIBUTION else t.distribution,  # the flag's own default
+        learning_rate=t.learning_rate, epochs=t.epochs,
         max_steps=t.max_steps, max_seq_length=t.max_seq_length, warmup_ratio=t.warmup_ratio,
         lr_scheduler=t.scheduler, optim=t.optimizer, precision=t.precision, load_in_4bit=t.load_in_4bit,
         packing=t.packing, save_steps=t.save_steps, keep_checkpoints=t.keep_checkpoints, seed=t.seed,
         run_name=run_name, stage_name=stage.name, pushgateway=pushgateway)
     done = join(layout.merged(stage.name), COMPLETE_MARKER)
     return _step(f"train-{stage.name}", "train", options, uid=uid, upstream=upstream, outputs=(done,),
-                 record=layout.progress(stage.name), gpu=spec.resources.gpus > 0, stage=stage.name)
+                 record=layout.progress(stage.name), gpu=spec.resources.gpus > 0, stage=stage.name,
+                 launch=train_launch(spec.resources))
 
 
 def _evaluate(layout: RunLayout, run_name: str, spec: api.FineTuneRunSpec, label: str, model: str,

@@ -6,7 +6,8 @@
 The walk over the plan: steps already recorded done are skipped; a step with a Job follows its Job
 (succeeded -> done, failed -> the run fails with the Job's reason, running or suspended -> report it and
 stop); a step without a Job whose outputs verify in the store (same fingerprint) is skipped; the first
-step with neither gets its Job. When every step is done the evaluation gates decide Succeeded or Failed.
+step with neither gets its Job. A multi-node step whose Indexed Job failed is started again as a new
+Job while the restart policy allows (`group.restart_attempt`). When every step is done the evaluation gates decide Succeeded or Failed.
 A finished run whose generation was already reconciled is left alone. No I/O happens here: the handler
 gathers `Observed` (the Jobs, the store checks, progress.json and report.json records) first.
 """
@@ -18,12 +19,11 @@ from typing import Any
 
 from kubetune_jobs.contract import records
 
-from .. import naming
 from ..kube import jobs as jobstate
 from ..kube.conditions import condition, set_condition
 from ..kube.events import Event
 from ..kube.jobs import JobView
-from . import api, results
+from . import api, group, results
 from .plan import BASE_LABEL, Step
 from .results import (
     DEGRADED,
@@ -57,12 +57,14 @@ class Observed:
     reports: dict[str, tuple[str, records.ReportSummary | None]] = field(default_factory=dict)  # label -> (URI, report)
     store_error: str | None = None  # a store read that failed (degrades status, never blocks the plan)
     queued: bool = False  # Jobs are created suspended (Kueue)
+    jobset: bool = False  # multi-node steps run as JobSets (which restart their own groups)
 
 
 @dataclass
 class Decision:
     status: dict[str, Any] | None  # the owned status to write; None: leave the resource alone
     create: list[Step] = field(default_factory=list)
+    attempts: dict[str, int] = field(default_factory=dict)  # step name -> the group start to create (default 0)
     events: list[Event] = field(default_factory=list)
     finished: list[tuple[Step, JobView]] = field(default_factory=list)  # Jobs seen succeeding now
     skipped: list[Step] = field(default_factory=list)  # steps done by verified outputs now
@@ -204,13 +206,23 @@ def decide(obs: Observed) -> Decision:
             continue
         if job is None:
             walk.decision.create.append(step)  # the handler posts JobCreated once the API accepted it
-            job = JobView(naming.job_name(obs.name, step.name), jobstate.SUSPENDED if obs.queued else jobstate.RUNNING)
+            job = JobView(group.workload_name(obs.name, step, 0, obs.jobset),
+                          jobstate.SUSPENDED if obs.queued else jobstate.RUNNING)
         if job.state == jobstate.SUCCEEDED:
             done.append(step.name)
             walk.decision.finished.append((step, job))
             walk.after_step(step, "StepSucceeded", f"Job {job.name} succeeded")
             continue
         walk.status["stepsDone"] = done
+        attempt = group.restart_attempt(step, job, obs.spec, obs.jobset) if job.state == jobstate.FAILED else None
+        if attempt is not None:
+            walk.decision.create.append(step)
+            walk.decision.attempts[step.name] = attempt
+            walk.event("Warning", "GroupRestarted",
+                       f"step {step.name}: Job {job.name} failed ({job.reason}); starting the group again from its "
+                       f"newest checkpoint (restart {attempt} of {obs.spec.resources.backoff_limit})")
+            job = JobView(group.workload_name(obs.name, step, attempt, obs.jobset),
+                          jobstate.SUSPENDED if obs.queued else jobstate.RUNNING, attempt=attempt)
         if job.state == jobstate.FAILED:
             walk.mark_stage(step, FAILED)
             detail = f": {job.message}" if job.message else ""

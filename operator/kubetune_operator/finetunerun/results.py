@@ -21,7 +21,8 @@ def stage_progress(progress: records.Progress | dict[str, Any] | None) -> dict[s
     if progress is None:
         return {}
     out = {"step": progress.step, "total": progress.total, "loss": progress.loss,
-           "tokensPerSecond": progress.tokens_per_second, "checkpoint": progress.checkpoint}
+           "tokensPerSecond": progress.tokens_per_second, "checkpoint": progress.checkpoint,
+           "worldSize": progress.world_size, "effectiveBatch": progress.effective_batch}
     return {k: v for k, v in out.items() if v is not None}
 
 

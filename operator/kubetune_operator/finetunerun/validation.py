@@ -6,10 +6,32 @@ The handler adds what needs the API (that the Secrets `referenced_secrets` lists
 from __future__ import annotations
 
 from kubetune_jobs.contract import env, suites
+from kubetune_jobs.contract.launch import BatchPlanError, accumulation
 from kubetune_jobs.contract.store import StoreConfigError, normalize_endpoint
 
 from .. import urls
 from . import api
+from .plan import train_launch
+
+
+def _training_problems(where: str, t: api.TrainingSpec, set_here: dict, spec: api.FineTuneRunSpec) -> list[str]:
+    """The distribution settings of one stage's training that cannot work; `set_here` holds the fields this
+    level sets itself (a stage names only what it overrides, so a problem is reported once, where it is)."""
+    out = []
+    world = train_launch(spec.resources).world_size
+    if t.global_batch_size is not None and {"global_batch_size", "batch_size"} & set_here.keys():
+        try:
+            accumulation(t.global_batch_size, t.batch_size, world, what="globalBatchSize")
+        except BatchPlanError as exc:
+            field = "globalBatchSize" if "global_batch_size" in set_here else "batchSize"
+            out.append(f"{where}.{field}: {exc} (world size = spec.resources.gpus x spec.resources.nodes)")
+    if t.distribution == "fsdp" and ({"distribution", "load_in_4bit"} & set_here.keys()):
+        if t.load_in_4bit:
+            out.append(f"{where}.distribution: fsdp cannot shard 4-bit (QLoRA) base weights here; set loadIn4bit "
+                       "false or use ddp")
+        if t.backend == "unsloth":
+            out.append(f"{where}.backend: unsloth does not support fsdp; use auto or trl (TRL + PEFT), or ddp")
+    return out
 
 
 def problems(spec: api.FineTuneRunSpec) -> list[str]:
@@ -46,9 +68,14 @@ def problems(spec: api.FineTuneRunSpec) -> list[str]:
         if t.backend == "unsloth" and spec.resources.gpus == 0:
             out.append(f"spec.stages[{i}].training.backend: unsloth needs a GPU (spec.resources.gpus is 0)")
         overrides = stage.training.model_dump(exclude_none=True) if stage.training else {}
+        out += _training_problems(f"spec.stages[{i}].training", t, overrides, spec)
         if overrides.get("load_in_4bit") and spec.resources.gpus == 0:
             out.append(f"spec.stages[{i}].training.loadIn4bit: 4-bit QLoRA needs a GPU (spec.resources.gpus is 0)")
     t = spec.training
+    out += _training_problems("spec.training", t, t.model_dump(), spec)
+    if spec.resources.nodes > 1 and spec.resources.gpus == 0:
+        out.append(f"spec.resources.nodes: {spec.resources.nodes} nodes need GPUs (spec.resources.gpus is 0); "
+                   "CPU training runs on one node")
     if t.load_in_4bit and spec.resources.gpus == 0:
         out.append("spec.training.loadIn4bit: 4-bit QLoRA needs a GPU (spec.resources.gpus is 0); set it to false")
     if t.backend == "unsloth" and spec.resources.gpus == 0:

@@ -1,10 +1,13 @@
-"""A batch/v1 Job as the reconcilers see it: its state, why, and how long it ran."""
+"""A batch/v1 Job (or a JobSet, which runs a group of them) as the reconcilers see it: its state, why, how
+long it ran, and which start of its step it is."""
 
 from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
 from typing import Any
+
+from ..naming import ANNOTATION_ATTEMPT
 
 SUCCEEDED, FAILED, RUNNING, SUSPENDED = "succeeded", "failed", "running", "suspended"
 
@@ -24,6 +27,24 @@ def job_state(job: dict[str, Any]) -> tuple[str, str, str]:
     return RUNNING, "Running", ""
 
 
+def jobset_state(jobset: dict[str, Any]) -> tuple[str, str, str]:
+    """(state, reason, message) of a jobset.x-k8s.io JobSet, in the same terms as `job_state`."""
+    st = jobset.get("status") or {}
+    for c in st.get("conditions") or []:
+        if c.get("status") == "True" and c.get("type") == "Completed":
+            return SUCCEEDED, c.get("reason") or "Completed", c.get("message") or ""
+        if c.get("status") == "True" and c.get("type") == "Failed":
+            return FAILED, c.get("reason") or "Failed", c.get("message") or ""
+    if st.get("terminalState") == "Completed":
+        return SUCCEEDED, "Completed", ""
+    if st.get("terminalState") == "Failed":
+        return FAILED, "Failed", ""
+    if (jobset.get("spec") or {}).get("suspend"):
+        return SUSPENDED, "Suspended", "waiting for admission"
+    restarts = st.get("restarts") or 0
+    return RUNNING, "Running", f"group restarted {restarts} times" if restarts else ""
+
+
 def _time(text: str) -> datetime.datetime:
     return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
@@ -37,12 +58,20 @@ class JobView:
     reason: str = ""
     message: str = ""
     seconds: float | None = None  # start to completion, once finished
+    attempt: int = 0  # which start of a multi-node group (the operator restarts an Indexed Job's group)
 
     @classmethod
     def of(cls, job: dict[str, Any]) -> JobView:
-        state, reason, message = job_state(job)
+        state, reason, message = jobset_state(job) if job.get("kind") == "JobSet" else job_state(job)
         st = job.get("status") or {}
         seconds = None
         if st.get("startTime") and st.get("completionTime"):
             seconds = (_time(st["completionTime"]) - _time(st["startTime"])).total_seconds()
-        return cls(job["metadata"]["name"], state, reason, message, seconds)
+        return cls(job["metadata"]["name"], state, reason, message, seconds, attempt_of(job))
+
+
+def attempt_of(obj: dict[str, Any]) -> int:
+    try:
+        return int(((obj.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_ATTEMPT) or 0)
+    except ValueError:
+        return 0
