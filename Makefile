@@ -5,7 +5,7 @@ VLLM_VENV ?= .venv-vllm
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint crds bench clean images manifests vllm-env
+.PHONY: demo serve test lint clean images manifests vllm-env
 
 $(VENV)/.demo-installed: pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh $(VENV) demo
@@ -23,6 +23,10 @@ vllm-env: $(VLLM_VENV)/.installed
 
 demo: $(VENV)/.demo-installed
 	$(VENV)/bin/kubetune run manifests/examples/quickstart.yaml
+
+# After the demo: its tuned model behind vLLM's OpenAI-compatible API (Ctrl-C stops).
+serve: $(VENV)/.demo-installed $(VLLM_VENV)/.installed
+	$(VENV)/bin/kubetune serve manifests/examples/quickstart-serve.yaml
 
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check .
