@@ -139,11 +139,8 @@ def test_operator_environment(config: str) -> None:
     assert env["KUBETUNE_OPERATOR_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert value["KUBETUNE_JOBS_IMAGE"] == "ghcr.io/kubetune/kubetune-jobs:0.1.0"
     assert re.fullmatch(r"vllm/vllm-openai:v\d+\.\d+\.\d+", value["KUBETUNE_VLLM_IMAGE"])
-    if secret:
-        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            assert env[key]["valueFrom"] == {"secretKeyRef": {"name": secret, "key": key}}
-    else:
-        assert "AWS_SECRET_ACCESS_KEY" not in env
+    # The operator reads the store's Secret through the API (kube.shared_store): its keys are never in its env.
+    assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(env)
 
 
 def test_store_and_pushgateway_urls_follow_the_release_namespace() -> None:
@@ -158,7 +155,7 @@ def test_operator_deployment_and_rbac() -> None:
     assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"]["type"] == "Recreate"
     env = {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["KUBETUNE_S3_ENDPOINT"]["value"] == "http://store:9000"
-    assert "secretKeyRef" in env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]
+    assert env["KUBETUNE_STORE_SECRET"]["value"] == "kt-minio" and "AWS_SECRET_ACCESS_KEY" not in env
     role = next(d for d in docs if d["kind"] == "ClusterRole")
     rules = {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
     assert rules[("", "secrets")] == {"get"}
