@@ -81,7 +81,10 @@ def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.fail("prometheus-pushgateway is not installed (make test installs it)")
     port = free_port()
     log = open(tmp_path_factory.mktemp("pushgateway") / "log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=log)
+    # No persistence file: Debian's default (/var/lib/prometheus/pushgateway.data) is shared by every gateway
+    # started on the machine, so groups pushed by one session would reappear in the next.
+    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="],
+                            stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/-/ready", proc=proc)

@@ -37,7 +37,10 @@ def start_gateway(tmp: Path, *extra: str) -> tuple[subprocess.Popen, str]:
         pytest.fail("prometheus-pushgateway is not installed (make test installs it)")
     port = free_port()
     log = open(tmp / f"gateway-{port}.log", "wb")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}", *extra], stdout=log, stderr=log)
+    # No persistence file: Debian's default (/var/lib/prometheus/pushgateway.data) is shared by every gateway
+    # started on the machine, so one test's groups would reappear in the next.
+    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file=", *extra],
+                            stdout=log, stderr=log)
     proc.log = log  # type: ignore[attr-defined]
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
