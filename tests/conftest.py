@@ -1,18 +1,27 @@
 """Shared fixtures: real services on loopback (S3 over HTTP via moto's server, a Prometheus Pushgateway,
-vLLM's CPU build serving the bundled SmolLM2) and the models they serve."""
+vLLM's CPU build serving the bundled SmolLM2, a Prometheus scraping them and this process's operator
+metrics) and the models they serve."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+ALERT_RULES = ROOT / "charts" / "kubetune" / "alerts" / "kubetune.rules.yaml"
 
 
 def free_port() -> int:
@@ -143,3 +152,82 @@ def vllm_server(servable_smollm2: Path, tmp_path_factory: pytest.TempPathFactory
     log = tmp_path_factory.mktemp("vllm") / "server.log"
     with VLLMServer(smollm2_argv(servable_smollm2), python=python, log_path=log) as server:
         yield server
+
+
+class Prometheus:
+    """A running Prometheus: its HTTP API, and where it scrapes what."""
+
+    def __init__(self, url: str, operator_port: int, targets: dict[str, str]) -> None:
+        self.url, self.operator_port, self.targets = url, operator_port, targets
+
+    def api(self, path: str, **params: Any) -> Any:
+        """`data` of an /api/v1 answer; a PromQL error raises with Prometheus' own message."""
+        query = urllib.parse.urlencode(params, doseq=True)
+        try:
+            with urllib.request.urlopen(f"{self.url}/api/v1/{path}?{query}", timeout=30) as resp:
+                body = json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            body = json.loads(exc.read() or b"{}")
+            raise AssertionError(f"{path} {params}: {body.get('errorType')}: {body.get('error')}") from None
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """An instant query's series (vector results; a scalar comes back as one unlabelled series)."""
+        data = self.api("query", query=expr)
+        if data["resultType"] == "scalar":
+            return [{"metric": {}, "value": data["result"]}]
+        return data["result"]
+
+    def label_values(self, label: str, match: str) -> list[str]:
+        return self.api(f"label/{label}/values", **{"match[]": match})
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return self.api("alerts")["alerts"]
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory: pytest.TempPathFactory, pushgateway: str, vllm_server) -> Iterator[Prometheus]:
+    """Debian's Prometheus on a free loopback port, scraping every half second: the Pushgateway (honor_labels,
+    as the chart's ServiceMonitor), the vLLM session server (with the labels the operator's PodMonitor gives a
+    ModelServe's pods: namespace default, serve `assistant`) and this process's default prometheus_client
+    registry, where an in-process operator (support.kmock_cluster.OperatorThread) keeps its metrics (as the
+    chart's ServiceMonitor: honor_labels, target namespace `kubetune`). It evaluates the chart's alert rules."""
+    from prometheus_client import start_http_server
+
+    binary = shutil.which("prometheus") or "/usr/bin/prometheus"
+    if not os.path.exists(binary):
+        pytest.fail("prometheus is not installed (make test installs it)")
+    work = tmp_path_factory.mktemp("prometheus")
+    operator_port = free_port()
+    metrics_server, metrics_thread = start_http_server(operator_port, addr="127.0.0.1")
+    targets = {"pushgateway": pushgateway.split("://", 1)[1], "vllm": vllm_server.root_url.split("://", 1)[1],
+               "kubetune-operator": f"127.0.0.1:{operator_port}"}
+    config = {
+        "global": {"scrape_interval": "500ms", "scrape_timeout": "400ms", "evaluation_interval": "500ms"},
+        "rule_files": [str(ALERT_RULES)],
+        "scrape_configs": [
+            {"job_name": "pushgateway", "honor_labels": True,
+             "static_configs": [{"targets": [targets["pushgateway"]], "labels": {"namespace": "kubetune"}}]},
+            {"job_name": "kubetune-operator", "honor_labels": True,
+             "static_configs": [{"targets": [targets["kubetune-operator"]], "labels": {"namespace": "kubetune"}}]},
+            {"job_name": "vllm", "static_configs": [{"targets": [targets["vllm"]], "labels": {
+                "namespace": "default", "pod": "assistant-r1-0", "kubetune_io_serve": "assistant",
+                "kubetune_io_revision": "r1"}}]},
+        ],
+    }
+    (work / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    log = open(work / "log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([binary, f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'data'}",
+                             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"], stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/-/ready", timeout=60, proc=proc)
+        yield Prometheus(url, operator_port, targets)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+        metrics_server.shutdown()
+        metrics_thread.join(5)

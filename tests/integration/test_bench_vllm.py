@@ -18,8 +18,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import free_port
-from kubetune_jobs.bench import metrics
 from kubetune_jobs.cli import main
+from kubetune_jobs.contract import metrics
 from kubetune_jobs.contract.layout import BENCH_FILE, BENCH_MARKDOWN
 from kubetune_jobs.contract.records import BenchReport, read
 from support.served_model import SERVED_NAME, smollm2_argv
@@ -124,12 +124,12 @@ def test_sweep_counts_agree_with_the_server(vllm, pushgateway, tmp_path):
     assert "RTX A6000" in table and "| 50 | 1.0x |" in table and "| 4 | 4 | 0 |" in table
     text = urllib.request.urlopen(f"{pushgateway}/metrics", timeout=5).read().decode()
     line = next(ln for ln in text.splitlines()
-                if ln.startswith(metrics.GAUGES["output_throughput"][0] + "{") and 'concurrency="4"' in ln)
+                if ln.startswith(metrics.BENCH_OUTPUT_THROUGHPUT.name + "{") and 'concurrency="4"' in ln)
     assert 'serve="demo"' in line and 'revision="r1"' in line
     assert float(line.rsplit(" ", 1)[1]) == pytest.approx(report.levels[1].output_throughput)
-    assert any(ln.startswith(metrics.REQUESTS[0] + "_total{") and 'outcome="completed"' in ln
+    assert any(ln.startswith(metrics.BENCH_REQUESTS.name + "{") and 'outcome="completed"' in ln
                and 'concurrency="1"' in ln and float(ln.rsplit(" ", 1)[1]) == 4 for ln in text.splitlines())
-    assert any(ln.startswith(metrics.COMPLETE[0] + "{") and ln.endswith(" 1") for ln in text.splitlines())
+    assert any(ln.startswith(metrics.BENCH_COMPLETE.name + "{") and ln.endswith(" 1") for ln in text.splitlines())
 
 
 def test_timed_out_requests_are_counted_as_failed(vllm, tmp_path, capsys):

@@ -6,7 +6,8 @@ import json
 import urllib.request
 
 from kubetune_jobs.cli import main
-from kubetune_jobs.evaluate import checker, metrics, suites
+from kubetune_jobs.contract import metrics
+from kubetune_jobs.evaluate import checker, suites
 from kubetune_jobs.serving.process import free_port
 
 
@@ -19,13 +20,13 @@ def test_eval_gauges_pushed_and_read_back(tmp_path, pushgateway):
                str(tmp_path / "o"), "--pushgateway", pushgateway, "--run-name", "demo", "--model-label", "stage-1"])
     assert rc == 0
     text = urllib.request.urlopen(f"{pushgateway}/metrics", timeout=5).read().decode()
-    name = metrics.GAUGES["accuracy"][0]
+    name = metrics.EVAL_ACCURACY.name
     line = next(ln for ln in text.splitlines() if ln.startswith(name + "{") and 'category="all"' in ln)
     assert 'run="demo"' in line and 'model="stage-1"' in line and 'suite="seed-tools"' in line
     assert float(line.rsplit(" ", 1)[1]) == (len(items) - 1) / len(items)
-    assert any(ln.startswith(metrics.GAUGES["false_call_rate"][0] + "{") and 'category="no_call"' in ln
+    assert any(ln.startswith(metrics.EVAL_FALSE_CALL.name + "{") and 'category="no_call"' in ln
                for ln in text.splitlines())
-    assert any(ln.startswith(metrics.COMPLETE[0] + "{") and ln.endswith(" 1") for ln in text.splitlines())
+    assert any(ln.startswith(metrics.EVAL_COMPLETE.name + "{") and ln.endswith(" 1") for ln in text.splitlines())
 
 
 def test_unreachable_endpoint_fails_without_report(tmp_path, capsys):

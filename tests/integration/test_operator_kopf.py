@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from kubetune_jobs.contract import layout
+from kubetune_jobs.contract import layout, metrics
 from kubetune_jobs.storage import location
 from kubetune_operator import naming
 from kubetune_operator.finetunerun import api
@@ -128,10 +128,11 @@ def test_run_walks_the_plan_in_order_to_succeeded(cluster: EmulatedCluster, stor
     reasons = [e.get("reason") for e in cluster.list("v1", "events", NS)
                if e.get("involvedObject", {}).get("name") == "walk"]
     assert reasons.count("JobCreated") == len(expected) and "RunSucceeded" in reasons
-    assert REGISTRY.get_sample_value("kubetune_operator_last_eval_accuracy",
+    assert REGISTRY.get_sample_value(metrics.RUN_EVAL_ACCURACY.name,
                                      {"namespace": NS, "run": "walk", "suite": "heldout"}) == 0.8
-    assert REGISTRY.get_sample_value("kubetune_operator_runs", {"phase": "Succeeded"}) >= 1
-    assert REGISTRY.get_sample_value("kubetune_operator_step_duration_seconds_count", {"kind": "train"}) >= 2
+    assert REGISTRY.get_sample_value(metrics.RUN_PHASE.name, {"namespace": NS, "run": "walk", "phase": "Succeeded"}) == 1
+    assert REGISTRY.get_sample_value("kubetune_operator_step_duration_seconds_count",
+                                     {"namespace": NS, "kind": "train"}) >= 2
 
 
 def test_kueue_run_waits_for_admission(cluster: EmulatedCluster) -> None:

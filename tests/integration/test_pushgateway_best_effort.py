@@ -20,7 +20,8 @@ import pytest
 
 from conftest import free_port
 from kubetune_jobs import cli
-from kubetune_jobs.evaluate import checker, metrics, suites
+from kubetune_jobs.contract import metrics
+from kubetune_jobs.evaluate import checker, suites
 from kubetune_jobs.train.metrics import STEP, MetricsPusher
 
 USER, SECRET = "pusher", "kubetune-push-secret"
@@ -121,7 +122,7 @@ def test_credentials_in_the_url_work_and_are_never_printed(tmp_path: Path, auth_
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-2000:]
     assert BEST_EFFORT not in output
-    name = metrics.GAUGES["accuracy"][0]
+    name = metrics.EVAL_ACCURACY.name
     assert any(ln.startswith(name + "{") and 'model="stage-1"' in ln for ln in scrape(auth_gateway, auth=True).splitlines())
 
     wrong = evaluate(tmp_path, with_credentials(auth_gateway, password="wrong-" + SECRET))

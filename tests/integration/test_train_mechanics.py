@@ -79,8 +79,8 @@ def test_two_stages_chain_and_report(tiny_qwen2: str, tmp_path: Path, pushgatewa
     got = pushed(pushgateway)
     for stage in ("chat", "tools"):
         assert got[(metrics.STEP, "run-a", stage)] == 3
-        assert got[(metrics.TOTAL_STEPS, "run-a", stage)] == 3
-        assert got[(metrics.TOKENS_PER_SECOND, "run-a", stage)] > 0
+        assert got[(metrics.PLANNED_STEPS, "run-a", stage)] == 3
+        assert got[(metrics.TOKENS, "run-a", stage)] > 0
         assert math.isfinite(got[(metrics.LOSS, "run-a", stage)])
 
     # Same flags again: the stage is done, nothing is redone or rewritten.

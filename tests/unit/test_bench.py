@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from kubetune_jobs.bench import metrics, report, server_counts, stats, workload
 from kubetune_jobs.bench.client import Sample
 from kubetune_jobs.bench.run import BenchError, validate
+from kubetune_jobs.contract import metrics as m
 from kubetune_jobs.contract.options import BenchOptions
 from kubetune_jobs.contract.records import BenchLevel, BenchReport
 from kubetune_jobs.evaluate.suites import seed_tools
@@ -105,20 +106,22 @@ def test_pushed_metrics_follow_prometheus_conventions():
                       levels=[_level(1, 10.0, server_completed=8, server_output_tokens=100),
                               _level(8, 50.0, server_completed=8, server_output_tokens=499)])
     families = {f.name: f for f in text_string_to_metric_families(generate_latest(metrics.registry_for(rep)).decode())}
-    assert families and all(name.startswith(metrics.PREFIX) for name in families)
+    assert families and all(name.startswith("kubetune_bench_") for name in families)
     for f in families.values():
         if f.type == "counter":
             assert all(s.name.endswith("_total") or s.name.endswith("_created") for s in f.samples), f.name
-    for name, _ in metrics.LATENCY_GAUGES.values():
-        assert name.endswith("_seconds")
-    assert metrics.SCALING[0].endswith("_ratio")
+    for metric in metrics.LATENCY_GAUGES.values():
+        assert metric.name.endswith("_seconds")
+    assert m.BENCH_SCALING.name.endswith("_ratio")
     values = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
-    assert values[(metrics.SCALING[0], (("concurrency", "8"),))] == 5.0
-    assert values[(metrics.REQUESTS[0] + "_total", (("concurrency", "8"), ("outcome", "completed")))] == 8
-    assert values[(metrics.COUNTS_AGREE[0], (("concurrency", "1"),))] == 1
-    assert values[(metrics.COUNTS_AGREE[0], (("concurrency", "8"),))] == 0  # 499 tokens counted by the server
-    assert values[(metrics.LATENCY_GAUGES["ttft"][0], (("concurrency", "1"), ("statistic", "p50")))] == 0.2
+    assert values[(m.BENCH_SCALING.name, (("concurrency", "8"),))] == 5.0
+    assert values[(m.BENCH_REQUESTS.name, (("concurrency", "8"), ("outcome", "completed")))] == 8
+    assert values[(m.BENCH_COUNTS_AGREE.name, (("concurrency", "1"),))] == 1
+    assert values[(m.BENCH_COUNTS_AGREE.name, (("concurrency", "8"),))] == 0  # 499 tokens counted by the server
+    assert values[(m.BENCH_TTFT.name, (("concurrency", "1"), ("statistic", "p50")))] == 0.2
     assert metrics.grouping("demo", None) == {"serve": "demo"}
+    assert metrics.grouping("demo", "r1", namespace="team-a", model_name="m") == {
+        "namespace": "team-a", "serve": "demo", "revision": "r1", "model_name": "m"}
 
 
 def test_table_sets_the_origin_figures_beside_ours():

@@ -1,8 +1,9 @@
 """The Helm chart: `helm lint --strict` and `helm template` over --set cases and the values files in
 charts/kubetune/ci/, every built-in object validated with kubernetes-validate, every pod template checked
 against the Pod Security Standards "restricted" profile; bad values refused with a message naming the value;
-the operator's environment, RBAC and NetworkPolicies per case; NOTES; the dashboard only queries metrics
-that exist."""
+the operator's environment, RBAC and NetworkPolicies per case, and what reaches a run's and a serve's Jobs
+from it (the chart's Pushgateway, the shared store's keys); NOTES; the dashboard and the alerts only query
+metrics that exist, and the PrometheusRule ships the promtool-tested rules with the values' overrides."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from kubetune_operator import metrics as operator_metrics
+from kubetune_jobs.contract import metrics as contract_metrics
+from kubetune_operator.settings import Settings
 from support.pod_security import pod_specs, violations
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +31,7 @@ CONFIGS = {
     "defaults": [],
     "everything": ["--set", "minio.enabled=true", "--set", "minio.rootPassword=s3cret-value", "--set",
                    "pushgateway.enabled=true", "--set", "serviceMonitor.enabled=true", "--set",
-                   "storage.endpoint=http://store:9000"],
+                   "prometheusRule.enabled=true", "--set", "storage.endpoint=http://store:9000"],
     "namespaced": ["--set", "operator.watchNamespaces={team-a,team-b}", "--set", "dashboard.enabled=false"],
     **{f"ci/{name}": ["-f", str(path)] for name, path in CI_VALUES.items()},
 }
@@ -295,30 +297,31 @@ def test_notes_say_what_to_do_next() -> None:
     assert "dev-only-password" not in notes
 
 
-def _pushed_names() -> set[str]:
-    from kubetune_jobs.evaluate import metrics as eval_metrics
-    from kubetune_jobs.train import metrics as train_metrics
-
-    names = {v for k, v in vars(train_metrics).items() if k.isupper() and isinstance(v, str)
-             and v.startswith("kubetune_train_")}
-    names |= {name for name, _ in eval_metrics.GAUGES.values()}
-    return names
+DASHBOARD = json.loads((CHART / "dashboards" / "kubetune.json").read_text())
+RULES = CHART / "alerts" / "kubetune.rules.yaml"
+NAME = re.compile(r"\b((?:kubetune_|vllm:)[a-z0-9_:]+)")
 
 
-def test_dashboard_queries_only_existing_metrics() -> None:
-    dash = json.loads((CHART / "dashboards" / "kubetune.json").read_text())
-    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
-    used = {m for e in exprs for m in re.findall(r"\b(kubetune_[a-z_]+?)(?:_bucket)?\b(?=[{\[)\s/]|$)", e)}
-    operator_names = {m._name for m in (operator_metrics.RUNS, operator_metrics.STEP_SECONDS,
-                                        operator_metrics.RECONCILE_ERRORS, operator_metrics.EVAL_ACCURACY)}
-    operator_names |= {n + "_total" for n in operator_names}
-    known = _pushed_names() | operator_names
+def names_in(expr: str) -> set[str]:
+    return set(NAME.findall(expr))
+
+
+def test_dashboard_and_alerts_query_only_metrics_that_exist() -> None:
+    known = {series for metric in contract_metrics.ALL for series in metric.series}
+    known |= set(contract_metrics.VLLM) | {f"{h}_{s}" for h in contract_metrics.VLLM_HISTOGRAMS
+                                           for s in ("bucket", "sum", "count")}
+    exprs = [t["expr"] for p in DASHBOARD["panels"] for t in p.get("targets", [])]
+    exprs += [v["definition"] for v in DASHBOARD["templating"]["list"] if v["type"] == "query"]
+    rules = [r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]]
+    used = {n for e in exprs + [r["expr"] for r in rules] for n in names_in(e)}
     assert used and used <= known, used - known
-    for needed in ("kubetune_train_tokens_per_second", "kubetune_train_loss", "kubetune_eval_accuracy",
-                   "kubetune_eval_false_call_rate", "kubetune_operator_runs"):
-        assert needed in used
+    for needed in (contract_metrics.TRAIN_TOKENS, contract_metrics.EVAL_ACCURACY, contract_metrics.RUN_PHASE,
+                   contract_metrics.SERVE_DECISIONS, contract_metrics.BENCH_OUTPUT_THROUGHPUT):
+        assert needed.name in used
+    assert {"vllm:time_to_first_token_seconds_bucket", "vllm:num_requests_waiting"} <= used
     cm = next(d for d in render("defaults") if d["kind"] == "ConfigMap")
-    assert json.loads(cm["data"]["kubetune.json"])["uid"] == "kubetune"
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(cm["data"]["kubetune.json"]) == DASHBOARD
 
 
 def test_jobset_setting_reaches_the_operator_and_its_rbac() -> None:
@@ -332,3 +335,117 @@ def test_jobset_setting_reaches_the_operator_and_its_rbac() -> None:
     rules = rules_of(find(on, "ClusterRole", "kt-operator")[0])
     assert rules[("jobset.x-k8s.io", "jobsets")] == {"get", "list", "watch", "create", "patch"}
     assert {"create", "get"} <= rules[("", "services")]  # the headless Service of an Indexed Job's group
+
+
+def test_dashboard_rows_and_variables() -> None:
+    rows = [p["title"] for p in DASHBOARD["panels"] if p["type"] == "row"]
+    assert rows == ["Runs", "Training", "Evaluation", "Serving: vLLM", "Serving: kubetune"]
+    variables = {v["name"]: v for v in DASHBOARD["templating"]["list"]}
+    assert {"namespace", "run", "model_name"} <= set(variables)
+    ids = [p["id"] for p in DASHBOARD["panels"]]
+    assert len(ids) == len(set(ids))
+    for p in DASHBOARD["panels"]:
+        for t in p.get("targets", []):
+            assert "$namespace" in t["expr"], (p["title"], t["expr"])  # every query follows the namespace
+
+
+def test_service_monitors_keep_the_namespaces_our_series_name() -> None:
+    monitors = {d["metadata"]["name"]: d for d in render("ci/dev") if d["kind"] == "ServiceMonitor"}
+    assert set(monitors) == {"kt-operator", "kt-pushgateway"}
+    for monitor in monitors.values():
+        assert [e["honorLabels"] for e in monitor["spec"]["endpoints"]] == [True]
+
+
+def prometheus_rule(*values: str) -> dict:
+    text = helm("template", "kt", str(CHART), "--set", "prometheusRule.enabled=true", *values,
+                "-s", "templates/prometheusrule.yaml")
+    return yaml.safe_load(text)
+
+
+def test_prometheus_rule_ships_the_tested_rules_with_overrides(tmp_path: Path) -> None:
+    assert not [d for d in render("defaults") if d["kind"] == "PrometheusRule"]  # optional
+    shipped = yaml.safe_load(RULES.read_text())["groups"]
+    assert prometheus_rule()["spec"]["groups"] == shipped
+    changed = prometheus_rule("--set", "prometheusRule.rules.KubetuneRunStalled.for=3h", "--set",
+                              "prometheusRule.rules.KubetuneWaitingRequestsGrowing.enabled=false", "--set",
+                              "prometheusRule.rules.KubetuneRunFailed.labels.severity=critical", "--set",
+                              "prometheusRule.labels.release=prom")
+    assert changed["metadata"]["labels"]["release"] == "prom"
+    rules = {r["alert"]: r for g in changed["spec"]["groups"] for r in g["rules"]}
+    assert rules["KubetuneRunStalled"]["for"] == "3h" and "KubetuneWaitingRequestsGrowing" not in rules
+    assert rules["KubetuneRunFailed"]["labels"] == {"severity": "critical"}
+    assert rules["KubetuneRunFailed"]["expr"] == next(r for g in shipped for r in g["rules"]
+                                                      if r["alert"] == "KubetuneRunFailed")["expr"]
+    rendered = tmp_path / "rules.yaml"
+    rendered.write_text(yaml.safe_dump({"groups": changed["spec"]["groups"]}))
+    out = subprocess.run(["promtool", "check", "rules", str(rendered)], capture_output=True, text=True)
+    assert out.returncode == 0 and "SUCCESS: 5 rules found" in out.stdout, out.stdout + out.stderr
+    # The values schema knows every alert by name (and refuses others).
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    names = schema["properties"]["prometheusRule"]["properties"]["rules"]["propertyNames"]["enum"]
+    assert sorted(names) == sorted(r["alert"] for g in shipped for r in g["rules"])
+    bad = subprocess.run([str(HELM), "template", "kt", str(CHART), "--set", "prometheusRule.rules.NoSuch.for=1m"],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "NoSuch" in bad.stderr
+
+
+def _operator_settings(config: str, namespace: str) -> Settings:
+    """The operator's Settings exactly as its pod would read them from the rendered Deployment."""
+    env = {}
+    for name, e in operator_env(render(config, namespace=namespace)).items():
+        if "value" in e:
+            env[name] = e["value"]
+        elif e["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}:
+            env[name] = namespace
+        else:
+            raise AssertionError(f"{name}: the test does not resolve {e['valueFrom']}")
+    return Settings.from_env(env)
+
+
+def test_a_runs_and_a_serves_jobs_get_the_charts_pushgateway_and_store() -> None:
+    from kubetune_jobs.contract import options
+    from kubetune_operator.finetunerun import api as ftr_api
+    from kubetune_operator.finetunerun import jobs as ftr_jobs
+    from kubetune_operator.finetunerun import plan
+    from kubetune_operator.kube import shared_store
+    from kubetune_operator.kube.owner import Owner
+    from kubetune_operator.modelserve import api as ms_api
+    from kubetune_operator.modelserve import resources
+
+    settings = _operator_settings("ci/dev", "ml-platform")
+    gateway = "http://kt-pushgateway.ml-platform.svc.cluster.local:9091"
+    assert settings.pushgateway == gateway and settings.namespace == "ml-platform"
+    assert settings.store_secret == "kt-minio" and settings.share_store
+    # A run in another namespace that names neither a Pushgateway nor a store: the chart's, with the keys copied.
+    spec = ftr_api.parse_spec(yaml.safe_load((ROOT / "manifests" / "examples" / "quickstart.yaml").read_text())["spec"])
+    assert spec.pushgateway is None and spec.storage.endpoint is None and spec.storage.credentials_secret is None
+    assert shared_store.applies(settings, spec.storage.endpoint, spec.storage.credentials_secret)
+    owner = Owner(ftr_api.KIND, "quickstart", "team-a", "uid-1")
+    steps = plan.build_plan("quickstart", "team-a", spec, "s3://kubetune", uid="uid-1",
+                            pushgateway=settings.pushgateway)
+    pushing = [s for s in steps if s.kind in ("train", "evaluate")]
+    assert pushing and {s.kind for s in pushing} == {"train", "evaluate"}
+    for step in steps:
+        job = ftr_jobs.job_for_step(step, spec, owner, settings.store_endpoint, shared_store.secret_name(owner))
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e for e in container["env"]}
+        assert env["KUBETUNE_S3_ENDPOINT"]["value"] == "http://kt-minio.ml-platform.svc.cluster.local:9000"
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            assert env[key]["valueFrom"]["secretKeyRef"] == {"name": "quickstart-kubetune-store", "key": key}
+        if step.kind == "prepare":
+            continue
+        parsed = options.JOBS[container["args"][0]].parse(container["args"][1:])
+        assert (parsed.pushgateway, parsed.namespace, parsed.run_name) == (gateway, "team-a", "quickstart")
+    # A ModelServe's benchmark and promotion-gate Jobs push there too, labelled with its namespace.
+    serve = ms_api.parse_spec({"model": {"uri": "s3://kubetune/models/m"}, "servedModelName": "assistant"})
+    b = resources.Build(owner=Owner(ms_api.KIND, "assistant", "team-a", "uid-2"), served_name="assistant",
+                        jobs_image=settings.jobs_image, vllm_image=settings.vllm_image,
+                        store_endpoint=settings.store_endpoint, pushgateway=settings.pushgateway,
+                        shared_secret="assistant-kubetune-store")
+    for job in (resources.bench_job(serve, b, "r1"), resources.gate_job(serve, b, "r1", ())):
+        args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+        parsed = options.JOBS[args[0]].parse(args[1:])
+        assert (parsed.pushgateway, parsed.namespace) == (gateway, "team-a")
+    gate = options.EvaluateOptions.parse(resources.gate_job(serve, b, "r1", ())["spec"]["template"]["spec"]
+                                         ["containers"][0]["args"][1:])
+    assert (gate.serve_name, gate.model_label) == ("assistant", "r1")

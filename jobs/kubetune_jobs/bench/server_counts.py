@@ -19,8 +19,9 @@ import urllib.request
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-GENERATION_TOKENS = "vllm:generation_tokens_total"
-REQUEST_SUCCESS = "vllm:request_success_total"
+from ..contract.metrics import VLLM_GENERATION_TOKENS as GENERATION_TOKENS
+from ..contract.metrics import VLLM_REQUEST_SUCCESS as REQUEST_SUCCESS
+
 NOT_COMPLETED = ("abort", "error")  # finished_reason values of requests that did not complete
 
 

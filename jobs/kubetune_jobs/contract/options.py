@@ -235,6 +235,7 @@ class TrainOptions(_Options):
     pushgateway: str | None = flag(None, "Prometheus Pushgateway URL for kubetune_train_* metrics (best effort)", identity=False)
     run_name: str = flag("local", "metric label: the FineTuneRun", identity=False)
     stage_name: str = flag("train", "metric label: the stage", identity=False)
+    namespace: str | None = flag(None, "metric label: the FineTuneRun's namespace", identity=False)
     fingerprint: str | None = flag(None, FINGERPRINT_HELP, identity=False)
 
     def validate(self) -> None:
@@ -280,7 +281,11 @@ class EvaluateOptions(_Options):
     judge_model: str | None = flag(None, "model name at the judge endpoint")
     pushgateway: str | None = flag(None, "Prometheus Pushgateway URL for kubetune_eval_* metrics (best effort)", identity=False)
     run_name: str = flag("local", "metric label: the FineTuneRun", identity=False)
-    model_label: str | None = flag(None, "metric label: which model (base, stage name)", identity=False)
+    model_label: str | None = flag(None, "metric label: which model (base, stage name, serve revision)",
+                                   identity=False)
+    serve_name: str | None = flag(None, "metric label: the ModelServe whose revision a promotion gate evaluates "
+                                        "(instead of a FineTuneRun)", identity=False)
+    namespace: str | None = flag(None, "metric label: the FineTuneRun's or ModelServe's namespace", identity=False)
     compare: tuple[str, ...] = flag((), "print a before/after table of report.json files instead of evaluating",
                                     nargs="+", metavar="REPORT")
     fingerprint: str | None = flag(None, FINGERPRINT_HELP, identity=False)
@@ -314,6 +319,7 @@ class BenchOptions(_Options):
                                    identity=False)
     serve_name: str = flag("local", "metric label: the ModelServe", identity=False)
     revision: str | None = flag(None, "metric label: the ModelServe revision benchmarked", identity=False)
+    namespace: str | None = flag(None, "metric label: the ModelServe's namespace", identity=False)
     fingerprint: str | None = flag(None, FINGERPRINT_HELP, identity=False)
 
 

@@ -116,7 +116,8 @@ def run(args: EvaluateOptions) -> int:
     if args.pushgateway:
         from .metrics import push
 
-        push(args.pushgateway, report, run=args.run_name, model=model_label)  # best-effort: never the exit code
+        push(args.pushgateway, report, run=args.run_name, model=model_label, serve=args.serve_name,
+             namespace=args.namespace)  # best-effort: never the exit code
     if not report["complete"]:
         missing = [r for r in records if not r.get("scored")]
         print(f"kubetune-job evaluate: error: report incomplete: {len(missing)} of {len(records)} items have no "

@@ -1,47 +1,45 @@
-"""The `kubetune_train_*` metrics: their names live here and nowhere else.
+"""Pushing a training stage's `kubetune_train_*` metrics (named in `contract.metrics`).
 
-They are pushed to a Prometheus Pushgateway under job `kubetune-train` with the grouping labels
+They go to a Prometheus Pushgateway under job `kubetune-train`, grouped by `namespace` (when given),
 `run` (the FineTuneRun) and `stage`, so Prometheus (scraping the gateway with honor_labels) sees one
-series per run and stage. Pushing is best-effort (`kubetune_jobs.pushgateway`): no gateway trouble
-stops training. Importing this module needs only prometheus_client, not torch.
+series per run and stage. The tokens trained on are a counter, so `rate()` gives the throughput.
+Pushing is best-effort (`contract.pushgateway`): no gateway trouble stops training. Importing this
+module needs only prometheus_client, not torch.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry
 
-from ..pushgateway import Gateway
+from ..contract import metrics as m
+from ..contract.pushgateway import Gateway
 
-PUSH_JOB = "kubetune-train"
-STEP = "kubetune_train_step"
-TOTAL_STEPS = "kubetune_train_total_steps"
-LOSS = "kubetune_train_loss"
-TOKENS_PER_SECOND = "kubetune_train_tokens_per_second"
-LEARNING_RATE = "kubetune_train_learning_rate"
-EVAL_LOSS = "kubetune_train_eval_loss"
-
-_HELP = {
-    STEP: "Optimizer steps done in this stage",
-    TOTAL_STEPS: "Optimizer steps planned for this stage",
-    LOSS: "Training loss at the last logged step",
-    TOKENS_PER_SECOND: "Training throughput (non-padding tokens per second) since this process started training",
-    LEARNING_RATE: "Learning rate at the last logged step",
-    EVAL_LOSS: "Loss on the held-out split at the last evaluation",
-}
+STEP, PLANNED_STEPS, LOSS, TOKENS = m.TRAIN_STEP.name, m.TRAIN_PLANNED_STEPS.name, m.TRAIN_LOSS.name, m.TRAIN_TOKENS.name
+# progress.json field -> metric
+FIELDS = {"step": m.TRAIN_STEP, "total": m.TRAIN_PLANNED_STEPS, "loss": m.TRAIN_LOSS, "eval_loss": m.TRAIN_EVAL_LOSS,
+          "learning_rate": m.TRAIN_LEARNING_RATE, "tokens": m.TRAIN_TOKENS}
 
 
 class MetricsPusher:
-    """Holds the gauges of one stage and pushes them; a failing gateway is logged once, never fatal."""
+    """Holds the metrics of one stage and pushes them; a failing gateway is logged once, never fatal."""
 
-    def __init__(self, url: str, run: str, stage: str) -> None:
+    def __init__(self, url: str, run: str, stage: str, namespace: str | None = None) -> None:
         self.gateway = Gateway(url)
-        self.grouping = {"run": run, "stage": stage}
+        self.grouping = m.TRAIN_GROUP.key(namespace=namespace, run=run, stage=stage)
         self.registry = CollectorRegistry()
-        self.gauges = {name: Gauge(name, doc, registry=self.registry) for name, doc in _HELP.items()}
+        self.metrics = {metric.name: metric.create(self.registry) for metric in m.TRAIN}
+        self._tokens = 0.0
 
     def push(self, values: dict[str, float | None], *, force: bool = True) -> bool:
-        """Set and push the gauges; `force` false lets a push right after a failed one be skipped."""
+        """Set the figures (by metric name) and push; `force` false lets a push right after a failed one be
+        skipped. The token count is the stage's total so far: the counter moves up to it."""
         for name, value in values.items():
-            if value is not None:
-                self.gauges[name].set(value)
-        return self.gateway.push(PUSH_JOB, self.registry, self.grouping, timeout=5, force=force)
+            if value is None:
+                continue
+            if name == TOKENS:
+                if value > self._tokens:
+                    self.metrics[name].inc(value - self._tokens)
+                    self._tokens = value
+            else:
+                self.metrics[name].set(value)
+        return self.gateway.push(m.TRAIN_GROUP.job, self.registry, self.grouping, timeout=5, force=force)

@@ -1,10 +1,11 @@
 """Progress for people and for the operator: `<output>/progress.json` and pushed metrics.
 
-progress.json is a `contract.records.Progress`: step, total, loss, learning rate, tokens/s, ETA, epoch,
-the batch plan (world size, per-device batch, accumulation, effective batch) and state (`starting`,
-`running`, `exporting`, `succeeded`, `preempted`, `failed`), the step this process resumed from, eval
-losses, the newest published checkpoint's URI (which the operator shows in the stage's status), the step
-fingerprint, and on CUDA the peak GPU memory. The local progress bar is the Trainer's own (tqdm).
+progress.json is a `contract.records.Progress`: step, total, loss, learning rate, tokens and tokens/s,
+ETA, epoch, the batch plan (world size, per-device batch, accumulation, effective batch) and state
+(`starting`, `running`, `exporting`, `succeeded`, `preempted`, `failed`), the step this process resumed
+from, eval losses, the newest published checkpoint's URI (which the operator shows in the stage's
+status), the step fingerprint, and on CUDA the peak GPU memory. The local progress bar is the
+Trainer's own (tqdm).
 
 Writes that only move the figures along are best-effort, one attempt each: the next update carries
 the same fields, and waiting out a store outage there would stall training. Writes that change
@@ -32,13 +33,13 @@ _FIELDS = frozenset(records.Progress.model_fields)
 
 
 class Progress:
-    """The current state of a stage; every update rewrites progress.json and pushes the gauges."""
+    """The current state of a stage; every update rewrites progress.json and pushes the metrics."""
 
     def __init__(self, output: storage.Location, pushgateway: str | None, run: str, stage: str,
-                 fingerprint: str | None = None, *, publish: bool = True) -> None:
+                 fingerprint: str | None = None, namespace: str | None = None, *, publish: bool = True) -> None:
         self.loc = output.child(PROGRESS_FILE)
         self.publish = publish  # false on every rank but 0: the figures are kept, nothing is written
-        self.pusher = metrics.MetricsPusher(pushgateway, run, stage) if pushgateway and publish else None
+        self.pusher = metrics.MetricsPusher(pushgateway, run, stage, namespace) if pushgateway and publish else None
         self._unwritten = False
         self.data: dict[str, Any] = records.Progress(fingerprint=fingerprint).dump()
 
@@ -67,10 +68,7 @@ class Progress:
                 log.info("%s is written again", self.loc.uri)
             self._unwritten = False
         if self.pusher:
-            d = self.data
-            self.pusher.push({metrics.STEP: d["step"], metrics.TOTAL_STEPS: d["total"], metrics.LOSS: d["loss"],
-                              metrics.TOKENS_PER_SECOND: d["tokens_per_second"],
-                              metrics.LEARNING_RATE: d["learning_rate"], metrics.EVAL_LOSS: d["eval_loss"]},
+            self.pusher.push({metric.name: self.data[key] for key, metric in metrics.FIELDS.items()},
                              force="state" in fields)
 
 
@@ -89,7 +87,7 @@ def make_callback(progress: Progress) -> Any:
             if state.global_step:
                 log.info("resumed at step %d of %d", state.global_step, state.max_steps)
             progress.update(state="running", step=state.global_step, total=state.max_steps,
-                            start_step=state.global_step, epoch=state.epoch)
+                            start_step=state.global_step, epoch=state.epoch, tokens=state.num_input_tokens_seen)
 
         def on_step_end(self, args, state, control, **kwargs):
             if self.warm is None:
@@ -102,6 +100,7 @@ def make_callback(progress: Progress) -> Any:
             elapsed = max(time.monotonic() - t0, 1e-9)
             done = state.global_step - step0
             fields: dict[str, Any] = {"step": state.global_step, "total": state.max_steps, "epoch": state.epoch,
+                                      "tokens": state.num_input_tokens_seen,
                                       "tokens_per_second": round((state.num_input_tokens_seen - tokens0)
                                                                  / elapsed, 2)}
             if done > 0:

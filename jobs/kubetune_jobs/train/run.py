@@ -164,7 +164,7 @@ def run(args: TrainOptions) -> int:
     model, backend_tokenizer = backends.load_model(cfg, backend, base_path, prec)
     log.info("backend %s, precision %s, model %s, %s", backend, prec.name, cfg.model, world.name)
 
-    progress = Progress(output, cfg.pushgateway, cfg.run_name, cfg.stage_name, cfg.fingerprint,
+    progress = Progress(output, cfg.pushgateway, cfg.run_name, cfg.stage_name, cfg.fingerprint, cfg.namespace,
                         publish=world.is_main)
     progress.update(world_size=world.size, batch_size=cfg.batch_size, grad_accum=plan["grad_accum"],
                     effective_batch=plan["global_batch"], distribution=distribution if world.size > 1 else None)

@@ -4,7 +4,8 @@
 A run is reconciled when it is created, resumed or edited, when one of its Jobs changes, and on a
 resync timer while unfinished. Deleting a run with `cleanupPolicy: Delete` stops its Jobs first (their
 pods gone, so no SIGTERM checkpoint can write after), then deletes its artifacts; a store that stays
-unreachable is given up on after a few attempts and never blocks the deletion.
+unreachable is given up on after a few attempts and never blocks the deletion. Any deletion drops the
+run's metric series and deletes the groups its Jobs pushed to the Pushgateway.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import kopf
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from kubetune_jobs import storage
+from kubetune_jobs.contract import metrics as m
 from kubetune_jobs.contract import records
 from kubetune_jobs.contract.env import STORE_CREDENTIALS
 from kubetune_jobs.contract.layout import RunLayout, store_root
@@ -197,7 +199,7 @@ async def _create_jobs(ctx: Context, body: dict[str, Any], obs: reconcile.Observ
                                  f"step {step.name}: {kind} {job_name}"))
         obs.jobs[step.name] = JobView.of(created)
         if new:
-            metrics.JOBS_CREATED.labels(kind=step.kind).inc()
+            metrics.job_created(owner.namespace, step.kind)
     return decision
 
 
@@ -210,7 +212,7 @@ async def reconcile_run(ctx: Context, namespace: str, name: str) -> None:
             if exc.status == 404:
                 ctx.forget(api.KIND, namespace, name)
                 return
-            metrics.RECONCILE_ERRORS.labels(reason=f"Http{exc.status}").inc()
+            metrics.reconcile_error(namespace, metrics.FINETUNERUN, f"Http{exc.status}")
             raise
         if body["metadata"].get("deletionTimestamp"):
             return
@@ -221,11 +223,12 @@ async def reconcile_run(ctx: Context, namespace: str, name: str) -> None:
                 decision = await _create_jobs(ctx, body, obs, decision)
             await _apply(ctx, body, decision)
         except ApiException as exc:
-            metrics.RECONCILE_ERRORS.labels(reason=f"Http{exc.status}").inc()
+            metrics.reconcile_error(namespace, metrics.FINETUNERUN, f"Http{exc.status}")
             raise kopf.TemporaryError(f"API error {exc.status}: {exc.reason}", delay=5) from None
         except Exception as exc:
-            metrics.RECONCILE_ERRORS.labels(reason=type(exc).__name__).inc()
+            metrics.reconcile_error(namespace, metrics.FINETUNERUN, type(exc).__name__)
             raise
+        _record(namespace, name, dict(body.get("status") or {}), decision.status)
 
 
 async def _apply(ctx: Context, body: dict[str, Any], decision: reconcile.Decision) -> None:
@@ -234,19 +237,25 @@ async def _apply(ctx: Context, body: dict[str, Any], decision: reconcile.Decisio
     if decision.status is None:
         return
     for step, job in decision.finished:
-        if job.seconds is not None:
-            metrics.STEP_SECONDS.labels(kind=step.kind).observe(job.seconds)
+        metrics.step_finished(namespace, step.kind, job.seconds, job.wait_seconds)
     latest = (decision.status.get("evaluations") or [None])[-1]
-    for r in (latest or {}).get("suites") or []:
-        if r.get("accuracy") is not None:
-            metrics.EVAL_ACCURACY.labels(namespace, name, r["suite"]).set(r["accuracy"])
+    metrics.eval_accuracy(namespace, name, {r["suite"]: r["accuracy"] for r in (latest or {}).get("suites") or []
+                                            if r.get("accuracy") is not None})
     for event in decision.events:
         post(body, event)
     old = dict(body.get("status") or {})
     await status_io.write(ctx.api, KIND, namespace, name, old, decision.status)
-    metrics.set_phase(namespace, name, decision.status.get("phase"))
     if decision.status.get("phase") != old.get("phase"):
         log.info("run %s/%s: %s -> %s", namespace, name, old.get("phase"), decision.status.get("phase"))
+
+
+def _record(namespace: str, name: str, old: dict[str, Any], new: dict[str, Any] | None) -> None:
+    """The run's phase, why it failed, and whether it moved (a step done, a training step logged)."""
+    status = new if new is not None else old
+    reason = next((c.get("reason") for c in status.get("conditions") or [] if c.get("type") == "Succeeded"), None)
+    moved = (tuple(status.get("stepsDone") or []),
+             tuple((s.get("name"), s.get("phase"), s.get("step")) for s in status.get("stages") or []))
+    metrics.run_seen(namespace, name, status.get("phase"), old.get("phase"), reason, moved)
 
 
 # ---------------------------------------------------------------- deletion
@@ -291,7 +300,7 @@ async def delete_artifacts(ctx: Context, body: dict[str, Any], spec: dict[str, A
         if retry + 1 < settings.cleanup_attempts:
             raise kopf.TemporaryError(f"deleting {root} failed (attempt {retry + 1}/{settings.cleanup_attempts}): "
                                       f"{reason}", delay=settings.cleanup_delay) from None
-        metrics.RECONCILE_ERRORS.labels(reason="CleanupAbandoned").inc()
+        metrics.reconcile_error(namespace, metrics.FINETUNERUN, "CleanupAbandoned")
         kopf.warn(body, reason="CleanupAbandoned",
                   message=f"gave up deleting {root} after {settings.cleanup_attempts} attempts: {reason}")
         return
@@ -325,9 +334,12 @@ def register(registry: kopf.OperatorRegistry, resync_seconds: float) -> None:
         await reconcile_run(memo.ctx, namespace, name)
 
     @kopf.on.delete(group, version, plural, optional=True, registry=registry)
-    async def forget(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
-        """Drop the run's metric series and lock (optional: adds no finalizer of its own)."""
+    async def forget(name: str, namespace: str, spec: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+        """Drop the run's metric series, its groups in the Pushgateway and its lock (optional: adds no
+        finalizer of its own)."""
         metrics.forget_run(namespace, name)
+        gateway = (spec or {}).get("pushgateway") or memo.ctx.settings.pushgateway
+        await metrics.forget_pushed(gateway, lambda group: m.run_owns(group, namespace, name), f"run {namespace}/{name}")
         memo.ctx.forget(api.KIND, namespace, name)
 
     @kopf.on.delete(group, version, plural, when=_cleanup_wanted, registry=registry)

@@ -4,7 +4,8 @@
 
 `spec` is an `api.FineTuneRunSpec` (or its wire dict); `root_uri` is where artifacts go (`s3://<bucket>`
 in a cluster, a local directory for `kubetune run`); the run's files live under
-`<root_uri>/<namespace>/<run_name>/` (`contract.layout.RunLayout`). The order is: every `prepare-<stage>`,
+`<root_uri>/<namespace>/<run_name>/` (`contract.layout.RunLayout`); train and evaluate steps label their
+metrics with the run, its namespace and their stage or model. The order is: every `prepare-<stage>`,
 then `eval-base` (when enabled), then per stage `train-<stage>` followed by `eval-<stage>` (every stage,
 or only the last one when `evaluateEveryStage` is false). Stage i+1 trains from stage i's merged model.
 
@@ -88,7 +89,7 @@ def _prepare(layout: RunLayout, stage: api.StageSpec, uid: str) -> Step:
 
 
 def _train(layout: RunLayout, run_name: str, spec: api.FineTuneRunSpec, stage: api.StageSpec, model: str,
-           upstream: list[str], uid: str, pushgateway: str | None) -> Step:
+           upstream: list[str], uid: str, pushgateway: str | None, namespace: str) -> Step:
     t = spec.stage_training(stage)
     lora = spec.lora
     options = TrainOptions(
@@ -100,7 +101,7 @@ def _train(layout: RunLayout, run_name: str, spec: api.FineTuneRunSpec, stage: a
         max_steps=t.max_steps, max_seq_length=t.max_seq_length, warmup_ratio=t.warmup_ratio,
         lr_scheduler=t.scheduler, optim=t.optimizer, precision=t.precision, load_in_4bit=t.load_in_4bit,
         packing=t.packing, save_steps=t.save_steps, keep_checkpoints=t.keep_checkpoints, seed=t.seed,
-        run_name=run_name, stage_name=stage.name, pushgateway=pushgateway)
+        run_name=run_name, stage_name=stage.name, pushgateway=pushgateway, namespace=namespace)
     done = join(layout.merged(stage.name), COMPLETE_MARKER)
     return _step(f"train-{stage.name}", "train", options, uid=uid, upstream=upstream, outputs=(done,),
                  record=layout.progress(stage.name), gpu=spec.resources.gpus > 0, stage=stage.name,
@@ -108,13 +109,13 @@ def _train(layout: RunLayout, run_name: str, spec: api.FineTuneRunSpec, stage: a
 
 
 def _evaluate(layout: RunLayout, run_name: str, spec: api.FineTuneRunSpec, label: str, model: str,
-              stage: str | None, upstream: list[str], uid: str, pushgateway: str | None) -> Step:
+              stage: str | None, upstream: list[str], uid: str, pushgateway: str | None, namespace: str) -> Step:
     # The heldout and chat suites read every stage's held-out rows (chat rows, tool and no-call rows).
     options = EvaluateOptions(
         local_model=model, output=layout.eval(label), data=tuple(layout.data(s.name) for s in spec.stages),
         suite=tuple(suite_arg(s.name, s.limit) for s in spec.evaluation.suites),
         max_new_tokens=spec.evaluation.max_new_tokens, run_name=run_name, model_label=label,
-        pushgateway=pushgateway)
+        pushgateway=pushgateway, namespace=namespace)
     return _step(f"eval-{label}", "evaluate", options, uid=uid, upstream=upstream, outputs=(layout.report(label),),
                  record=layout.report(label), gpu=spec.resources.gpus > 0, stage=stage, label=label)
 
@@ -132,17 +133,18 @@ def build_plan(run_name: str, namespace: str, spec: api.FineTuneRunSpec | dict[s
     data_fps = [p.fingerprint for p in prepares]
     steps = list(prepares)
     if evaluate and spec.evaluation.evaluate_base:
-        steps.append(_evaluate(layout, run_name, spec, BASE_LABEL, spec.base_model, None, data_fps, uid, pushgateway))
+        steps.append(_evaluate(layout, run_name, spec, BASE_LABEL, spec.base_model, None, data_fps, uid, pushgateway,
+                               namespace))
     model, model_fp = spec.base_model, None
     for i, (stage, prepared) in enumerate(zip(spec.stages, prepares, strict=True)):
         upstream = [prepared.fingerprint] + ([model_fp] if model_fp else [])
-        train = _train(layout, run_name, spec, stage, model, upstream, uid, pushgateway)
+        train = _train(layout, run_name, spec, stage, model, upstream, uid, pushgateway, namespace)
         steps.append(train)
         model, model_fp = layout.merged(stage.name), train.fingerprint
         last = i == len(spec.stages) - 1
         if evaluate and (spec.evaluation.evaluate_every_stage or last):
             steps.append(_evaluate(layout, run_name, spec, stage.name, model, stage.name, [model_fp, *data_fps], uid,
-                                   pushgateway))
+                                   pushgateway, namespace))
     return steps
 
 

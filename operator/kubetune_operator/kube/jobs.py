@@ -1,5 +1,5 @@
 """A batch/v1 Job (or a JobSet, which runs a group of them) as the reconcilers see it: its state, why, how
-long it ran, and which start of its step it is."""
+long it waited to start and how long it ran, and which start of its step it is."""
 
 from __future__ import annotations
 
@@ -59,15 +59,19 @@ class JobView:
     message: str = ""
     seconds: float | None = None  # start to completion, once finished
     attempt: int = 0  # which start of a multi-node group (the operator restarts an Indexed Job's group)
+    wait_seconds: float | None = None  # creation to start (queueing, admission), once started
 
     @classmethod
     def of(cls, job: dict[str, Any]) -> JobView:
         state, reason, message = jobset_state(job) if job.get("kind") == "JobSet" else job_state(job)
         st = job.get("status") or {}
-        seconds = None
+        seconds = wait = None
         if st.get("startTime") and st.get("completionTime"):
             seconds = (_time(st["completionTime"]) - _time(st["startTime"])).total_seconds()
-        return cls(job["metadata"]["name"], state, reason, message, seconds, attempt_of(job))
+        created = (job.get("metadata") or {}).get("creationTimestamp")
+        if st.get("startTime") and created:
+            wait = (_time(st["startTime"]) - _time(created)).total_seconds()
+        return cls(job["metadata"]["name"], state, reason, message, seconds, attempt_of(job), wait)
 
 
 def attempt_of(obj: dict[str, Any]) -> int:

@@ -4,7 +4,8 @@ decision (`reconcile.decide`), and act on it (apply and delete objects, post eve
 
 A ModelServe is reconciled when it is created, resumed or edited, when one of its Deployments or Jobs
 changes, when the FineTuneRun it follows changes phase, and on a resync timer (serving never finishes).
-Deleting it deletes everything it owns, a revision under evaluation included.
+Deleting it deletes everything it owns, a revision under evaluation included, drops its metric series
+and deletes the groups its benchmark and evaluation Jobs pushed to the Pushgateway.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from kubetune_jobs import storage
+from kubetune_jobs.contract import metrics as m
 from kubetune_jobs.contract import records
 from kubetune_jobs.contract.env import STORE_CREDENTIALS
 from kubetune_jobs.contract.layout import COMPLETE_MARKER, join
@@ -213,6 +215,7 @@ async def reconcile_serve(ctx: Context, namespace: str, name: str) -> None:
             if exc.status == 404:
                 ctx.forget(api.KIND, namespace, name)
                 return
+            metrics.reconcile_error(namespace, metrics.MODELSERVE, f"Http{exc.status}")
             raise
         if body["metadata"].get("deletionTimestamp"):
             return
@@ -227,17 +230,23 @@ async def reconcile_serve(ctx: Context, namespace: str, name: str) -> None:
                 decision = reconcile.decide(obs)
             for event in decision.events:
                 post(body, event)
-            for entry in decision.status.get("history") or []:
-                if entry not in (obs.status.get("history") or []):
-                    metrics.SERVE_DECISIONS.labels(namespace, name, entry["decision"], entry["reason"]).inc()
-            metrics.SERVE_READY_REPLICAS.labels(namespace, name).set(decision.status.get("readyReplicas") or 0)
             await status_io.write(ctx.api, KIND, namespace, name, dict(body.get("status") or {}), decision.status)
         except ApiException as exc:
-            metrics.RECONCILE_ERRORS.labels(reason=f"Http{exc.status}").inc()
+            metrics.reconcile_error(namespace, metrics.MODELSERVE, f"Http{exc.status}")
             raise kopf.TemporaryError(f"API error {exc.status}: {exc.reason}", delay=5) from None
         except Exception as exc:
-            metrics.RECONCILE_ERRORS.labels(reason=type(exc).__name__).inc()
+            metrics.reconcile_error(namespace, metrics.MODELSERVE, type(exc).__name__)
             raise
+        _record(namespace, name, obs, decision.status)
+
+
+def _record(namespace: str, name: str, obs: reconcile.Observed, status: dict[str, Any]) -> None:
+    """Ready or not, the serving revision's ready replicas and the decisions new in its history."""
+    seen = obs.status.get("history") or []
+    new = [(e["decision"], e["reason"]) for e in status.get("history") or [] if e not in seen]
+    ready = any(c.get("type") == reconcile.READY and c.get("status") == "True" for c in status.get("conditions") or [])
+    model_name = obs.build.served_name if obs.build is not None else name
+    metrics.serve_seen(namespace, name, model_name, ready, int(status.get("readyReplicas") or 0), new)
 
 
 async def delete_children(ctx: Context, body: dict[str, Any]) -> None:
@@ -252,6 +261,8 @@ async def delete_children(ctx: Context, body: dict[str, Any]) -> None:
         for obj in await objects.owned(av, kind, owner):
             await objects.delete(av, kind, owner.namespace, obj["metadata"]["name"])
     metrics.forget_serve(owner.namespace, owner.name)
+    await metrics.forget_pushed(ctx.settings.pushgateway, lambda group: m.serve_owns(group, owner.namespace, owner.name),
+                                f"modelserve {owner.namespace}/{owner.name}")
     ctx.forget(api.KIND, owner.namespace, owner.name)
 
 

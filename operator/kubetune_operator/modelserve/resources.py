@@ -20,6 +20,7 @@ from typing import Any
 
 from kubetune_jobs.contract import env as names
 from kubetune_jobs.contract.layout import ServeLayout, store_root
+from kubetune_jobs.contract.metrics import VLLM_WAITING
 from kubetune_jobs.contract.options import BenchOptions, EvaluateOptions, FetchOptions
 from kubetune_jobs.contract.store import resolve
 from kubetune_jobs.contract.suites import suite_arg
@@ -237,9 +238,9 @@ def pod_monitor(spec: api.ModelServeSpec, b: Build) -> dict[str, Any]:
                      "podMetricsEndpoints": [{"port": HTTP, "path": "/metrics", "interval": "15s"}]}}
 
 
-WAITING_METRIC = "vllm:num_requests_waiting"
+WAITING_METRIC = VLLM_WAITING
 # The same gauge as the custom-metrics API names it (prometheus-adapter rewrites ':' to '_').
-WAITING_CUSTOM_METRIC = "vllm_num_requests_waiting"
+WAITING_CUSTOM_METRIC = VLLM_WAITING.replace(":", "_")
 
 
 def scaled_object(spec: api.ModelServeSpec, b: Build, revision: str) -> dict[str, Any]:
@@ -296,7 +297,7 @@ def bench_job(spec: api.ModelServeSpec, b: Build, revision: str) -> dict[str, An
     options = BenchOptions(endpoint=endpoint(revision_service_name(b.name, revision), b.namespace),
                            model=b.served_name, concurrency=tuple(bm.concurrency), requests=bm.requests,
                            max_tokens=bm.max_tokens, output=layout.bench(revision), pushgateway=b.pushgateway,
-                           serve_name=b.name, revision=revision)
+                           serve_name=b.name, revision=revision, namespace=b.namespace)
     return _job(spec, b, bench_job_name(b.name, revision), revision, "benchmark", options.command_line())
 
 
@@ -306,5 +307,6 @@ def gate_job(spec: api.ModelServeSpec, b: Build, revision: str, target_datasets:
     options = EvaluateOptions(endpoint=endpoint(revision_service_name(b.name, revision), b.namespace),
                               model=b.served_name, suite=tuple(suite_arg(s.name, s.limit) for s in p.suites),
                               data=target_datasets, output=layout.eval(revision), max_new_tokens=p.max_new_tokens,
-                              run_name=b.name, model_label=revision, pushgateway=b.pushgateway)
+                              run_name=b.name, model_label=revision, pushgateway=b.pushgateway, serve_name=b.name,
+                              namespace=b.namespace)
     return _job(spec, b, gate_job_name(b.name, revision, p), revision, "evaluation", options.command_line())

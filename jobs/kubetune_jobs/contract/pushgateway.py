@@ -1,7 +1,9 @@
-"""Pushing metrics to a Prometheus Pushgateway: best-effort, and without showing its credentials.
+"""Talking to a Prometheus Pushgateway: the jobs push, the operator deletes what a run or a serve pushed.
+Best-effort, and without showing its credentials.
 
 Metrics are for watching a job, never a reason to fail it: a gateway that is down, a name that does
 not resolve or a URL that cannot be parsed costs one warning per job, and the job's result stands.
+Likewise a gateway that cannot be cleaned never holds up a deletion (`forget` logs and goes on).
 
 A URL may carry credentials (`http://user:password@host:9091`). They are taken out of it and sent as
 HTTP basic auth through prometheus_client's `basic_auth_handler`, and the URL the job logs or puts in
@@ -10,12 +12,16 @@ an error message is the one without them (`redact`).
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import time
+import urllib.request
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from prometheus_client import CollectorRegistry, push_to_gateway
+from prometheus_client import CollectorRegistry, delete_from_gateway, push_to_gateway
 from prometheus_client.exposition import basic_auth_handler, default_handler
 
 log = logging.getLogger(__name__)
@@ -91,6 +97,34 @@ class Gateway:
             log.info("metrics reach %s again", self.shown)
             self._warned = False
         return True
+
+    def groups(self, *, timeout: float) -> list[dict[str, str]]:
+        """The grouping labels (`job` included) of every group the gateway holds (its /api/v1/metrics)."""
+        if self.problem is not None:
+            raise ValueError(f"{self.shown} is not a usable Pushgateway URL ({self._scrub(self.problem)})")
+        request = urllib.request.Request(f"{self.url.rstrip('/')}/api/v1/metrics")
+        if self._username is not None:
+            token = base64.b64encode(f"{self._username}:{self._password}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 - http(s) checked above
+            body = json.loads(resp.read())
+        return [dict(group.get("labels") or {}) for group in body.get("data") or []]
+
+    def forget(self, owns: Callable[[Mapping[str, str]], bool], *, timeout: float = 5.0) -> list[dict[str, str]]:
+        """Delete every group `owns` accepts; the groups deleted. Failures are logged, never raised."""
+        deleted: list[dict[str, str]] = []
+        try:
+            for labels in self.groups(timeout=timeout):
+                if not owns(labels):
+                    continue
+                key = {k: v for k, v in labels.items() if v}  # an empty label is no label
+                job = key.pop("job")
+                delete_from_gateway(self.url, job=job, grouping_key=key, timeout=timeout, handler=self._handler)
+                deleted.append(labels)
+        except Exception as exc:  # noqa: BLE001 - as for pushes: any urllib/http.client/JSON failure
+            log.warning("could not delete pushed metrics from %s (%s)", self.shown,
+                        self._scrub(f"{type(exc).__name__}: {exc}"))
+        return deleted
 
     def _warn(self, what: str) -> None:
         if not self._warned:
