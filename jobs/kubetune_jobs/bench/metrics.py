@@ -10,9 +10,10 @@ and tokens over the run are counters (`_total`). `push` raises what the gateway 
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, push_to_gateway
+from prometheus_client import CollectorRegistry
 
 from ..contract import metrics as m
+from ..contract.pushgateway import Gateway
 from ..contract.records import BenchReport
 from .report import counts_agree, scaling
 from .stats import STATISTICS
@@ -61,6 +62,7 @@ def grouping(serve: str, revision: str | None, *, namespace: str | None = None,
 
 
 def push(gateway: str, report: BenchReport, *, serve: str, revision: str | None, namespace: str | None = None,
-         model_name: str | None = None, timeout: float = 10.0) -> None:
-    push_to_gateway(gateway, job=m.BENCH_GROUP.job, registry=registry_for(report),
-                    grouping_key=grouping(serve, revision, namespace=namespace, model_name=model_name), timeout=timeout)
+         model_name: str | None = None, timeout: float = 10.0) -> bool:
+    """Best-effort, as every push (contract.pushgateway): False after a warning when it did not happen."""
+    return Gateway(gateway).push(m.BENCH_GROUP.job, registry_for(report),
+                                 grouping(serve, revision, namespace=namespace, model_name=model_name), timeout=timeout)

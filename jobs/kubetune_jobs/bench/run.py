@@ -149,12 +149,9 @@ def _push(options: BenchOptions, report: BenchReport) -> None:
         return
     from .metrics import push
 
-    try:
-        push(gateway, report, serve=options.serve_name, revision=options.revision, namespace=options.namespace,
-             model_name=options.model)
-    except (OSError, ValueError) as exc:
-        # Metrics are for watching; the gateway's URL may carry credentials, so it is not printed.
-        log.warning("could not push the kubetune_bench_* metrics to the Pushgateway: %s", exc)
+    # Metrics are for watching: a gateway that is down costs a warning (without the URL's credentials).
+    push(gateway, report, serve=options.serve_name, revision=options.revision, namespace=options.namespace,
+         model_name=options.model)
 
 
 def run(options: BenchOptions) -> int:
