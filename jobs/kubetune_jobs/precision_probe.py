@@ -12,8 +12,8 @@ proportion (49,152 x 2/30), so the head is the same share of the work as in the 
               and KV-cache decoding in about the proportion of an evaluation), weights bf16 or fp32
 
 Each is run once to warm up, then alternately `RUNS` times; the fastest run of each precision
-counts, as the one least disturbed by other processes, and how far the runs were apart says whether
-they were disturbed at all. The global RNG is left as it was, so a run
+counts, as the one least disturbed by other processes; whether its two fastest runs agree says
+whether it can be trusted at all. The global RNG is left as it was, so a run
 that probes trains exactly as one that reads the cached verdict.
 """
 
@@ -48,8 +48,9 @@ def measure(workload: str) -> Timings:
                 started = time.perf_counter()
                 run()
                 times[name].append(time.perf_counter() - started)
+    # How far the two fastest runs of a precision are apart: close, and the fastest is a real figure.
     return Timings(fp32_s=min(times["fp32"]), bf16_s=min(times["bf16"]),
-                   spread=max(max(t) / min(t) for t in times.values()))
+                   spread=max(sorted(t)[1] / sorted(t)[0] for t in times.values()))
 
 
 def _model(dtype: Any) -> Any:

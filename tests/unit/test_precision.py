@@ -51,6 +51,12 @@ def test_decide_picks_bf16_only_when_clearly_faster(workload: str, fp32_s: float
     assert chosen.reason.endswith("measured now")
 
 
+def test_a_probe_whose_runs_disagree_proves_nothing() -> None:
+    steady = precision.decide(GENERATION, Timings(0.3, 0.15, spread=precision.MAX_SPREAD))
+    busy = precision.decide(GENERATION, Timings(0.3, 0.15, spread=1.8))  # bf16 2x, but runs 1.8x apart
+    assert steady.name == "bf16" and busy.name == "fp32" and "disagreed by 1.80x" in busy.reason
+
+
 def test_margin_boundary() -> None:
     at = precision.SPEEDUP_NEEDED
     assert precision.decide(TRAINING, Timings(at, 1.0)).name == "bf16"
@@ -91,10 +97,10 @@ def test_auto_probes_once_per_machine_then_reads_the_cache(cache: Path, bf16_s: 
 
 
 @cpu_only
-def test_a_disturbed_probe_decides_this_run_but_is_not_cached(cache: Path) -> None:
-    fake = FakeProbe(0.3, 0.15, spread=1.8)
+def test_a_disturbed_probe_means_fp32_and_is_not_cached(cache: Path) -> None:
+    fake = FakeProbe(0.3, 0.15, spread=1.8)  # bf16 2x, but its runs disagree
     chosen = precision.auto(GENERATION, probe=fake)
-    assert chosen.name == "bf16" and "not cached" in chosen.reason
+    assert chosen.name == "fp32" and "disagreed by 1.80x" in chosen.reason and "not cached" in chosen.reason
     precision.auto(GENERATION, probe=fake)
     assert fake.calls == [GENERATION, GENERATION]
     assert not precision.cache_path(precision.machine_key()).exists()
