@@ -7,33 +7,43 @@ proportion (49,152 x 2/30), so the head is the same share of the work as in the 
   training    forward and backward of 2 rows x 256 tokens through PEFT LoRA r16 on all seven
               projections, as the train job runs it: frozen weights bf16 under bf16 autocast, or
               everything fp32; logits only for the second half of each row (the job's loss asks for
-              logits only where a token is labelled)
-  generation  transformers' greedy `generate`, 4 prompts x 192 tokens then 12 new tokens (prefill
-              and KV-cache decoding in about the proportion of an evaluation), weights bf16 or fp32
+              logits only where a token is labelled). Compute-bound, as training is.
+  generation  the time of a reference evaluation batch (`REF_*`: 8 prompts of 900 tokens, 112 new
+              tokens, SmolLM2-135M), put together from its parts measured small: the prefill (the
+              small model's forward over 8 x 96 tokens, scaled to the reference's tokens and layers),
+              each decoding step's per-layer work (the small model's KV-cache steps, scaled to 30
+              layers) and its weight traffic: a decoding step reads every weight once, 0.5 GB in
+              fp32 and half that in bf16, more than a CPU cache holds, which the small model's
+              weights do not show, so the probe also multiplies a batch of 8 through all 30
+              layers' projections and the head at full size.
 
 Each is run once to warm up, then alternately `RUNS` times; the fastest run of each precision
 counts, as the one least disturbed by other processes; whether its two fastest runs agree says
-whether it can be trusted at all. The global RNG is left as it was, so a run
-that probes trains exactly as one that reads the cached verdict.
+whether it can be trusted at all. The global RNG is left as it was, so a run that probes trains
+exactly as one that reads the cached verdict.
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 from typing import Any
 
 from .precision import GENERATION, TRAINING, Timings
 
+HIDDEN, MLP, KV = 576, 1536, 192
 LAYERS = 2
 VOCAB = 49152 * LAYERS // 30
 RUNS = 3
 TRAIN_ROWS, TRAIN_TOKENS = 2, 256
-PROMPTS, PROMPT_TOKENS, NEW_TOKENS = 4, 192, 12
+PREFILL_ROWS, PREFILL_TOKENS, DECODE_STEPS, STREAM_STEPS = 8, 96, 6, 2
+REF_PROMPT_TOKENS, REF_NEW_TOKENS, REF_LAYERS, REF_VOCAB = 900, 112, 30, 49152
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 def measure(workload: str) -> Timings:
+    """Seconds of `workload` in each precision (training: one step; generation: the reference batch)."""
     import torch
 
     with torch.random.fork_rng(devices=[]):
@@ -45,9 +55,7 @@ def measure(workload: str) -> Timings:
         times: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(RUNS):
             for name, run in runs.items():
-                started = time.perf_counter()
-                run()
-                times[name].append(time.perf_counter() - started)
+                times[name].append(run())
     # How far the two fastest runs of a precision are apart: close, and the fastest is a real figure.
     return Timings(fp32_s=min(times["fp32"]), bf16_s=min(times["bf16"]),
                    spread=max(sorted(t)[1] / sorted(t)[0] for t in times.values()))
@@ -56,13 +64,13 @@ def measure(workload: str) -> Timings:
 def _model(dtype: Any) -> Any:
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(hidden_size=576, intermediate_size=1536, num_attention_heads=9, num_key_value_heads=3,
+    config = LlamaConfig(hidden_size=HIDDEN, intermediate_size=MLP, num_attention_heads=9, num_key_value_heads=3,
                          num_hidden_layers=LAYERS, vocab_size=VOCAB, max_position_embeddings=2048,
                          tie_word_embeddings=True)
     return LlamaForCausalLM(config).to(dtype)
 
 
-def _training(dtype: Any) -> Callable[[], None]:
+def _training(dtype: Any) -> Callable[[], float]:
     import torch
     from peft import LoraConfig, get_peft_model
 
@@ -74,27 +82,59 @@ def _training(dtype: Any) -> Callable[[], None]:
     labelled = slice(TRAIN_TOKENS // 2, None)
     autocast = dtype == torch.bfloat16
 
-    def step() -> None:
+    def step() -> float:
+        started = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             hidden = inner.model(input_ids=ids).last_hidden_state
             logits = inner.lm_head(hidden[:, labelled]).float()
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, VOCAB), ids[:, labelled].reshape(-1))
         loss.backward()
         model.zero_grad(set_to_none=True)
+        return time.perf_counter() - started
 
     return step
 
 
-def _generation(dtype: Any) -> Callable[[], None]:
+def _generation(dtype: Any) -> Callable[[], float]:
     import torch
+    import torch.nn.functional as F
 
     model = _model(dtype).eval()
-    ids = torch.randint(1, VOCAB, (PROMPTS, PROMPT_TOKENS))
-    mask = torch.ones_like(ids)
+    # Newer transformers 5 releases call `past_key_values` `cache`; the project allows any 5.x.
+    cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    prompt = torch.randint(1, VOCAB, (PREFILL_ROWS, PREFILL_TOKENS))
+    token = prompt[:, -1:]
+    # Values do not change the speed of a product; a constant fill is quick to make.
+    shapes = [(HIDDEN, HIDDEN), (KV, HIDDEN), (KV, HIDDEN), (HIDDEN, HIDDEN), (MLP, HIDDEN), (MLP, HIDDEN),
+              (HIDDEN, MLP)]
+    layers = [[torch.full(shape, 0.01, dtype=dtype) for shape in shapes] for _ in range(REF_LAYERS)]
+    head = torch.full((REF_VOCAB, HIDDEN), 0.01, dtype=dtype)
+    x = torch.full((PREFILL_ROWS, HIDDEN), 0.01, dtype=dtype)
 
-    def generate() -> None:
+    def stream() -> None:  # one decoding step's products at full size, batch 8
+        for *attention, gate, up, down in layers:
+            for weight in attention:
+                F.linear(x, weight)
+            F.linear(F.linear(x, gate) * F.linear(x, up), down)
+        F.linear(x, head)
+
+    def generate() -> float:
         with torch.inference_mode():
-            model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
-                           do_sample=False, temperature=None, top_p=None, top_k=None, pad_token_id=0)
+            t0 = time.perf_counter()
+            cache = _cache(model(input_ids=prompt, use_cache=True, logits_to_keep=1))
+            t1 = time.perf_counter()
+            for _ in range(DECODE_STEPS):
+                cache = _cache(model(input_ids=token, use_cache=True, **{cache_arg: cache}))
+            t2 = time.perf_counter()
+            for _ in range(STREAM_STEPS):
+                stream()
+            t3 = time.perf_counter()
+        prefill = (t1 - t0) * (REF_PROMPT_TOKENS * REF_LAYERS) / (PREFILL_TOKENS * LAYERS)
+        step = (t2 - t1) / DECODE_STEPS * REF_LAYERS / LAYERS + (t3 - t2) / STREAM_STEPS
+        return prefill + step * REF_NEW_TOKENS
 
     return generate
+
+
+def _cache(output: Any) -> Any:
+    return output.cache if hasattr(output, "cache") else output.past_key_values

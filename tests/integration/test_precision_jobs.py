@@ -24,8 +24,9 @@ pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="on CUDA auto 
 
 
 @pytest.fixture
-def probed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Record `timings` as this machine's probe of `workload` (in a cache of the test's own)."""
+def probed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_qwen2: str):
+    """Record `timings` as this machine's probe of `workload` (in a cache of the test's own, set after
+    tiny_qwen2 has found the bundled tokenizer in the real one)."""
     monkeypatch.setenv("KUBETUNE_CACHE", str(tmp_path / "cache"))
     runtime.configure_threads()  # the jobs' thread count is part of the machine's key
 

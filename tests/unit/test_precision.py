@@ -141,11 +141,12 @@ def test_train_job_auto_follows_the_probe_and_explicit_precisions_stay(cache: Pa
     assert fake.calls == [TRAINING]
 
 
-def test_the_probe_times_both_precisions_and_leaves_the_rng_alone() -> None:
+@pytest.mark.parametrize("workload", [TRAINING, GENERATION])
+def test_the_probe_times_both_precisions_and_leaves_the_rng_alone(workload: str) -> None:
     from kubetune_jobs import precision_probe
 
     state = torch.random.get_rng_state()
-    timings = precision_probe.measure(TRAINING)
+    timings = precision_probe.measure(workload)
     assert torch.equal(torch.random.get_rng_state(), state)
     assert timings.fp32_s > 0 and timings.bf16_s > 0 and timings.spread >= 1
-    assert precision.decide(TRAINING, timings).name in ("bf16", "fp32")
+    assert precision.decide(workload, timings).name in ("bf16", "fp32")
