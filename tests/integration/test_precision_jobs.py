@@ -17,7 +17,7 @@ from kubetune_jobs import cli, precision, runtime
 from kubetune_jobs.precision import GENERATION, TRAINING, Timings
 
 DATA = Path(__file__).parent.parent / "fixtures" / "toolcalls"
-FAST = ["--max-steps", "3", "--batch-size", "2", "--grad-accum", "1", "--max-seq-length", "384",
+FAST = ["--no-load-in-4bit", "--max-steps", "3", "--batch-size", "2", "--grad-accum", "1", "--max-seq-length", "384",
         "--save-steps", "1000", "--lora-r", "4", "--lora-alpha", "8", "--learning-rate", "1e-2"]
 VERDICTS = [(Timings(0.30, 0.15), "bf16"), (Timings(0.30, 0.52), "fp32")]
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="on CUDA auto does not probe")
