@@ -142,11 +142,11 @@ def test_train_job_auto_follows_the_probe_and_explicit_precisions_stay(cache: Pa
 
 
 @pytest.mark.parametrize("workload", [TRAINING, GENERATION])
-def test_the_probe_times_both_precisions_and_leaves_the_rng_alone(workload: str) -> None:
+def test_the_probe_times_both_precisions_and_leaves_rng_and_threads_alone(workload: str) -> None:
     from kubetune_jobs import precision_probe
 
-    state = torch.random.get_rng_state()
+    state, threads = torch.random.get_rng_state(), torch.get_num_threads()
     timings = precision_probe.measure(workload)
-    assert torch.equal(torch.random.get_rng_state(), state)
+    assert torch.equal(torch.random.get_rng_state(), state) and torch.get_num_threads() == threads
     assert timings.fp32_s > 0 and timings.bf16_s > 0 and timings.spread >= 1
     assert precision.decide(workload, timings).name in ("bf16", "fp32")
