@@ -2,11 +2,11 @@
 
     .venv/bin/python bench/precision_probe.py [--repeat 3] [--workloads training,generation]
 
-Runs `kubetune_jobs.precision_probe.measure` (not the cache) `--repeat` times for each workload at the
-jobs' thread count and prints, per run, the fastest fp32 and bf16 times, bf16's speedup, how far the
-runs of one precision were apart, the verdict, and the seconds the probe took. Compare the verdicts
-with bench/train_cpu.py and bench/generate_cpu.py, which print the measured ratio and auto's pick. Set
-ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 to make a CPU with AMX run as one with AVX-512 BF16 only.
+Runs `kubetune_jobs.precision_probe.measure` (not the cache; one thread, CPU time, see its docstring)
+`--repeat` times for each workload and prints, per run, the fastest fp32 and bf16 times, bf16's
+speedup, how far the runs of one precision were apart, the verdict, and the seconds the probe took.
+Compare the verdicts with bench/train_cpu.py and bench/generate_cpu.py, which print the measured
+ratio and auto's pick. Set ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 to make a CPU with AMX run as one with AVX-512 BF16 only.
 """
 
 from __future__ import annotations
