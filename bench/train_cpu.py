@@ -1,6 +1,7 @@
 """Training throughput on CPU: our train job vs plain HF Trainer + PEFT, in fp32 and bf16 autocast.
 
     .venv/bin/python bench/train_cpu.py [--model bundled:smollm2-135m] [--steps 8] [--precisions fp32,bf16]
+                                        [--no-baseline]
 
 Both sides train LoRA r16 on all linear layers of SmolLM2-135M-Instruct over the same tokenized rows
 (tests/fixtures/toolcalls, assistant-only labels), batch 4, for the same number of optimizer steps, in
@@ -8,9 +9,11 @@ each precision, all in this one process run. Every figure comes from the same pr
 job's progress.json `tokens_per_second`: non-padding tokens per second from the start of training to
 the last logged step). Our side is TRL's SFTTrainer with the job's lean loss (logits only where a
 token is labelled) and its per-step token accuracy; the baseline is the model's own full-logits loss.
-bf16 is autocast: frozen weights in bf16, LoRA weights and optimizer state in fp32 (what
-`--precision auto` picks on a CPU with bf16 matrix units). Prints tokens/s for each side and
-precision, the ratios, and our held-out loss in each precision (the same learning, or not).
+bf16 is autocast: frozen weights in bf16, LoRA weights and optimizer state in fp32. Prints tokens/s
+for each side and precision, the ratios, our held-out loss in each precision (the same learning, or
+not), and what `--precision auto` picks for training here (kubetune_jobs.precision's probe) and
+whether that fits the measured ratio. `--no-baseline` skips the plain HF side (half the time); set
+ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 to make a CPU with AMX run as one with AVX-512 BF16 only.
 """
 
 from __future__ import annotations
@@ -55,13 +58,14 @@ def main() -> None:
     parser.add_argument("--model", default="bundled:smollm2-135m")
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated; the first is the baseline")
+    parser.add_argument("--no-baseline", action="store_true", help="train only with our job, not plain HF")
     args = parser.parse_args()
     precisions = args.precisions.split(",")
     results: dict[str, tuple[float, float, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.monotonic()
         for precision in precisions:
-            hf = baseline(args.model, args.steps, precision, Path(tmp))
+            hf = float("nan") if args.no_baseline else baseline(args.model, args.steps, precision, Path(tmp))
             ours_tps, loss = ours(args.model, args.steps, precision, Path(tmp))
             results[precision] = (ours_tps, hf, loss)
         elapsed = time.monotonic() - t0
@@ -72,6 +76,12 @@ def main() -> None:
     for precision, (tps, hf, loss) in results.items():
         print(f"  {precision:10} {tps:15.1f} {hf:16.1f} {tps / hf:5.2f}x {tps / first:8.2f}x {loss:14.4f}")
     print(f"  ({elapsed:.0f}s total)")
+    if {"fp32", "bf16"} <= results.keys():
+        from kubetune_jobs import precision as precisions
+
+        picked = precisions.auto(precisions.TRAINING)
+        print(f"  auto picks {picked.name} ({picked.reason})")
+        print(f"  {precisions.agreement(picked.name, results['bf16'][0] / results['fp32'][0])}")
 
 
 if __name__ == "__main__":

@@ -44,26 +44,3 @@ def configure_threads() -> int:
     threads = int(os.environ.get("KUBETUNE_THREADS") or max(1, cpu_budget() // ranks_here))
     torch.set_num_threads(threads)
     return threads
-
-
-def fast_cpu_bf16() -> bool:
-    """Whether this CPU multiplies bf16 matrices in hardware (AMX tiles or AVX-512 BF16).
-
-    There, bf16 inference is 2-3x faster than fp32 (measured: a 941-token, batch-8 SmolLM2 prefill took
-    4.1 s against 11.8 s); without them bf16 is emulated and slower than fp32.
-    """
-    import torch
-
-    try:
-        return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
-    except AttributeError:  # private helpers; absent in some torch builds
-        return False
-
-
-def inference_dtype() -> object:
-    """The dtype to generate with: bf16 on CUDA and on CPUs with bf16 matrix units, fp32 elsewhere."""
-    import torch
-
-    if torch.cuda.is_available() or fast_cpu_bf16():
-        return torch.bfloat16
-    return torch.float32

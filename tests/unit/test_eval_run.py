@@ -97,6 +97,16 @@ def test_wrong_predictions_are_counted_per_rate(tmp_path):
     assert agg["categories"]["parallel_multiple"]["unparseable_rate"] == 0.0
 
 
+def test_predictions_name_no_generation_precision(tmp_path):
+    # Precision is that of a model this job ran; answers read from a file were made elsewhere.
+    items = suites.load("seed-tools", limit=3)
+    write_preds(tmp_path / "p.jsonl", items)
+    assert evaluate("--suite", "seed-tools", "--limit", "3", "--predictions", str(tmp_path / "p.jsonl"),
+                    "--output", str(tmp_path / "o")) == 0
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["precision"] is None and report["precision_reason"] is None
+
+
 def test_schema_violation_is_reported(tmp_path):
     item = suites.load("seed-tools")[0]
     (tmp_path / "p.jsonl").write_text(json.dumps({"id": item.id, "tool_calls": [

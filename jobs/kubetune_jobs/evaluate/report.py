@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
+from ..precision import Precision
 from . import checker
 from .suites import AST, CHAT, EXACT, Item
 from .targets import Prediction, perplexity
@@ -146,7 +147,9 @@ def aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def build(records: list[dict[str, Any]], *, suites: list[str], target: str, model_label: str | None,
-          run_name: str) -> dict[str, Any]:
+          run_name: str, precision: Precision | None = None) -> dict[str, Any]:
+    """The report; `precision` is what a local model generated in (None when the answers came from
+    an endpoint or a file)."""
     by_suite: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         by_suite[r["suite"]].append(r)
@@ -165,6 +168,8 @@ def build(records: list[dict[str, Any]], *, suites: list[str], target: str, mode
         "target": target,
         "model": model_label,
         "run": run_name,
+        "precision": precision.name if precision else None,
+        "precision_reason": precision.reason if precision else None,
         "suites": summary,
         "items": records,
     }

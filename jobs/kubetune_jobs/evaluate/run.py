@@ -11,6 +11,7 @@ from typing import Any
 from .. import storage
 from ..contract.layout import REPORT_FILE, REPORT_MARKDOWN
 from ..contract.options import EvaluateOptions
+from ..precision import Precision
 from . import report as reports
 from . import suites as suite_mod
 from .suites import CHAT, Item
@@ -42,14 +43,17 @@ def _target_name(args: EvaluateOptions) -> str:
     return f"predictions {args.predictions}"
 
 
-def _answer(args: EvaluateOptions, items: list[Item]) -> tuple[dict[str, Prediction], dict[str, Any]]:
-    """Predictions for tool items, and extra per-item fields for chat items (loss, judge verdict)."""
+def _answer(args: EvaluateOptions, items: list[Item]) -> tuple[dict[str, Prediction], dict[str, Any],
+                                                             Precision | None]:
+    """Predictions for tool items, extra per-item fields for chat items (loss, judge verdict), and the
+    precision a local model generated in (None for an endpoint or a predictions file)."""
     from . import targets
 
     tool_items = [it for it in items if it.scoring != CHAT]
     chat_items = [it for it in items if it.scoring == CHAT]
     extra: dict[str, dict[str, Any]] = {it.id: {} for it in chat_items}
     preds: dict[str, Prediction] = {}
+    generated_in: Precision | None = None
     if args.predictions:
         preds = targets.load_predictions(args.predictions)
     elif args.endpoint:
@@ -59,6 +63,7 @@ def _answer(args: EvaluateOptions, items: list[Item]) -> tuple[dict[str, Predict
         preds = target.predict(tool_items + (chat_items if args.judge_endpoint else []))
     else:
         local = targets.LocalTarget(args.local_model, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+        generated_in = local.precision
         preds = local.predict(tool_items + (chat_items if args.judge_endpoint else []))
         for item_id, (loss_sum, tokens) in local.chat_loss(chat_items).items():
             extra[item_id].update(loss_sum=loss_sum, tokens=tokens)
@@ -70,7 +75,7 @@ def _answer(args: EvaluateOptions, items: list[Item]) -> tuple[dict[str, Predict
         for item_id, verdict in judge(args.judge_endpoint, args.judge_model, cases, concurrency=args.concurrency,
                                       timeout=args.timeout, retries=args.retries).items():
             extra[item_id]["judge"] = verdict
-    return preds, extra
+    return preds, extra, generated_in
 
 
 def run(args: EvaluateOptions) -> int:
@@ -92,7 +97,7 @@ def run(args: EvaluateOptions) -> int:
         if CHAT in names and args.endpoint and not args.judge_endpoint:
             raise EvaluateError("the chat suite over an endpoint needs --judge-endpoint (loss needs --local-model)")
         items = [it for name in names for it in suite_mod.load(name, data=args.data, limit=limits[name])]
-        preds, extra = _answer(args, items)
+        preds, extra, generated_in = _answer(args, items)
     except (EvaluateError, suite_mod.SuiteError, TargetError) as exc:
         print(f"kubetune-job evaluate: error: {exc}", file=sys.stderr)
         return 1
@@ -106,7 +111,7 @@ def run(args: EvaluateOptions) -> int:
         records.append(rec)
     model_label = args.model_label or args.model or args.local_model or Path(args.predictions).stem
     report = reports.build(records, suites=names, target=_target_name(args), model_label=model_label,
-                           run_name=args.run_name)
+                           run_name=args.run_name, precision=generated_in)
     report["fingerprint"] = args.fingerprint
     out = storage.location(args.output)
     out.child(REPORT_FILE).write_json(report)

@@ -190,15 +190,17 @@ class LocalTarget:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from .. import precision
         from ..models import resolve
-        from ..runtime import inference_dtype
 
         path = resolve(ref)
         self.ref, self.batch_size, self.max_new_tokens = ref, max(1, batch_size), max_new_tokens
         self.tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=inference_dtype())
+        self.precision = precision.auto(precision.GENERATION)
+        log.info("generating in %s: %s", self.precision.name, self.precision.reason)
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=self.precision.dtype)
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model.to(self.device).eval()
         self._stops = [s for s in (END_OF_TURN, self.tokenizer.eos_token) if s]

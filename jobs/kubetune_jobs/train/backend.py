@@ -13,11 +13,12 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-from dataclasses import dataclass
 from typing import Any
 
-from .. import models, runtime
+from .. import models
+from .. import precision as precisions
 from ..contract.options import TrainOptions
+from ..precision import Precision
 
 log = logging.getLogger(__name__)
 
@@ -63,32 +64,18 @@ def prepare(backend: str) -> None:
         import unsloth  # noqa: F401  (patches transformers/trl/peft on import)
 
 
-@dataclass(frozen=True)
-class Precision:
-    name: str  # bf16 | fp16 | fp32
-
-    @property
-    def dtype(self) -> Any:
-        import torch
-
-        return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[self.name]
-
-
 def precision(requested: str) -> Precision:
+    """`--precision`: auto decides for this machine (see `kubetune_jobs.precision`); others are kept."""
     import torch
 
     cuda = torch.cuda.is_available()
     if requested == "auto":
-        if cuda:
-            return Precision("bf16" if torch.cuda.is_bf16_supported() else "fp16")
-        # bf16 autocast (LoRA weights and optimizer state stay fp32) pays only where the CPU multiplies
-        # bf16 in hardware: 1.5-1.6x the tokens/s of fp32 on long rows, the same held-out loss at the
-        # demo's learning rates (at 2e-4 the first steps lag: small updates round away); emulated
-        # elsewhere, and slower than fp32. Measured in BENCHMARKS.md, "train".
-        return Precision("bf16" if runtime.fast_cpu_bf16() else "fp32")
+        # On CPU, bf16 autocast (LoRA weights and optimizer state stay fp32) ran at 1.5x fp32's tokens/s
+        # with AMX and at 0.57x with AVX-512 BF16 but no AMX: a probe tells them apart, not the flags.
+        return precisions.auto(precisions.TRAINING)
     if requested == "fp16" and not cuda:
         raise BackendError("--precision fp16 needs a CUDA device")
-    return Precision(requested)
+    return Precision(requested, f"requested (--precision {requested})")
 
 
 def optimizer(requested: str) -> str:

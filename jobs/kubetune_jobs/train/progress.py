@@ -4,8 +4,8 @@ progress.json is a `contract.records.Progress`: step, total, loss, learning rate
 ETA, epoch, the batch plan (world size, per-device batch, accumulation, effective batch) and state
 (`starting`, `running`, `exporting`, `succeeded`, `preempted`, `failed`), the step this process resumed
 from, eval losses, the newest published checkpoint's URI (which the operator shows in the stage's
-status), the step fingerprint, and on CUDA the peak GPU memory. The local progress bar is the
-Trainer's own (tqdm).
+status), the step fingerprint, the precision it trains in and why (`auto`'s verdict for this machine, or
+the requested value), and on CUDA the peak GPU memory. The local progress bar is the Trainer's own (tqdm).
 
 Writes that only move the figures along are best-effort, one attempt each: the next update carries
 the same fields, and waiting out a store outage there would stall training. Writes that change

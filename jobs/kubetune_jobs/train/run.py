@@ -147,7 +147,8 @@ def run(args: TrainOptions) -> int:
     backend = backends.choose(cfg.backend, distribution, world.size)
     world.init()
     backends.prepare(backend)  # before anything below imports transformers
-    prec = backends.precision(cfg.precision)
+    # Rank 0's: a probe on each rank could come out differently, and all ranks must train alike.
+    prec = world.broadcast(backends.precision(cfg.precision) if world.is_main else None)
     base_path = models.resolve(cfg.model)
     tokenizer = backends.load_tokenizer(base_path, cfg.model)
     train_ds, eval_ds, stats = load_datasets(cfg.data, tokenizer, cfg.max_seq_length)
@@ -162,12 +163,13 @@ def run(args: TrainOptions) -> int:
 
     torch.manual_seed(cfg.seed)  # the adapter's initial weights: the same on every run (DDP copies rank 0's)
     model, backend_tokenizer = backends.load_model(cfg, backend, base_path, prec)
-    log.info("backend %s, precision %s, model %s, %s", backend, prec.name, cfg.model, world.name)
+    log.info("backend %s, model %s, %s, precision %s: %s", backend, cfg.model, world.name, prec.name, prec.reason)
 
     progress = Progress(output, cfg.pushgateway, cfg.run_name, cfg.stage_name, cfg.fingerprint, cfg.namespace,
                         publish=world.is_main)
     progress.update(world_size=world.size, batch_size=cfg.batch_size, grad_accum=plan["grad_accum"],
-                    effective_batch=plan["global_batch"], distribution=distribution if world.size > 1 else None)
+                    effective_batch=plan["global_batch"], distribution=distribution if world.size > 1 else None,
+                    precision=prec.name, precision_reason=prec.reason)
     if world.is_main:
         log.info("effective batch %d = %d per device x %d accumulation x %d ranks", plan["global_batch"],
                  cfg.batch_size, plan["grad_accum"], world.size)
@@ -285,6 +287,7 @@ def _summary(cfg: TrainOptions, p: dict[str, Any], seconds: float, output: stora
         f"  loss         {fmt(p['loss'])}",
         f"  eval loss    {fmt(p['eval_loss_start'])} -> {fmt(p['eval_loss'])}",
         f"  tokens/s     {fmt(p['tokens_per_second'])}",
+        f"  precision    {p['precision']} ({p['precision_reason']})",
         f"  adapter      {output.child(ADAPTER_DIR).uri}",
     ]
     if cfg.merge:

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -59,6 +59,7 @@ class LocalRun:
     run: api.FineTuneRun
     store: Path
     console: Console
+    said: dict[str, str] = field(default_factory=dict, init=False)  # step kind -> precision last printed
 
     def __post_init__(self) -> None:
         spec = self.run.spec
@@ -91,6 +92,7 @@ class LocalRun:
             started = time.monotonic()
             self._run_step(step, prefix)
             self.console.print(f"[green]✓[/] {prefix}: done in {_duration(time.monotonic() - started)}")
+            self._say_precision(step)
 
     def _run_step(self, step: Step, prefix: str) -> None:
         log_path = self.logs / f"{step.name}.log"
@@ -127,6 +129,23 @@ class LocalRun:
         if proc.returncode != 0:
             tail = "".join(deque(log_path.read_text(errors="replace").splitlines(keepends=True), maxlen=15))
             raise RunFailed(f"{step.name} failed (exit {proc.returncode}); log: {log_path}\n{tail}")
+
+    def _say_precision(self, step: Step) -> None:
+        """What a train or in-process evaluate step computed in and why (from its record), the first
+        time for training and for generation, and again only if it changes."""
+        if step.kind == "prepare" or not step.record:
+            return
+        try:
+            record = self.locate(step.record).read_json()
+        except (FileNotFoundError, ValueError, storage.StorageError):
+            return
+        name = record.get("precision") if isinstance(record, dict) else None
+        if not name or self.said.get(step.kind) == name:
+            return  # an endpoint's evaluation has none; the same verdict again says nothing new
+        self.said[step.kind] = name
+        work = "training" if step.kind == "train" else "generation"
+        self.console.print(f"  {work} in {name}: {record.get('precision_reason') or ''}", markup=False,
+                           highlight=False, emoji=False, soft_wrap=True)
 
     def _show_training(self, bar: Progress, task: int, stage: str) -> None:
         try:
