@@ -73,6 +73,8 @@ def test_sigkill_then_rerun_resumes_from_the_checkpoint(store: str, tiny_qwen2: 
         first.kill()
         first.wait(30)
     assert first.returncode == -signal.SIGKILL
+    first_eval_loss = progress(out).get("eval_loss_start")
+    assert first_eval_loss is not None  # evaluated before its first step
     resumed_from = ckpts.latest()
     assert resumed_from is not None and 0 < resumed_from < TOTAL
     assert not out.child("adapter").exists()
@@ -84,6 +86,8 @@ def test_sigkill_then_rerun_resumes_from_the_checkpoint(store: str, tiny_qwen2: 
     assert f"resumed at step {resumed_from} of {TOTAL}" in log
     p = progress(out)
     assert p["state"] == "succeeded" and p["start_step"] == resumed_from and p["step"] == p["total"] == TOTAL
+    # The resumed run does not evaluate before training again: the first run's starting loss is kept.
+    assert p["eval_loss_start"] == first_eval_loss
     assert len(ckpts.complete_steps()) <= 2 and ckpts.latest() == TOTAL
     assert p["checkpoint"] == out.child("checkpoints", f"step-{TOTAL}").uri  # in S3 too: the operator shows it
 

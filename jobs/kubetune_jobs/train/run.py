@@ -165,11 +165,13 @@ def run(args: TrainOptions) -> int:
     model, backend_tokenizer = backends.load_model(cfg, backend, base_path, prec)
     log.info("backend %s, model %s, %s, precision %s: %s", backend, cfg.model, world.name, prec.name, prec.reason)
 
+    # Read before this process writes progress.json (its first update replaces the whole record).
+    carried = _previous_eval_loss(output) if resume_step is not None else None
     progress = Progress(output, cfg.pushgateway, cfg.run_name, cfg.stage_name, cfg.fingerprint, cfg.namespace,
                         publish=world.is_main)
     progress.update(world_size=world.size, batch_size=cfg.batch_size, grad_accum=plan["grad_accum"],
                     effective_batch=plan["global_batch"], distribution=distribution if world.size > 1 else None,
-                    precision=prec.name, precision_reason=prec.reason)
+                    precision=prec.name, precision_reason=prec.reason, eval_loss_start=carried)
     if world.is_main:
         log.info("effective batch %d = %d per device x %d accumulation x %d ranks", plan["global_batch"],
                  cfg.batch_size, plan["grad_accum"], world.size)
@@ -218,8 +220,7 @@ def _train(cfg: TrainOptions, backend: str, prec: backends.Precision, base_path:
     if resume_step is not None:
         resume_path = str(store.download(resume_step, workdir / "resume"))
         log.info("resuming from checkpoint step %d (%s)", resume_step, store.root.child(f"step-{resume_step}").uri)
-        progress.update(eval_loss_start=_previous_eval_loss(output),
-                        checkpoint=store.root.child(checkpoints.step_dir_name(resume_step)).uri)
+        progress.update(checkpoint=store.root.child(checkpoints.step_dir_name(resume_step)).uri)
     if world.any(preemption.requested):
         progress.update(state="preempted")
         print(f"kubetune-job train: {_stop_reason(preemption)} before training started; nothing to save",
