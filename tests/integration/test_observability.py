@@ -323,7 +323,9 @@ def test_every_alert_evaluates_and_the_provoked_ones_fire(prometheus: Prometheus
     assert ("KubetuneRunFailed", "broken", "firing") in active
     assert ("KubetuneEvaluationGateRejected", "assistant", "firing") in active
     assert ("KubetuneModelServeNotReady", "cold", "pending") in active  # `for: 15m`: pending first
-    assert not {(a, who) for a, who, _ in active if a == "KubetuneRunFailed"} - {("KubetuneRunFailed", "broken")}
+    # The scenario's succeeded run does not fire. (Runs other tests left failed in this process's operator
+    # metrics may: the registry is per process, as it is per operator pod.)
+    assert not {who for a, who, _ in active if a == "KubetuneRunFailed"} & {"ft"}
 
 
 def test_what_we_expose_passes_promtool(prometheus: Prometheus, scenario) -> None:

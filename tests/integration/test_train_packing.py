@@ -21,7 +21,8 @@ def test_packed_rows_keep_their_labels_and_do_not_attend_to_each_other(tiny_qwen
     from kubetune_jobs.contract.options import TrainOptions
     from kubetune_jobs.train import backend as backends
     from kubetune_jobs.train.data import load_datasets
-    from kubetune_jobs.train.run import _sft_config
+    from kubetune_jobs.train.distributed import World
+    from kubetune_jobs.train.run import _sft_config, batch_plan
 
     args = cli.build_parser().parse_args(["train", "--model", tiny_qwen2, "--data", str(DATA), "--output",
                                           str(tmp_path / "out"), "--packing", "--batch-size", "4",
@@ -36,7 +37,8 @@ def test_packed_rows_keep_their_labels_and_do_not_attend_to_each_other(tiny_qwen
 
     from kubetune_jobs.train.trainer import labelled_loss, trainer_class
 
-    trainer = trainer_class("trl")(model=model, args=_sft_config(cfg, tmp_path, prec, "trl", False),
+    trainer = trainer_class("trl")(model=model, args=_sft_config(cfg, tmp_path, prec, "trl", False,
+                                                                       batch_plan(cfg, World(), {}), False),
                                    train_dataset=train_ds, processing_class=tokenizer)
     batch = next(iter(trainer.get_train_dataloader()))
     assert batch["input_ids"].shape[0] == 1 and "attention_mask" not in batch  # padding-free
