@@ -11,18 +11,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .example import curl
 from .process import ServerError
 from .template import servable_copy
 from .transformers_server import LocalServer
-
-CURL_EXAMPLE = """curl -s {base}/chat/completions -H 'Content-Type: application/json' -d '{{
-  "model": "{model}",
-  "messages": [{{"role": "user", "content": "What is the weather in Lisbon today?"}}],
-  "tools": [{{"type": "function", "function": {{"name": "get_weather",
-    "description": "Current weather for a city.",
-    "parameters": {{"type": "object", "properties": {{"location": {{"type": "string"}}}},
-                   "required": ["location"]}}}}}}]
-}}'"""
 
 
 def _stop_on_sigterm(*_: Any) -> None:
@@ -44,7 +36,7 @@ def run(args: Any) -> int:
         with LocalServer(servable, port=args.port) as server:
             print(f"serving {args.model} at {server.base_url} with transformers serve (the CPU fallback; "
                   "a cluster serves with vLLM). Ctrl-C to stop; try:\n", flush=True)
-            print(CURL_EXAMPLE.format(base=server.base_url, model=server.model), flush=True)
+            print(curl(server.base_url, server.model), flush=True)
             try:
                 server.wait()
             except KeyboardInterrupt:

@@ -30,6 +30,7 @@ from kubetune_jobs.contract.layout import COMPLETE_MARKER, REPORT_FILE, RunLayou
 from kubetune_jobs.contract.options import EvaluateOptions
 from kubetune_jobs.contract.store import resolve
 from kubetune_jobs.contract.suites import suite_arg
+from kubetune_jobs.serving.example import curl
 
 from ..apitypes import SpecError
 from ..finetunerun import api as ftr_api
@@ -37,15 +38,6 @@ from . import api, promotion, source, validation, vllm
 
 JOB = [sys.executable, "-m", "kubetune_jobs.cli"]
 EXIT_REJECTED = 3
-
-CURL = """curl -s {base}/chat/completions -H 'Content-Type: application/json'{auth} -d '{{
-  "model": "{model}",
-  "messages": [{{"role": "user", "content": "What is the weather in Lisbon today?"}}],
-  "tools": [{{"type": "function", "function": {{"name": "get_weather",
-    "description": "Current weather for a city.",
-    "parameters": {{"type": "object", "properties": {{"location": {{"type": "string"}}}},
-                   "required": ["location"]}}}}}}]
-}}'"""
 
 
 class ServeError(RuntimeError):
@@ -241,13 +233,13 @@ def serve_forever(local: Local, target: source.Target, port: int, console: Conso
     console.print("  vllm " + " ".join(argv), soft_wrap=True, markup=False, highlight=False)
     started = time.monotonic()
     with started_server or server(argv, console, fallback_model=argv[argv.index("--model") + 1]) as srv:
-        auth = " -H \"Authorization: Bearer $KUBETUNE_API_KEY\"" if os.environ.get(names.API_KEY) else ""
+        key_env = names.API_KEY if os.environ.get(names.API_KEY) else None
         console.print(f"\nserving at [bold]{srv.base_url}[/] as model {local.serve.served_name()!r} "
                       f"(ready in {time.monotonic() - started:.0f} s; metrics at {srv.base_url[:-3]}/metrics; "
                       "Ctrl-C stops)\n", soft_wrap=True)
-        console.print(CURL.format(base=srv.base_url, model=local.serve.served_name(), auth=auth), markup=False,
+        console.print(curl(srv.base_url, local.serve.served_name(), api_key_env=key_env), markup=False,
                       highlight=False, soft_wrap=True)
-        if local.spec.api_key_secret and not auth:
+        if local.spec.api_key_secret and not key_env:
             console.print("[yellow]note[/] spec.apiKeySecret names a Secret; on this machine the key is "
                           f"${names.API_KEY} (unset: no key is required)")
         try:
