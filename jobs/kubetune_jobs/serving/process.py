@@ -60,6 +60,7 @@ class ServerProcess:
         self._log: IO[bytes] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self.startup_s: float | None = None  # seconds from start to healthy
+        self._stopped = False
 
     @property
     def running(self) -> bool:
@@ -89,6 +90,7 @@ class ServerProcess:
         assert self.log_path is not None
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         began = time.monotonic()
+        self._stopped = False
         try:
             self._proc = subprocess.Popen(self.command, stdout=self._log, stderr=subprocess.STDOUT,
                                           env=self.env, start_new_session=True)
@@ -117,9 +119,11 @@ class ServerProcess:
         return self._proc.wait()
 
     def stop(self, grace: float = 30.0) -> None:
-        """SIGTERM to the server's process group, SIGKILL to what is left after `grace` seconds."""
+        """SIGTERM to the server's process group, SIGKILL to what is left after `grace` seconds. Once
+        stopped, stopping again does nothing (the group id could by then be another's)."""
         proc = self._proc
-        if proc is not None:
+        if proc is not None and not self._stopped:
+            self._stopped = True
             if proc.poll() is None:
                 _signal_group(proc.pid, signal.SIGTERM)
                 try:

@@ -219,14 +219,26 @@ def gate(local: Local, against: str, port: int, console: Console, *,
             srv.stop()
             srv = None
         console.print(f"  done in {time.monotonic() - started:.0f} s: {join(out, REPORT_FILE)}", soft_wrap=True)
-    verdict = promotion.gate(p, reports["candidate"], promotion.scores(reports["serving"], suites))
+    try:
+        verdict = promotion.gate(p, reports["candidate"], promotion.scores(reports["serving"], suites))
+    except BaseException:
+        if srv is not None:
+            srv.stop()  # it runs in a session of its own: nothing else would stop it
+        raise
     return verdict, candidate, srv
 
 
 def serve_forever(local: Local, target: source.Target, port: int, console: Console, *,
                   started_server: Any = None) -> int:
     """Serve `target` until Ctrl-C (or serve on from `started_server`, already running it)."""
+    try:
+        return _serve(local, target, port, console, started_server)
+    finally:
+        if started_server is not None:
+            started_server.stop()  # also when something failed before it was entered
 
+
+def _serve(local: Local, target: source.Target, port: int, console: Console, started_server: Any) -> int:
     argv = local.argv(target, port)
     console.print(f"[bold]kubetune serve[/] {local.serve.metadata.name}: {target.source}"
                   + (f" (digest {target.digest[:12]})" if target.digest else ""))
