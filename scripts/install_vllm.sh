@@ -21,11 +21,14 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python"
   exit 0
 fi
 rm -f "$stamp"
+say() { echo "install_vllm $venv: $* [${SECONDS}s]"; }
 [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
 pip() { "$venv/bin/python" -m pip --disable-pip-version-check "$@" 2> >(grep -v "^WARNING: Location" >&2); }
 
 # The local CPU build; an unpinned torch would pull a multi-GB CUDA build.
+say "torch (CPU build)"
 pip install -q "$TORCH_PIN"
+say "$VLLM_PIN and its dependencies"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -56,3 +59,4 @@ if problems=$("$venv/bin/python" -m pip check 2>&1 | grep -vE "requires (torchau
 fi
 "$venv/bin/python" -c "import vllm.entrypoints.openai.api_server, vllm.tool_parsers.hermes_tool_parser"
 echo "$want" >"$stamp"
+say "done"

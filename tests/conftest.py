@@ -23,6 +23,28 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 ALERT_RULES = ROOT / "charts" / "kubetune" / "alerts" / "kubetune.rules.yaml"
 
+# `make test` runs the suite on pytest-xdist workers with `--dist loadgroup`. Each module is a group of its own
+# (its module-scoped fixtures, a trained run or a cluster emulator, are set up once), except the modules that
+# share the session's vLLM server, which are one group (one server per session, not one per worker). Groups
+# are handed out in collection order; the longest go first, so no worker is left with a long tail.
+SHARED_VLLM_SERVER = "vllm-session"
+GROUP_OF = {module: SHARED_VLLM_SERVER for module in (
+    "test_bench_vllm", "test_evaluate_e2e", "test_observability", "test_vllm_serving")}
+LONGEST_FIRST = ("test_local_run", SHARED_VLLM_SERVER, "test_train_distributed", "test_train_resume",
+                 "test_train_store_outage")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def group(item: pytest.Item) -> str:
+        return GROUP_OF.get(item.path.stem, item.path.stem)
+
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(group(item)))
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(group(item), len(rank)))
+
 
 def free_port() -> int:
     with socket.socket() as sock:

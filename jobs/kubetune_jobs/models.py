@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from . import storage
@@ -51,10 +53,17 @@ def _convert_gguf(package: str, filename: str, dest: Path) -> None:
     fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     fresh.load_state_dict(loaded.state_dict())
     fresh.generation_config = loaded.generation_config
-    tmp = dest.with_name(dest.name + ".tmp")
+    # Written aside and renamed into place: processes sharing the cache (parallel test workers, jobs on one
+    # node) may convert at the same time, and the first to finish wins.
+    tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".", suffix=".tmp", dir=dest.parent))
     fresh.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    tmp.rename(dest)
+    try:
+        tmp.rename(dest)
+    except OSError:
+        if not (dest / "config.json").exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def resolve(ref: str) -> str:

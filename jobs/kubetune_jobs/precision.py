@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import runtime
+
 log = logging.getLogger(__name__)
 
 TRAINING = "training"
@@ -136,7 +138,7 @@ def machine_key() -> dict[str, Any]:
     model, flags = _cpu()
     return {"cpu": model, "flags": hashlib.sha256(flags.encode()).hexdigest()[:16], "torch": torch.__version__,
             "threads": torch.get_num_threads(), "isa": {k: os.environ[k] for k in ISA_ENV if os.environ.get(k)},
-            "probe": PROBE_VERSION}
+            "omp": {k: os.environ[k] for k in runtime.WAIT_POLICY_ENV if os.environ.get(k)}, "probe": PROBE_VERSION}
 
 
 def cache_path(key: dict[str, Any]) -> Path:

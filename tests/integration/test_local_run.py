@@ -3,7 +3,9 @@
 One run is shared by the tests below (it trains and evaluates a real model for minutes on CPU):
 it is interrupted with Ctrl-C (SIGINT to its process group) during stage 2, which must leave a
 checkpoint of the step it stopped at; then run again, it must finish without redoing preparation or
-stage 1, resuming stage 2 from that checkpoint.
+stage 1, resuming stage 2 from that checkpoint. The same run is the suite's proof that training
+teaches SmolLM2-135M to call tools (held-out BFCL calls before and after), and its models are the ones
+the vLLM gate below serves.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "manifests" / "examples" / "quickstart.yaml"
+# The in-process evaluations of the reduced run: the base model's and the final stage's.
+EVALUATED = ("base", "tools")
 pytestmark = pytest.mark.slow
 
 
@@ -36,6 +40,10 @@ def reduced_quickstart(dest: Path) -> Path:
     spec["stages"][1]["training"].update(maxSteps=14, saveSteps=1000)
     for suite in spec["evaluation"]["suites"]:
         suite["limit"] = 8
+    # The base model and the final one: what the before/after table and the learning checks compare. The
+    # stage-1 model is evaluated by the gate below (through vLLM); evaluating every stage is the plan's
+    # (tests/unit), not worth another in-process evaluation here.
+    spec["evaluation"]["evaluateEveryStage"] = False
     path = dest / "quickstart-ci.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -94,7 +102,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_rerun_skips_finished_steps_and_resumes_training(finished_run: dict) -> None:
     out = finished_run["out2"]
-    for step in ("prepare-chat", "prepare-tools", "eval-base", "train-chat", "eval-chat"):
+    for step in ("prepare-chat", "prepare-tools", "eval-base", "train-chat"):
         assert f"{step}: already done, skipped" in out
     root: Path = finished_run["root"]
     after = {p: p.stat().st_mtime_ns for p in finished_run["data_mtimes"]}
@@ -112,7 +120,8 @@ def test_artifacts_and_reports(finished_run: dict) -> None:
         assert (root / "stages" / stage / "adapter" / "_COMPLETE").exists()
         assert (root / "stages" / stage / "merged" / "_COMPLETE").exists()
     reports = {label: json.loads((root / "eval" / label / "report.json").read_text())
-               for label in ("base", "chat", "tools")}
+               for label in EVALUATED}
+    assert not (root / "eval" / "chat").exists()  # evaluateEveryStage: false
     for report in reports.values():
         assert report["complete"] is True
         suites = {item["suite"] for item in report["items"]}
@@ -127,7 +136,7 @@ def test_every_generation_reads_as_vllms_hermes_parser_reads_it(finished_run: di
     root: Path = finished_run["root"]
     compared = {label: compare_report(json.loads((root / "eval" / label / "report.json").read_text()),
                                       servable_smollm2)
-                for label in ("base", "chat", "tools")}
+                for label in EVALUATED}
     print(f"generations compared with vLLM's hermes parser: {compared}")
     assert all(compared.values()), compared  # the local evaluator records every raw generation
 
@@ -137,12 +146,25 @@ def _accuracy(report: dict, suites: set[str]) -> float:
     return sum(i["passed"] for i in items) / len(items)
 
 
-def test_stage_two_calls_tools_better_than_the_base_model(finished_run: dict) -> None:
+def test_stage_two_teaches_the_model_to_call_tools(finished_run: dict) -> None:
+    """Learning, not "ran": the held-out loss falls by more than half, and BFCL simple_python (real BFCL
+    prompts and tools, none of them in our training data) goes from the base model's score to at least three
+    more of its eight items called exactly right, in the precision `auto` picked on this CPU."""
     root: Path = finished_run["root"]
+    reports = {label: json.loads((root / "eval" / label / "report.json").read_text()) for label in EVALUATED}
+    progress = json.loads((root / "stages" / "tools" / "progress.json").read_text())
+    scores = {label: {suite: round(_accuracy(report, {suite}), 3) for suite in ("seed-tools", "bfcl-simple_python")}
+              for label, report in reports.items()}
+    print(f"stage 2 in {progress['precision']}: eval loss {progress['eval_loss_start']:.3f} -> "
+          f"{progress['eval_loss']:.3f}; tool-call accuracy {scores}")
+    assert progress["eval_loss"] < 0.5 * progress["eval_loss_start"]
     tool_suites = {"seed-tools", "bfcl-simple_python"}
-    base = _accuracy(json.loads((root / "eval" / "base" / "report.json").read_text()), tool_suites)
-    tuned = _accuracy(json.loads((root / "eval" / "tools" / "report.json").read_text()), tool_suites)
+    base, tuned = (_accuracy(reports[label], tool_suites) for label in EVALUATED)
     assert tuned > base, f"tool-calling accuracy after stage 2 {tuned:.2f} is not above the base model's {base:.2f}"
+    held_out = {label: _accuracy(reports[label], {"bfcl-simple_python"}) for label in EVALUATED}
+    assert held_out["tools"] >= held_out["base"] + 3 / 8, held_out
+    # The merge on CPU is written in fp32 whatever the training precision, so nothing learnt is rounded away.
+    assert json.loads((root / "stages" / "tools" / "merged" / "config.json").read_text())["dtype"] == "float32"
 
 
 # ---------------------------------------------------------------- serving the run's models with real vLLM

@@ -1,8 +1,8 @@
 """The train and evaluate jobs under `precision: auto`, on a tiny random Qwen2 model: each follows this
 machine's probe verdict (given here, both outcomes) and says what it picked and why, once in its log,
 in progress.json / report.json and in the train summary. Between them the two outcomes also run
-both CPU training paths (bf16 autocast and fp32) through the job; test_train_learning trains the real
-model only in the precision auto picks."""
+both CPU training paths (bf16 autocast and fp32) through the job; the local end-to-end run
+(test_local_run) trains the real model only in the precision auto picks."""
 
 from __future__ import annotations
 
