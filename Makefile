@@ -34,15 +34,15 @@ serve: $(VENV)/.demo-installed $(VLLM_VENV)/.installed
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check .
 
-# Both environments at once: one's downloads overlap the other's unpacking.
+# Both environments at once (one's downloads overlap the other's unpacking); each progress line names its venv.
 envs:
-	$(MAKE) --no-print-directory -j2 --output-sync=line $(VENV)/.test-installed $(VLLM_VENV)/.installed
+	$(MAKE) --no-print-directory -j2 $(VENV)/.test-installed $(VLLM_VENV)/.installed
 
 # OMP_WAIT_POLICY: what every job sets for itself (kubetune_jobs.runtime), here for the workers' own torch too.
 test: envs
 	$(MAKE) --no-print-directory lint
 	PATH="$(abspath $(VENV))/bin:$$PATH" KUBETUNE_VLLM_PYTHON="$(abspath $(VLLM_VENV))/bin/python" OMP_WAIT_POLICY=PASSIVE \
-		$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
+		$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 # Container images of the operator and the jobs (needs docker; the chart's appVersion is the tag).
 IMAGE_REGISTRY ?= ghcr.io/kubetune

@@ -23,10 +23,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 ALERT_RULES = ROOT / "charts" / "kubetune" / "alerts" / "kubetune.rules.yaml"
 
-# `make test` runs the suite on pytest-xdist workers with `--dist loadgroup`. Each module is a group of its own
-# (its module-scoped fixtures, a trained run or a cluster emulator, are set up once), except the modules that
-# share the session's vLLM server, which are one group (one server per session, not one per worker). Groups
-# are handed out in collection order; the longest go first, so no worker is left with a long tail.
+# `make test` runs the suite on pytest-xdist workers (`--dist loadscope` with the scheduler below). Each module
+# is a work unit of its own (its module-scoped fixtures, a trained run or a cluster emulator, are set up once),
+# except the modules that share the session's vLLM server, which are one unit (one server per session, not one
+# per worker). Units are handed out in collection order; the longest go first, so no worker is left with a long
+# tail. (xdist's own `loadgroup` marks do nothing under pytest 9: it renames node ids through an attribute
+# pytest no longer reads.)
 SHARED_VLLM_SERVER = "vllm-session"
 GROUP_OF = {module: SHARED_VLLM_SERVER for module in (
     "test_bench_vllm", "test_evaluate_e2e", "test_observability", "test_vllm_serving")}
@@ -34,16 +36,26 @@ LONGEST_FIRST = ("test_local_run", SHARED_VLLM_SERVER, "test_train_distributed",
                  "test_train_store_outage")
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    def group(item: pytest.Item) -> str:
-        return GROUP_OF.get(item.path.stem, item.path.stem)
+def work_unit(nodeid: str) -> str:
+    """The unit of work a test belongs to: its module's name, or the shared vLLM server's group."""
+    module = Path(nodeid.split("::", 1)[0]).stem
+    return GROUP_OF.get(module, module)
 
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(group(item)))
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(group(item), len(rank)))
+    items.sort(key=lambda item: rank.get(work_unit(item.nodeid), len(rank)))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByWorkUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return ByWorkUnit(config, log)
 
 
 def free_port() -> int:
