@@ -38,7 +38,8 @@ lint: $(VENV)/.test-installed
 envs:
 	$(MAKE) --no-print-directory -j2 $(VENV)/.test-installed $(VLLM_VENV)/.installed
 
-# OMP_WAIT_POLICY: what every job sets for itself (kubetune_jobs.runtime), here for the workers' own torch too.
+# OMP_WAIT_POLICY=PASSIVE: the two workers' torch threads (and the jobs they start) share the cores, and a
+# spinning wait holds the core another needs (BENCHMARKS.md, "OpenMP wait policy").
 test: envs
 	$(MAKE) --no-print-directory lint
 	PATH="$(abspath $(VENV))/bin:$$PATH" KUBETUNE_VLLM_PYTHON="$(abspath $(VLLM_VENV))/bin/python" OMP_WAIT_POLICY=PASSIVE \

@@ -1,12 +1,12 @@
-"""The train job's CPU throughput under libgomp's default wait (spin, then sleep) and under the passive wait
-the jobs now default to (`kubetune_jobs.runtime.default_wait_policy`), alone and two jobs side by side.
+"""The train job's CPU throughput under libgomp's default wait (spin, then sleep) and under a passive wait
+(`OMP_WAIT_POLICY=PASSIVE`, what `make test` gives its two workers), alone and two jobs side by side.
 
     .venv/bin/python bench/omp_wait.py [--steps 6] [--rounds 2] [--no-pair]
 
 Each round runs `kubetune-job train` (SmolLM2-135M-Instruct, LoRA r16, tests/fixtures/toolcalls, fp32, batch
 4) as a subprocess once per policy, alternating, so both see the same machine; with pairs, two such jobs start
 together under each policy. The baseline is libgomp's own default, `GOMP_SPINCOUNT=300000` with no
-`OMP_WAIT_POLICY` (what every job ran with before); the candidate is `OMP_WAIT_POLICY=PASSIVE`. Prints each
+`OMP_WAIT_POLICY` (what a job runs with unless told otherwise); the candidate is `OMP_WAIT_POLICY=PASSIVE`. Prints each
 run's wall time and tokens/s (the job's progress.json) and the median ratio.
 """
 

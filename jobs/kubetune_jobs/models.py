@@ -53,11 +53,16 @@ def _convert_gguf(package: str, filename: str, dest: Path) -> None:
     fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     fresh.load_state_dict(loaded.state_dict())
     fresh.generation_config = loaded.generation_config
-    # Written aside and renamed into place: processes sharing the cache (parallel test workers, jobs on one
-    # node) may convert at the same time, and the first to finish wins.
     tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".", suffix=".tmp", dir=dest.parent))
     fresh.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
+    install(tmp, dest)
+
+
+def install(tmp: Path, dest: Path) -> None:
+    """Move a model written aside (`tmp`, a directory of its own) into place at `dest`. Processes sharing the
+    cache (parallel test workers, jobs on one node) may convert at the same time: the first to finish wins
+    and the others' copies are removed."""
     try:
         tmp.rename(dest)
     except OSError:

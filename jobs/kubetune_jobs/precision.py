@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import runtime
-
 log = logging.getLogger(__name__)
 
 TRAINING = "training"
@@ -45,6 +43,9 @@ SPEEDUP_NEEDED = 1.2
 MAX_SPREAD = 1.25
 PROBE_VERSION = 3  # bump when the probe's work changes, so old verdicts are not reused
 ISA_ENV = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+# How OpenMP threads wait changes what both precisions cost (BENCHMARKS.md, "OpenMP wait policy"): a verdict
+# measured under one setting is not reused under another.
+OMP_ENV = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ def machine_key() -> dict[str, Any]:
     model, flags = _cpu()
     return {"cpu": model, "flags": hashlib.sha256(flags.encode()).hexdigest()[:16], "torch": torch.__version__,
             "threads": torch.get_num_threads(), "isa": {k: os.environ[k] for k in ISA_ENV if os.environ.get(k)},
-            "omp": {k: os.environ[k] for k in runtime.WAIT_POLICY_ENV if os.environ.get(k)}, "probe": PROBE_VERSION}
+            "omp": {k: os.environ[k] for k in OMP_ENV if os.environ.get(k)}, "probe": PROBE_VERSION}
 
 
 def cache_path(key: dict[str, Any]) -> Path:

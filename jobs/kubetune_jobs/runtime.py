@@ -34,27 +34,10 @@ def cpu_budget() -> int:
     return max(1, cpus)
 
 
-# How OpenMP threads wait at the end of each parallel region. libgomp's default spins ~300 000 times
-# before sleeping: when the CPUs are shared (another job, a test worker, a busy VM host) the thread being
-# waited for is often not running, and the spinner takes its core. A passive wait sleeps at once: two
-# SmolLM2 LoRA trainings side by side on 2 cores each ran 1.7x faster; a job alone gained or lost within
-# this machine's noise (BENCHMARKS.md, "OpenMP wait policy"). The user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
-WAIT_POLICY_ENV = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
-DEFAULT_WAIT_POLICY = "PASSIVE"
-
-
-def default_wait_policy(env: dict[str, str] | os._Environ = os.environ) -> None:
-    """Make OpenMP threads sleep while they wait unless `env` already says how; only effective before the
-    OpenMP runtime loads (before torch is imported)."""
-    if not any(env.get(key) for key in WAIT_POLICY_ENV):
-        env["OMP_WAIT_POLICY"] = DEFAULT_WAIT_POLICY
-
-
 def configure_threads() -> int:
     """Size torch's CPU thread pool (KUBETUNE_THREADS overrides); returns the count used. Under torchrun the
     ranks of one node share its CPUs (LOCAL_WORLD_SIZE): two ranks with the whole budget each ran SmolLM2
     LoRA training at a fifth of one process's tokens/s here (BENCHMARKS.md, "train with several ranks")."""
-    default_wait_policy()
     import torch
 
     ranks_here = max(1, int(os.environ.get("LOCAL_WORLD_SIZE") or 1))
