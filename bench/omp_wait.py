@@ -22,13 +22,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from kubetune_jobs.precision import OMP_ENV
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "fixtures" / "toolcalls"
 POLICIES = {"default (spin 300000)": {"GOMP_SPINCOUNT": "300000"}, "passive": {"OMP_WAIT_POLICY": "PASSIVE"}}
 
 
 def start(steps: int, policy: dict[str, str], out: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env = {k: v for k, v in os.environ.items() if k not in OMP_ENV}
     cmd = [sys.executable, "-m", "kubetune_jobs.cli", "train", "--model", "bundled:smollm2-135m", "--data", str(DATA),
            "--output", str(out), "--max-steps", str(steps), "--batch-size", "4", "--grad-accum", "1",
            "--max-seq-length", "384", "--save-steps", "1000", "--precision", "fp32", "--no-load-in-4bit", "--no-merge"]
