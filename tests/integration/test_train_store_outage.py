@@ -1,4 +1,4 @@
-"""The object store goes away for a minute in the middle of training and comes back on the same
+"""The object store goes away for twenty seconds in the middle of training and comes back on the same
 address: training goes on meanwhile, and no checkpoint, the adapter or the merged model is lost.
 
 The store is moto's S3 server on loopback. Its buckets live in this test process, not in the server
@@ -24,8 +24,8 @@ from kubetune_jobs import storage
 from kubetune_jobs.train.checkpoints import CheckpointStore
 
 DATA = Path(__file__).parent.parent / "fixtures" / "toolcalls"
-OUTAGE_S = 60
-TOTAL = 40  # at ~2 s a step here training outlasts the outage; faster hosts finish during it
+OUTAGE_S = 20  # some ten saves while uploads retry: enough for one to supersede another
+TOTAL = 24  # at ~2 s a step here training outlasts the outage; faster hosts finish during it
 KEEP = 3
 
 
@@ -92,8 +92,8 @@ def test_training_survives_a_store_outage(tiny_qwen2: str, tmp_path: Path, monke
         assert "could not be published" not in text
 
         # Retention keeps the newest published steps, whichever they were: a host that finishes training
-        # while the store is away publishes the last step alone after it (e.g. 1, 2, 40), a slower one
-        # publishes the steps the outage did not cover (e.g. 38, 39, 40).
+        # while the store is away publishes the last step alone after it (e.g. 1, 2, 24), a slower one
+        # publishes the steps the outage did not cover (e.g. 22, 23, 24).
         newest = sorted(published)[-KEEP:]
         assert TOTAL in published and ckpts.complete_steps() == newest
         assert out.child("checkpoints").list() == [f"step-{s}" for s in newest]  # nothing half-written left
