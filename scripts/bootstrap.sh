@@ -30,7 +30,7 @@ pyinstall "$venv" --no-deps "bfcl-eval==2026.3.23"
 
 if [ "$what" = test ]; then
   say "test tools (helm, kubectl, Prometheus, Pushgateway)"
-  "$venv/bin/python" scripts/install_k8s_tools.py "$venv/bin"
+  "$venv/bin/python" scripts/install_k8s_tools.py "$venv/bin" 2> >(grep -v "^WARNING: Location" >&2)
   if ! command -v prometheus >/dev/null || ! command -v prometheus-pushgateway >/dev/null; then
     if [ "$(id -u)" = 0 ]; then
       apt-get update -q >/dev/null

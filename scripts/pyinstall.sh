@@ -1,7 +1,7 @@
 # Sourced by scripts/bootstrap.sh and scripts/install_vllm.sh: `pyinstall VENV ARGS...` installs into VENV.
 #
-# With uv (`uv pip install`) where it can be had from the package index, else with pip. uv resolves the same
-# versions as pip here (the two venvs' `pip freeze` compared) in seconds instead of minutes (BENCHMARKS.md, "The
+# With uv (`uv pip install`) where it can be had from the package index, else with pip. uv installs the same
+# versions as pip here (the venvs' `pip freeze` compared) and both venvs in half the time (BENCHMARKS.md, "The
 # test suite"). uv reads none of pip's configuration, so pip's own (`pip config list`: files and PIP_*
 # variables) is handed over: the index, the extra indexes, find-links, constraints and the CA bundle; and, as
 # pip does, every index is searched for the best version (uv's default stops at the first index that has the
@@ -14,7 +14,9 @@ _uv=""
 
 _pyinstall_setup() {
   local venv=$1 line key val item
-  _uv_args=(--python "$venv/bin/python" --index-strategy unsafe-best-match)
+  # --compile-bytecode: pip writes .pyc at install, uv does not; under PYTHONDONTWRITEBYTECODE (set here) every
+  # process would compile torch, transformers and vLLM again at import.
+  _uv_args=(--python "$venv/bin/python" --index-strategy unsafe-best-match --compile-bytecode)
   # KUBETUNE_NO_UV=1: pip alone.
   if [ -n "${KUBETUNE_NO_UV:-}" ] \
       || ! "$venv/bin/python" -m pip install -q --disable-pip-version-check uv >/dev/null 2>&1 \

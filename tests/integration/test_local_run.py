@@ -38,7 +38,7 @@ def reduced_quickstart(dest: Path) -> Path:
     spec["stages"][0]["dataset"]["maxSamples"] = 60
     spec["stages"][1]["dataset"]["maxSamples"] = 200
     # No periodic checkpoint in stage 2: the only one is what Ctrl-C makes the job write.
-    spec["stages"][1]["training"].update(maxSteps=14, saveSteps=1000)
+    spec["stages"][1]["training"].update(maxSteps=12, saveSteps=1000)
     for suite in spec["evaluation"]["suites"]:
         suite["limit"] = 8
     # The final stage only. The base and stage-1 models are evaluated by the gate below (through vLLM, on the
