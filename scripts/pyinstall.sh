@@ -1,11 +1,11 @@
 # Sourced by scripts/bootstrap.sh and scripts/install_vllm.sh: `pyinstall VENV ARGS...` installs into VENV.
 #
 # With uv (`uv pip install`) where it can be had from the package index, else with pip. uv installs the same
-# versions as pip here (the venvs' `pip freeze` compared) and both venvs in half the time (BENCHMARKS.md, "The
-# test suite"). uv reads none of pip's configuration, so pip's own (`pip config list`: files and PIP_*
-# variables) is handed over: the index, the extra indexes, find-links, constraints and the CA bundle; and, as
-# pip does, every index is searched for the best version (uv's default stops at the first index that has the
-# package).
+# versions as pip here (the venvs' `pip freeze` compared), both venvs in 2-2.8 min instead of 3.8
+# (BENCHMARKS.md, "The test suite"). uv reads none of pip's configuration, so pip's own (`pip config list`:
+# files and PIP_* variables) is handed over: the index, the extra indexes, find-links, constraints and the CA
+# bundle; and, as pip does, every index is searched for the best version (uv's default stops at the first
+# index that has the package).
 # With pip's find-links handed over, `torch==2.13.0` is the machine's local CPU build for either (uv alone would
 # not look there and would download a multi-GB CUDA build).
 
