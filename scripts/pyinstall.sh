@@ -43,7 +43,8 @@ _pyinstall_setup() {
 pyinstall() {
   local venv=$1
   shift
-  [ -n "${_pyinstall_done:-}" ] || { _pyinstall_setup "$venv"; _pyinstall_done=1; }
+  # uv and the settings handed to it are looked up once per venv (each is its own uv and python).
+  [ "${_pyinstall_venv:-}" = "$venv" ] || { _pyinstall_setup "$venv"; _pyinstall_venv=$venv; }
   if [ -n "$_uv" ]; then
     "$_uv" pip install -q "${_uv_args[@]}" "$@"
   else
