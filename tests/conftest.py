@@ -58,6 +58,25 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return ByWorkUnit(config, log)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    own_cpus()
+
+
+def own_cpus() -> None:
+    """Under xdist, each worker and every process it starts runs on CPUs of its own (this process's CPUs dealt
+    out in turn; no pinning where there are fewer CPUs than workers). Each job sizes its torch threads from its
+    affinity (`runtime.cpu_budget()`) and vLLM binds to it. Unpinned, both workers' trainings ran two OpenMP
+    threads each over the same two cores, and every vLLM server bound itself to the first core (it keeps the
+    last for its scheduler) whichever worker started it: the suite took 1,155 s against 910 s pinned, the same
+    evening (BENCHMARKS.md, "The test suite")."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if not worker or not count or not hasattr(os, "sched_setaffinity"):
+        return
+    cpus, workers, index = sorted(os.sched_getaffinity(0)), int(count), int(worker.removeprefix("gw"))
+    if len(cpus) >= workers and index < workers:
+        os.sched_setaffinity(0, cpus[index::workers])
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
