@@ -127,3 +127,14 @@ def test_one_resolution_of_the_store_for_every_caller() -> None:
     assert resolve("s:9000", credentials={}, environ=env).access_key is None, "no ambient keys when told so"
     assert "ambient" not in repr(resolve(environ=env)) and resolve(environ={}) is None
     assert dataclasses.is_dataclass(resolve(environ=env))
+
+
+@pytest.mark.parametrize("command", sorted(JOBS))
+def test_every_job_command_explains_its_flags(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`kubetune-job COMMAND --help` prints every flag (a mutually exclusive group once made it crash)."""
+    with pytest.raises(SystemExit) as done:
+        cli.build_parser().parse_args([command, "--help"])
+    assert done.value.code == 0
+    shown = capsys.readouterr().out
+    for field in dataclasses.fields(JOBS[command]):
+        assert "--" + field.name.replace("_", "-") in shown, field.name

@@ -88,7 +88,9 @@ class _Options:
                 kwargs["required"] = True
             target: Any = parser
             if meta.get("group"):
-                target = groups.setdefault(meta["group"], parser.add_mutually_exclusive_group())
+                if meta["group"] not in groups:  # not setdefault: it would add an empty group per flag
+                    groups[meta["group"]] = parser.add_mutually_exclusive_group()
+                target = groups[meta["group"]]
             target.add_argument("--" + f.name.replace("_", "-"), **kwargs)
 
     @classmethod
