@@ -40,7 +40,7 @@ def reduced_quickstart(dest: Path) -> Path:
     # No periodic checkpoint in stage 2: the only one is what Ctrl-C makes the job write.
     spec["stages"][1]["training"].update(maxSteps=12, saveSteps=1000)
     for suite in spec["evaluation"]["suites"]:
-        suite["limit"] = 8
+        suite["limit"] = 4  # the run's own evaluation; the gate below scores 8 per suite
     # The final stage only. The base and stage-1 models are evaluated by the gate below (through vLLM, on the
     # same items); which models a plan evaluates is tested on the plan itself (tests/unit/test_operator_plan.py).
     spec["evaluation"].update(evaluateBase=False, evaluateEveryStage=False)
@@ -147,8 +147,9 @@ GATE_SUITES = [{"name": "seed-tools", "limit": 8}, {"name": "bfcl-simple_python"
 
 
 def serve_manifest(dest: Path, name: str, stage: str | None = None) -> Path:
-    """A ModelServe of the run's model (or one stage's), gated as the run was evaluated: the same suites,
-    limits and answer length, so its endpoint evaluations can be compared with the run's in-process ones."""
+    """A ModelServe of the run's model (or one stage's), gated on the run's suites with its answer length (eight
+    items each where the run evaluated the first four), so its endpoint evaluations can be compared item by item
+    with the run's in-process ones."""
     ref = {"name": "quickstart-ci", **({"stage": stage} if stage else {})}
     doc = {"apiVersion": "kubetune.io/v1alpha1", "kind": "ModelServe", "metadata": {"name": name, "namespace": "default"},
            "spec": {"model": {"fineTuneRun": ref}, "servedModelName": "quickstart",
