@@ -1,6 +1,8 @@
 """`kubetune-job fetch`: a serving pod's init step. Copies a complete model directory (and optionally a LoRA
-adapter) from the object store into the pod's model volume, verifying every file against the directory's
-completeness marker; a directory without its marker, or with a file that does not match, is refused."""
+adapter) from the object store or a local directory into the pod's model volume, verifying every file
+against the directory's completeness marker, from either alike; a directory without its marker, with a file
+that does not match, or with a symbolic link that leaves it, is refused. Only the files the marker lists
+are copied, each as a regular file."""
 
 from __future__ import annotations
 
@@ -15,16 +17,8 @@ log = logging.getLogger(__name__)
 
 
 def _fetch(uri: str, dest: Path) -> int:
-    loc = storage.location(uri)
-    if not loc.is_complete_dir():
-        raise FileNotFoundError(f"{uri} is not a complete directory (no completeness marker)")
-    dest.mkdir(parents=True, exist_ok=True)
-    if isinstance(loc, storage.LocalLocation):
-        import shutil
-
-        shutil.copytree(loc.path, dest, dirs_exist_ok=True)
-    else:
-        loc.download_dir(dest)
+    storage.location(uri).download_dir(dest, copy=True)  # checked whole before anything is written
+    dest.mkdir(parents=True, exist_ok=True)  # (a complete directory may list no file)
     return sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
 
 

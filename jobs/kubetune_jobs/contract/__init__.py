@@ -10,6 +10,8 @@ here and nowhere else:
     suites    evaluation suite names and BFCL categories (what the operator admits evaluate can run)
     env       names of the environment variables the jobs read
     store     resolving an object-store endpoint and its credentials (one function for every caller)
+    locations reading a store (local directory or S3): bounded record reads, existence, listing, deletion
+    retries   the one retry policy for transient store failures
     metrics   every kubetune_* metric name, its help and labels, the Pushgateway groups, vLLM's names we read
     pushgateway  the Pushgateway client: the jobs push (best-effort), the operator deletes a resource's groups
 

@@ -21,6 +21,9 @@ import re
 from dataclasses import dataclass
 
 COMPLETE_MARKER = "_COMPLETE"
+# The most of a marker anyone reads (it comes from the store): an entry is ~150 bytes, a model lists tens of
+# files, and 32 MiB holds the 100,000 a marker may list at most (`storage.MAX_DIR_FILES`) at over 300 each.
+COMPLETE_MARKER_MAX_BYTES = 32 * 2**20
 
 TRAIN_FILE = "train.jsonl"
 EVAL_FILE = "eval.jsonl"
@@ -37,6 +40,7 @@ BENCH_FILE = "bench.json"
 BENCH_MARKDOWN = "bench.md"
 REPORT_MARKDOWN = "report.md"
 SUMMARY_FILE = "summary.json"
+SUMMARY_MAX_BYTES = 2**20  # a FineTuneRun object with its artifacts' URIs: a few KiB
 
 # ASCII digits only, and few enough that int() cannot choke: the names come from the store.
 _STEP_DIR = re.compile(r"step-([0-9]{1,12})", re.ASCII)

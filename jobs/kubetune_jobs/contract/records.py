@@ -8,23 +8,29 @@
 Writers build the record and dump it; readers validate it with `read()`, which returns None for
 anything that is not such a record (a missing key of the wrong type, a file of another kind), so no
 reader guesses at alternative keys. Keys a newer job adds are ignored by an older reader.
+
+What a reader gets comes from a store, so each kind declares `max_bytes`, the most a reader takes
+(`locations.read_record` reads one byte more and refuses the object unparsed when it is there), and
+figures that JSON cannot carry (NaN, infinities) are refused where they are `FiniteFloat`: an API
+server refuses a status holding one.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError
 
 R = TypeVar("R", bound=BaseModel)
 
 # The states train writes; a reader takes any string, so a newer job's new state does not hide its figures.
 PROGRESS_STATES = ("starting", "running", "exporting", "succeeded", "preempted", "failed")
+KIB, MIB = 2**10, 2**20
 
 
 class _Record(BaseModel):
     model_config = ConfigDict(extra="ignore")
+    max_bytes: ClassVar[int]  # the most of the file a reader reads
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -33,22 +39,24 @@ class _Record(BaseModel):
 class Progress(_Record):
     """One training stage's state (`stages/<stage>/progress.json`)."""
 
+    max_bytes: ClassVar[int] = 64 * KIB  # a few hundred bytes of figures and one line of error
+
     state: str = "starting"  # one of PROGRESS_STATES
     step: int = 0  # optimizer steps done
     total: int | None = None  # optimizer steps planned
-    loss: float | None = None
-    learning_rate: float | None = None
-    tokens_per_second: float | None = None  # non-padding tokens of all ranks, from the end of the first step
+    loss: FiniteFloat | None = None
+    learning_rate: FiniteFloat | None = None
+    tokens_per_second: FiniteFloat | None = None  # non-padding tokens of all ranks, from the end of the first step
     tokens: int | None = None  # non-padding tokens trained on in this stage, every rank's (num_input_tokens_seen)
-    eta_seconds: float | None = None
-    epoch: float | None = None
+    eta_seconds: FiniteFloat | None = None
+    epoch: FiniteFloat | None = None
     start_step: int | None = None  # the step this process resumed from
-    eval_loss: float | None = None
-    eval_loss_start: float | None = None  # before any training
+    eval_loss: FiniteFloat | None = None
+    eval_loss_start: FiniteFloat | None = None  # before any training
     checkpoint: str | None = None  # URI of the newest complete checkpoint
     error: str | None = None  # first line of what stopped a failed stage
-    updated_at: float | None = None  # unix time of the last write
-    gpu_memory_peak_gib: float | None = None
+    updated_at: FiniteFloat | None = None  # unix time of the last write
+    gpu_memory_peak_gib: FiniteFloat | None = None
     precision: str | None = None  # bf16 | fp16 | fp32, as trained
     precision_reason: str | None = None  # why, when it was chosen automatically
     fingerprint: str | None = None  # the step fingerprint it was run with (see options.FINGERPRINT_HELP)
@@ -63,6 +71,7 @@ class PrepareStats(_Record):
     """What `prepare` vouches for (`data/<stage>/stats.json`); the job's other statistics ride along."""
 
     model_config = ConfigDict(extra="allow")
+    max_bytes: ClassVar[int] = MIB  # counts per reason and per kind: a few KiB
     content_hash: str = Field(min_length=1)  # sha256 over train.jsonl + eval.jsonl
     files: dict[str, str]  # file name -> sha256
     fingerprint: str | None = None  # prepare's own: flags and source content
@@ -95,6 +104,10 @@ class Suite(SuiteFigures):
 class ReportSummary(_Record):
     """The figures of an evaluation report (`eval/<label>/report.json`)."""
 
+    # The file holds every item scored (~600 bytes each, an answer's raw text included): 16 MiB is ~25,000
+    # items, seven times the 3,466 of all the BFCL categories in `suites` together.
+    max_bytes: ClassVar[int] = 16 * MIB
+
     complete: bool  # every item got an answer
     suites: dict[str, Suite] = {}
     model: str | None = None
@@ -110,27 +123,27 @@ class BenchLevel(_Record):
     concurrency: int
     completed: int
     failed: int
-    duration_s: float
-    request_throughput: float  # completed requests / s
+    duration_s: FiniteFloat
+    request_throughput: FiniteFloat  # completed requests / s
     output_tokens: int
-    output_throughput: float  # output tokens / s
-    total_token_throughput: float | None = None  # (prompt + output) tokens / s
-    ttft_mean_s: float | None = None
-    ttft_p50_s: float | None = None
-    ttft_p95_s: float | None = None
-    ttft_p99_s: float | None = None
-    tpot_mean_s: float | None = None
-    tpot_p50_s: float | None = None
-    tpot_p95_s: float | None = None
-    tpot_p99_s: float | None = None
-    itl_mean_s: float | None = None
-    itl_p50_s: float | None = None
-    itl_p95_s: float | None = None
-    itl_p99_s: float | None = None
-    e2e_mean_s: float | None = None
-    e2e_p50_s: float | None = None
-    e2e_p95_s: float | None = None
-    e2e_p99_s: float | None = None
+    output_throughput: FiniteFloat  # output tokens / s
+    total_token_throughput: FiniteFloat | None = None  # (prompt + output) tokens / s
+    ttft_mean_s: FiniteFloat | None = None
+    ttft_p50_s: FiniteFloat | None = None
+    ttft_p95_s: FiniteFloat | None = None
+    ttft_p99_s: FiniteFloat | None = None
+    tpot_mean_s: FiniteFloat | None = None
+    tpot_p50_s: FiniteFloat | None = None
+    tpot_p95_s: FiniteFloat | None = None
+    tpot_p99_s: FiniteFloat | None = None
+    itl_mean_s: FiniteFloat | None = None
+    itl_p50_s: FiniteFloat | None = None
+    itl_p95_s: FiniteFloat | None = None
+    itl_p99_s: FiniteFloat | None = None
+    e2e_mean_s: FiniteFloat | None = None
+    e2e_p50_s: FiniteFloat | None = None
+    e2e_p95_s: FiniteFloat | None = None
+    e2e_p99_s: FiniteFloat | None = None
     # The server's own counts over the level (vLLM's /metrics deltas), None where it has none.
     server_completed: int | None = None  # vllm:request_success_total, finished_reason not abort/error
     server_output_tokens: int | None = None  # vllm:generation_tokens_total
@@ -139,6 +152,8 @@ class BenchLevel(_Record):
 
 class BenchReport(_Record):
     """What `kubetune-job bench` writes (`bench.json`)."""
+
+    max_bytes: ClassVar[int] = MIB  # ~1.5 KiB per level, and each distinct failure once with its count
 
     complete: bool  # every level ran (a partial sweep is written too, marked incomplete)
     endpoint: str
@@ -152,11 +167,15 @@ class BenchReport(_Record):
 
 
 def read(record: type[R], data: bytes | str | dict[str, Any] | None) -> R | None:
-    """`data` (raw JSON or a parsed object) as `record`, or None when it is not one."""
+    """`data` (raw JSON or a parsed object) as `record`, or None when it is not one.
+
+    Raw JSON is validated as it is parsed: keys the record does not name (a report's items) never become
+    Python objects, and nesting too deep to parse is an invalid record, not a RecursionError."""
     if data is None:
         return None
     try:
-        obj = json.loads(data) if isinstance(data, bytes | str) else data
-        return record.model_validate(obj)
+        if isinstance(data, bytes | str):
+            return record.model_validate_json(data)
+        return record.model_validate(data)
     except (ValueError, ValidationError, TypeError):
         return None

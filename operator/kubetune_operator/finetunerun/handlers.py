@@ -17,9 +17,8 @@ from typing import Any
 import kopf
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from kubetune_jobs import storage
+from kubetune_jobs.contract import locations, records
 from kubetune_jobs.contract import metrics as m
-from kubetune_jobs.contract import records
 from kubetune_jobs.contract.env import STORE_CREDENTIALS
 from kubetune_jobs.contract.layout import RunLayout, store_root
 from kubetune_jobs.contract.store import StoreAccess, StoreConfigError, resolve
@@ -72,8 +71,8 @@ class _Store:
         self.access = access
         self.error: str | None = None
 
-    def locate(self, uri: str) -> storage.Location:
-        return storage.location(uri, self.access)
+    def locate(self, uri: str) -> locations.Location:
+        return locations.location(uri, self.access)
 
     async def verified(self, step: plan.Step) -> bool:
         if self.access is None:
@@ -88,10 +87,8 @@ class _Store:
         if self.access is None:
             return None
         try:
-            return records.read(record, await asyncio.to_thread(self.locate(uri).read_bytes))
-        except FileNotFoundError:
-            return None
-        except Exception as exc:  # noqa: BLE001
+            return await asyncio.to_thread(locations.read_record, self.locate(uri), record)
+        except Exception as exc:  # noqa: BLE001 - TooLarge, StorageError, S3Error: report, go on
             self.error = f"reading {uri}: {type(exc).__name__}: {exc}"
             return None
 
@@ -293,7 +290,7 @@ async def delete_artifacts(ctx: Context, body: dict[str, Any], spec: dict[str, A
         access = await store_access(ctx, parsed, namespace)
         if access is None:
             raise RuntimeError("no object store endpoint configured")
-        await asyncio.wait_for(asyncio.to_thread(lambda: storage.location(root, access).delete()),
+        await asyncio.wait_for(asyncio.to_thread(lambda: locations.location(root, access).delete()),
                                settings.cleanup_timeout)
     except Exception as exc:  # noqa: BLE001 - any store failure is retried a bounded number of times
         reason = f"{type(exc).__name__}: {exc}"

@@ -31,6 +31,7 @@ from typing import Any, Literal
 from kubetune_jobs.contract import records
 from kubetune_jobs.contract.launch import DEFAULT_DISTRIBUTION, Launch
 from kubetune_jobs.contract.layout import COMPLETE_MARKER, PREPARE_FILES, RunLayout, join
+from kubetune_jobs.contract.locations import Location, read_record
 from kubetune_jobs.contract.options import EvaluateOptions, PrepareOptions, TrainOptions
 from kubetune_jobs.contract.suites import suite_arg
 
@@ -148,22 +149,15 @@ def build_plan(run_name: str, namespace: str, spec: api.FineTuneRunSpec | dict[s
     return steps
 
 
-def _read(loc: Any, record: type[records.R]) -> records.R | None:
-    try:
-        return records.read(record, loc.read_bytes())
-    except FileNotFoundError:
-        return None
-
-
-def step_done(step: Step, location_fn: Callable[[str], Any]) -> bool:
+def step_done(step: Step, location_fn: Callable[[str], Location]) -> bool:
     """Whether a step's outputs exist, verify, and were made for this very step (same fingerprint).
-    `location_fn` maps a URI to a `kubetune_jobs.storage` Location (bound to the run's store). Store
-    errors propagate; missing, invalid or foreign outputs -> False."""
+    `location_fn` maps a URI to a `contract.locations` Location (bound to the run's store). Store
+    errors, a record over its size cap included, propagate; missing, invalid or foreign outputs -> False."""
     if not all(location_fn(uri).exists() for uri in step.outputs):
         return False
     record = location_fn(step.record) if step.record else None
     if step.kind == "prepare":
-        stats = _read(record, records.PrepareStats)
+        stats = read_record(record, records.PrepareStats)
         if stats is None or stats.step_fingerprint != step.fingerprint:
             return False
         # stats.json lists the files it vouches for (with hashes); each must still be there. The names come
@@ -173,7 +167,7 @@ def step_done(step: Step, location_fn: Callable[[str], Any]) -> bool:
         parent = step.record.rsplit("/", 1)[0]
         return all(location_fn(join(parent, name)).exists() for name in stats.files)
     if step.kind == "train":
-        progress = _read(record, records.Progress)
+        progress = read_record(record, records.Progress)
         return progress is not None and progress.state == "succeeded" and progress.fingerprint == step.fingerprint
-    report = _read(record, records.ReportSummary)
+    report = read_record(record, records.ReportSummary)
     return report is not None and report.complete and report.fingerprint == step.fingerprint

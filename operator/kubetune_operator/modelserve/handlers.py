@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import kopf
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from kubetune_jobs import storage
+from kubetune_jobs.contract import locations, records
 from kubetune_jobs.contract import metrics as m
-from kubetune_jobs.contract import records
 from kubetune_jobs.contract.env import STORE_CREDENTIALS
-from kubetune_jobs.contract.layout import COMPLETE_MARKER, join
+from kubetune_jobs.contract.layout import COMPLETE_MARKER, COMPLETE_MARKER_MAX_BYTES, join
 from kubetune_jobs.contract.store import StoreAccess, StoreConfigError, resolve
 
 from .. import metrics, naming
@@ -39,6 +39,7 @@ from ..kube.owner import Owner
 from . import api, reconcile, resources, source, validation
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 KIND = api.RESOURCE
 CHILDREN = (("apps/v1", "Deployment"), ("v1", "Service"), ("v1", "ConfigMap"), ("batch/v1", "Job"), ("v1", "Secret"))
 OPTIONAL_CHILDREN = (("monitoring.coreos.com/v1", "PodMonitor"), ("keda.sh/v1alpha1", "ScaledObject"),
@@ -82,26 +83,39 @@ async def _groups(api_client: k8s.ApiClient) -> set[str]:
 
 
 class _Reads:
-    """Store reads of one reconcile; a failure is reported (Degraded), never fatal."""
+    """Store reads of one reconcile, each no larger than its kind's cap; a failure is reported (Degraded),
+    never fatal. A model's marker over its cap makes the model unusable (`unusable`), not the store."""
 
     def __init__(self, access: StoreAccess | None) -> None:
         self.access = access
         self.error: str | None = None
+        self.unusable: dict[str, str] = {}  # model directory -> why its marker cannot be used
 
-    async def raw(self, uri: str) -> bytes | None:
+    async def _read(self, uri: str, read: Callable[[locations.Location], T]) -> T | None:
         if self.access is None and uri.startswith("s3://"):
             self.error = f"reading {uri}: no object store endpoint configured (spec.storage.endpoint)"
             return None
         try:
-            return await asyncio.to_thread(storage.location(uri, self.access).read_bytes)
+            return await asyncio.to_thread(read, locations.location(uri, self.access))
         except FileNotFoundError:
             return None
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - TooLarge, StorageError, S3Error: report, go on
             self.error = f"reading {uri}: {type(exc).__name__}: {exc}"
             return None
 
+    async def marker(self, directory: str) -> bytes | None:
+        """The completeness marker of a model directory, or None (absent, unusable or unreadable)."""
+        def read(loc: locations.Location) -> bytes | None:
+            try:
+                return loc.read_bytes(limit=COMPLETE_MARKER_MAX_BYTES)
+            except locations.TooLarge as exc:
+                self.unusable[directory] = str(exc)
+                return None
+
+        return await self._read(join(directory, COMPLETE_MARKER), read)
+
     async def record(self, uri: str, record: type[records.R]) -> records.R | None:
-        return records.read(record, await self.raw(uri))
+        return await self._read(uri, lambda loc: locations.read_record(loc, record))
 
 
 async def observe(ctx: Context, body: dict[str, Any]) -> reconcile.Observed:
@@ -155,8 +169,8 @@ async def observe(ctx: Context, body: dict[str, Any]) -> reconcile.Observed:
     resolved = source.resolve(spec, run)
     if isinstance(resolved, tuple):
         target, where = resolved
-        markers = {uri: await reads.raw(join(uri, COMPLETE_MARKER)) for uri in (where.model_uri, where.adapter_uri) if uri}
-        resolved = source.with_markers(target, where, markers) if not reads.error else \
+        markers = {uri: await reads.marker(uri) for uri in (where.model_uri, where.adapter_uri) if uri}
+        resolved = source.with_markers(target, where, markers, reads.unusable) if not reads.error else \
             source.Waiting("StoreUnreachable", f"cannot read the model's completeness marker: {reads.error}")
     obs.resolution = resolved
     if isinstance(resolved, source.Target):

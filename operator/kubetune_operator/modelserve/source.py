@@ -109,13 +109,17 @@ def resolve(spec: api.ModelServeSpec, run: dict[str, Any] | None = None) -> Reso
     return Target(f"hub:{m.hub}", hub=m.hub)
 
 
-def with_markers(target: Target, location: Location, markers: dict[str, bytes | None]) -> Target | Unavailable:
-    """The target with its content digest, or Unavailable when a directory has no completeness marker."""
+def with_markers(target: Target, location: Location, markers: dict[str, bytes | None],
+                 unusable: dict[str, str] | None = None) -> Target | Unavailable:
+    """The target with its content digest, or Unavailable when a directory has no completeness marker, or
+    one that cannot be used (`unusable`: directory -> why, such as a marker over its size cap)."""
     field = "spec.model.uri" if target.source == location.model_uri else "spec.model.fineTuneRun"
     found = []
     for uri in (location.model_uri, location.adapter_uri):
         if uri is None:
             continue
+        if uri in (unusable or {}):
+            return Unavailable("ModelUnusable", f"{field}: {uri} cannot be served: {(unusable or {})[uri]}")
         marker = markers.get(uri)
         if marker is None:
             return Unavailable("ModelNotFound", f"{field}: {uri} is not a complete model directory "
