@@ -28,9 +28,8 @@ from kubetune_jobs import storage
 from kubetune_jobs.contract.launch import TORCHRUN_MODULE, Launch, shutdown_env
 from kubetune_jobs.contract.layout import RunLayout, store_root
 from kubetune_jobs.contract.store import resolve
-
-from . import api, validation
-from .plan import Step, build_plan, step_done
+from kubetune_operator.finetunerun import api, validation
+from kubetune_operator.finetunerun.plan import Step, build_plan, step_done
 
 JOB = [sys.executable, "-m", "kubetune_jobs.cli"]
 POLL_SECONDS = 2.0
@@ -256,7 +255,7 @@ def run(manifest: str | Path, store: Path | None, serve: bool, port: int, consol
     console.print(f"logs:      {local.logs}", soft_wrap=True)
     local.locate(local.layout.summary).write_bytes(json.dumps(local.summary(), indent=2).encode())
     if serve:
-        from ..modelserve import local as serving
+        from . import serve as serving
 
         return serving.serve_run(spec_run, local.store, port, console)
     return 0
