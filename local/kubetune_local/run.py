@@ -25,8 +25,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from kubetune_jobs import storage
+from kubetune_jobs.contract import records
 from kubetune_jobs.contract.launch import TORCHRUN_MODULE, Launch, shutdown_env
 from kubetune_jobs.contract.layout import RunLayout, store_root
+from kubetune_jobs.contract.locations import read_record
 from kubetune_jobs.contract.store import resolve
 from kubetune_operator.finetunerun import api, validation
 from kubetune_operator.finetunerun.plan import Step, build_plan, step_done
@@ -134,36 +136,36 @@ class LocalRun:
         time for training and for generation, and again only if it changes."""
         if step.kind == "prepare" or not step.record:
             return
+        kind = records.Progress if step.kind == "train" else records.ReportSummary
         try:
-            record = self.locate(step.record).read_json()
-        except (FileNotFoundError, ValueError, storage.StorageError):
+            record = read_record(self.locate(step.record), kind)
+        except storage.StorageError:
             return
-        name = record.get("precision") if isinstance(record, dict) else None
+        name = record.precision if record is not None else None
         if not name or self.said.get(step.kind) == name:
             return  # an endpoint's evaluation has none; the same verdict again says nothing new
         self.said[step.kind] = name
         work = "training" if step.kind == "train" else "generation"
-        self.console.print(f"  {work} in {name}: {record.get('precision_reason') or ''}", markup=False,
+        self.console.print(f"  {work} in {name}: {record.precision_reason or ''}", markup=False,
                            highlight=False, emoji=False, soft_wrap=True)
 
     def _show_training(self, bar: Progress, task: int, stage: str) -> None:
         try:
-            progress = self.locate(self.layout.progress(stage)).read_json()
-        except (FileNotFoundError, ValueError, storage.StorageError):
+            progress = read_record(self.locate(self.layout.progress(stage)), records.Progress)
+        except storage.StorageError:
             return
-        if not isinstance(progress, dict):
+        if progress is None:
             return
         detail = []
-        if progress.get("loss") is not None:
-            detail.append(f"loss {progress['loss']:.3f}")
-        if progress.get("tokens_per_second"):
-            detail.append(f"{progress['tokens_per_second']:.0f} tok/s")
-        if (progress.get("world_size") or 1) > 1:
-            detail.append(f"{progress['world_size']} ranks, batch {progress.get('effective_batch')}")
-        if progress.get("eta_seconds") is not None:
-            detail.append(f"ETA {_duration(progress['eta_seconds'])}")
-        bar.update(task, total=progress.get("total") or None, completed=progress.get("step") or 0,
-                   detail=", ".join(detail))
+        if progress.loss is not None:
+            detail.append(f"loss {progress.loss:.3f}")
+        if progress.tokens_per_second:
+            detail.append(f"{progress.tokens_per_second:.0f} tok/s")
+        if (progress.world_size or 1) > 1:
+            detail.append(f"{progress.world_size} ranks, batch {progress.effective_batch}")
+        if progress.eta_seconds is not None:
+            detail.append(f"ETA {_duration(progress.eta_seconds)}")
+        bar.update(task, total=progress.total or None, completed=progress.step, detail=", ".join(detail))
 
     def reports(self) -> list[tuple[str, str]]:
         """(label, report URI) of every evaluation in plan order."""
@@ -173,20 +175,25 @@ class LocalRun:
         reports = self.reports()
         if not reports:
             return ""
-        local = []
+        local, unusable = [], []
         for label, uri in reports:
             loc = self.locate(uri)
             if not loc.exists():
                 continue
             if storage.is_remote(uri):
                 path = self.logs / f"report-{label}.json"
-                path.write_bytes(loc.read_bytes())
+                try:
+                    path.write_bytes(loc.read_bytes(limit=records.ReportSummary.max_bytes))
+                except storage.StorageError as exc:
+                    unusable.append(f"{label}: {exc}\n")
+                    continue
                 local.append(str(path))
             else:
                 local.append(uri)
         out = subprocess.run([*JOB, "evaluate", "--compare", *local], capture_output=True, text=True,
-                             env=self.env)
-        return out.stdout if out.returncode == 0 else out.stderr
+                             env=self.env) if local else None
+        table = "" if out is None else out.stdout if out.returncode == 0 else out.stderr
+        return table + "".join(unusable)
 
     def final_model(self) -> str:
         return self.layout.merged(self.run.spec.stages[-1].name)

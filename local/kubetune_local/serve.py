@@ -26,7 +26,16 @@ from rich.markup import escape
 from kubetune_jobs import storage
 from kubetune_jobs.contract import env as names
 from kubetune_jobs.contract import records
-from kubetune_jobs.contract.layout import COMPLETE_MARKER, REPORT_FILE, RunLayout, ServeLayout, join
+from kubetune_jobs.contract.layout import (
+    COMPLETE_MARKER,
+    COMPLETE_MARKER_MAX_BYTES,
+    REPORT_FILE,
+    SUMMARY_MAX_BYTES,
+    RunLayout,
+    ServeLayout,
+    join,
+)
+from kubetune_jobs.contract.locations import TooLarge, read_record
 from kubetune_jobs.contract.options import EvaluateOptions
 from kubetune_jobs.contract.store import resolve
 from kubetune_jobs.contract.suites import suite_arg
@@ -84,9 +93,17 @@ class Local:
         assert ref is not None
         layout = RunLayout.of(self.root, self.serve.metadata.namespace, ref.name)
         try:
-            return json.loads(self.locate(layout.summary).read_bytes())
+            found = json.loads(self.locate(layout.summary).read_bytes(limit=SUMMARY_MAX_BYTES))
         except FileNotFoundError:
             return None
+        except TooLarge as exc:
+            raise ServeError(f"spec.model.fineTuneRun.name: the run's summary {exc}") from None
+        except ValueError as exc:  # not JSON, or not UTF-8
+            raise ServeError(f"spec.model.fineTuneRun.name: the run's summary {layout.summary} is not JSON: "
+                             f"{exc}") from None
+        if not isinstance(found, dict):
+            raise ServeError(f"spec.model.fineTuneRun.name: the run's summary {layout.summary} is not an object")
+        return found
 
     def target(self) -> source.Target:
         run = self.run_object() if self.spec.model.fine_tune_run else None
@@ -97,14 +114,18 @@ class Local:
         resolved = source.resolve(self.spec, run)
         if isinstance(resolved, tuple):
             target, where = resolved
-            markers = {}
+            markers: dict[str, bytes | None] = {}
+            unusable: dict[str, str] = {}
             for uri in (where.model_uri, where.adapter_uri):
                 if uri:
                     try:
-                        markers[uri] = self.locate(join(uri, COMPLETE_MARKER)).read_bytes()
+                        markers[uri] = self.locate(join(uri, COMPLETE_MARKER)).read_bytes(
+                            limit=COMPLETE_MARKER_MAX_BYTES)
                     except FileNotFoundError:
                         markers[uri] = None
-            resolved = source.with_markers(target, where, markers)
+                    except TooLarge as exc:
+                        unusable[uri] = str(exc)
+            resolved = source.with_markers(target, where, markers, unusable)
         if not isinstance(resolved, source.Target):
             raise ServeError(resolved.message)
         return resolved
@@ -170,9 +191,9 @@ def _evaluate(local: Local, base_url: str, p: api.PromotionSpec, out: str,
     env = {**os.environ, **(local.access.env() if local.access else {})}
     subprocess.run([*JOB, *options.command_line()], check=False, stdout=subprocess.DEVNULL, env=env)
     try:
-        return records.read(records.ReportSummary, local.locate(join(out, REPORT_FILE)).read_bytes())
-    except FileNotFoundError:
-        return None
+        return read_record(local.locate(join(out, REPORT_FILE)), records.ReportSummary)
+    except TooLarge as exc:
+        raise ServeError(str(exc)) from None
 
 
 def reference_target(ref: str) -> source.Target:
@@ -195,7 +216,10 @@ def gate(local: Local, against: str, port: int, console: Console, *,
     reports: dict[str, records.ReportSummary | None] = {}
     todo: list[tuple[str, source.Target]] = [("candidate", candidate)]
     if against.endswith(".json") and Path(against).is_file():
-        reports["serving"] = records.read(records.ReportSummary, Path(against).read_bytes())
+        try:
+            reports["serving"] = read_record(storage.location(against), records.ReportSummary)
+        except TooLarge as exc:
+            raise ServeError(f"--against: {exc}") from None
         console.print(f"[bold]gate[/] the serving model's scores: {escape(against)}", soft_wrap=True)
     else:
         todo.insert(0, ("serving", reference_target(against)))

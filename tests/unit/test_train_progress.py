@@ -9,6 +9,7 @@ import pytest
 from transformers import TrainerControl, TrainerState, TrainingArguments
 
 from kubetune_jobs import storage
+from kubetune_jobs.contract import records
 from kubetune_jobs.train import progress as progress_mod
 
 
@@ -47,3 +48,17 @@ def test_tokens_per_second_counts_from_the_end_of_the_first_step(tmp_path: Path,
     assert last["tokens_per_second"] == pytest.approx(200.0)  # 800 tokens in 4 s, not 1400 in 34 s
     assert last["eta_seconds"] == pytest.approx(2.0) and last["step"] == resumed_at + 3
     assert last["start_step"] == resumed_at
+
+
+@pytest.mark.parametrize("loss", [float("nan"), float("inf")])
+def test_a_diverged_loss_is_written_as_null_and_the_record_stays_readable(tmp_path: Path, loss: float) -> None:
+    """The operator refuses a progress.json with a non-finite figure (JSON has none; an API server refuses a
+    status with one): training that diverges still writes a record it reads, the loss left out."""
+    record = progress_mod.Progress(storage.location(tmp_path), None, "run", "stage")
+    callback = progress_mod.make_callback(record)
+    args = TrainingArguments(output_dir=str(tmp_path / "trainer"), report_to="none", use_cpu=True)
+    state, control = TrainerState(), TrainerControl()
+    state.max_steps, state.global_step = 4, 1
+    callback.on_log(args, state, control, logs={"loss": loss, "learning_rate": 1e-4})
+    read = records.read(records.Progress, (tmp_path / "progress.json").read_bytes())
+    assert read is not None and read.step == 1 and read.loss is None and read.learning_rate == 1e-4

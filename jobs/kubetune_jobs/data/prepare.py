@@ -26,6 +26,7 @@ from tqdm import tqdm
 from .. import jsonl, storage
 from ..contract.layout import EVAL_FILE, PREPARE_FILES, STATS_FILE, TRAIN_FILE
 from ..contract.options import PrepareOptions
+from ..contract.records import PrepareStats
 from . import conversations, convert, strict_json
 from .sources import MAX_ROW_BYTES, MalformedRow, Source
 
@@ -307,8 +308,8 @@ def fingerprint(args: PrepareOptions, main: Source, no_call: Source | None,
 def verify(out: storage.Location, expected_fingerprint: str | None = None) -> dict[str, Any] | None:
     """The stats of a complete, intact output at `out` (matching the fingerprint if given), else None."""
     try:
-        stats = out.child(STATS_FILE).read_json()
-    except (FileNotFoundError, ValueError):  # absent, or not JSON (UnicodeDecodeError is a ValueError)
+        stats = json.loads(out.child(STATS_FILE).read_bytes(limit=PrepareStats.max_bytes))
+    except (FileNotFoundError, ValueError, storage.TooLarge):  # absent, not JSON (UnicodeDecodeError is one), huge
         return None
     # The names come from the store: only our own output files are ever looked up.
     if not isinstance(stats, dict) or not isinstance(stats.get("files"), dict) or set(stats["files"]) != set(

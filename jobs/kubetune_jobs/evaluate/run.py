@@ -11,6 +11,7 @@ from typing import Any
 from .. import storage
 from ..contract.layout import REPORT_FILE, REPORT_MARKDOWN
 from ..contract.options import EvaluateOptions
+from ..contract.records import ReportSummary
 from ..precision import Precision
 from . import report as reports
 from . import suites as suite_mod
@@ -28,8 +29,9 @@ def _compare(paths: tuple[str, ...]) -> int:
     loaded = []
     for path in paths:
         try:
-            loaded.append((Path(path).parent.name or path, storage.location(path).read_json()))
-        except (OSError, storage.StorageError, json.JSONDecodeError) as exc:
+            data = storage.location(path).read_bytes(limit=ReportSummary.max_bytes)
+            loaded.append((Path(path).parent.name or path, json.loads(data)))
+        except (OSError, storage.StorageError, ValueError) as exc:  # TooLarge is a StorageError
             raise EvaluateError(f"cannot read report {path}: {exc}") from exc
     print(reports.compare(loaded), end="")
     return 0

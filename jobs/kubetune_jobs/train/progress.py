@@ -20,6 +20,7 @@ the token count is the Trainer's, gathered over every rank; only rank 0 writes a
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
@@ -52,7 +53,9 @@ class Progress:
         if not self.publish:
             return
         try:
-            record = records.Progress.model_validate(self.data).dump()
+            # A diverged loss (NaN, inf) is written as null: the record holds finite figures only.
+            finite = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in self.data.items()}
+            record = records.Progress.model_validate(finite).dump()
             if "state" in fields:
                 self.loc.write_json(record)
             else:

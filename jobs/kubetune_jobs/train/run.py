@@ -27,6 +27,7 @@ from .. import models, storage
 from ..contract import records
 from ..contract.launch import DEFAULT_DISTRIBUTION, accumulation
 from ..contract.layout import ADAPTER_DIR, MERGED_DIR, PROGRESS_FILE, TRAIN_FILE
+from ..contract.locations import read_record
 from ..contract.options import TrainOptions
 from . import backend as backends
 from .checkpoints import CheckpointStore, Preemption, Publisher
@@ -40,8 +41,9 @@ log = logging.getLogger(__name__)
 
 def _recorded(output: storage.Location) -> records.Progress | None:
     try:
-        return records.read(records.Progress, output.child(PROGRESS_FILE).read_bytes())
-    except FileNotFoundError:
+        return read_record(output.child(PROGRESS_FILE), records.Progress)
+    except storage.TooLarge as exc:
+        log.warning("%s; the stage is not taken as done", exc)  # training again rewrites it
         return None
 
 
