@@ -96,6 +96,13 @@ def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = N
     raise RuntimeError(f"{url} did not answer within {timeout} s")
 
 
+def padded(record: dict[str, Any], size: int) -> bytes:
+    """`record` as JSON, valid and whole, made `size` bytes long by a key no record names: what a store could
+    hold where a record is read (over a cap, it must not be parsed at all)."""
+    text = json.dumps({**record, "padding": ""})
+    return text.replace('"padding": ""', '"padding": "' + "x" * (size - len(text)) + '"').encode()
+
+
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "kubetune-test",
     "AWS_SECRET_ACCESS_KEY": "kubetune-test-secret",

@@ -4,11 +4,13 @@ endpoint) are counted and reported, never dropped."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -204,3 +206,79 @@ def test_server_killed_mid_sweep(vllm_to_kill, tmp_path):
     assert sum(last.errors.values()) == last.failed
     assert all(lv.completed + lv.failed == requests for lv in report.levels)
     assert json.loads((out_dir / BENCH_FILE).read_text())["complete"] is False
+
+
+# --- a server's counters that are not finite numbers ------------------------------------------------
+# No real vLLM emits +Inf or NaN on demand, so a loopback server passes the real server's /metrics on with one
+# crafted sample appended (what a broken engine's counter, or a proxy in between, could send); the requests
+# themselves go to the real vLLM.
+
+@pytest.fixture
+def crafted_metrics(vllm) -> Iterator:
+    extra: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            real = urllib.request.urlopen(vllm.metrics_url, timeout=10).read()
+            body = real + "".join(f"{line}\n" for line in extra).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/metrics", extra
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("sample", ['vllm:generation_tokens_total{engine="7"} +Inf',
+                                    'vllm:request_success_total{engine="7",finished_reason="stop"} NaN'])
+def test_counters_that_are_not_finite_are_survived_and_noted(vllm, crafted_metrics, tmp_path, capsys, sample):
+    url, extra = crafted_metrics
+    extra.append(sample)
+    rc = main(["bench", "--endpoint", vllm.base_url, "--model", vllm.model, "--concurrency", "1,2",
+               "--requests", "2", "--max-tokens", "4", "--warmup", "0", "--metrics-url", url,
+               "--output", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    report = load(tmp_path)
+    assert report.complete and [lv.completed for lv in report.levels] == [2, 2]
+    assert all(lv.server_completed is None and lv.server_output_tokens is None for lv in report.levels)
+    assert len(report.notes) == 1 and "1 sample(s) of the server's counters are not finite" in report.notes[0]
+    assert sample.split("{")[0] in report.notes[0] and "note: " in out
+
+
+def test_sigterm_mid_sweep_writes_the_partial_bench_json_with_why(vllm, tmp_path):
+    out_dir, log_path = tmp_path / "out", tmp_path / "bench.log"
+    with open(log_path, "w") as log:
+        bench = subprocess.Popen(
+            [sys.executable, "-m", "kubetune_jobs.cli", "bench", "--endpoint", vllm.base_url, "--model", vllm.model,
+             "--concurrency", "1,2", "--requests", "1", "--max-tokens", "256", "--warmup", "0",
+             "--output", str(out_dir)], stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+        # The first level written, the second under way (a 256-token answer takes seconds on a CPU).
+        deadline = time.monotonic() + 300
+        while not levels_written(out_dir):
+            assert bench.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.05)
+        bench.send_signal(signal.SIGTERM)
+        bench.wait(timeout=120)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+    wait_idle(vllm)
+    text = log_path.read_text()
+    assert bench.returncode == 1, text
+    assert "sweep incomplete: stopped by SIGTERM after 1 level(s)" in text and "Traceback" not in text
+    report = load(out_dir)
+    assert not report.complete and report.error == "stopped by SIGTERM after 1 level(s)"
+    assert [lv.concurrency for lv in report.levels] == [1]

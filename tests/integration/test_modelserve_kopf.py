@@ -13,7 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from kubetune_jobs.contract.layout import COMPLETE_MARKER, ServeLayout, join
+from conftest import padded
+from kubetune_jobs.contract import records
+from kubetune_jobs.contract.layout import COMPLETE_MARKER, COMPLETE_MARKER_MAX_BYTES, ServeLayout, join
 from kubetune_jobs.storage import location
 from kubetune_operator.finetunerun import api as ftr_api
 from kubetune_operator.modelserve import api, resources
@@ -273,3 +275,64 @@ def test_a_restart_mid_promotion_resumes_it_and_deletion_mid_promotion_removes_b
         cluster.delete(api.API_VERSION, api.PLURAL, NS, "resume")
         wait_for(lambda: not serve(cluster, "resume"), what="deleted")
     assert deployments(cluster, "resume") == {} and jobs(cluster, "resume") == {}
+
+
+# ---------------------------------------------------------------- what the store holds is untrusted
+
+def test_a_model_marker_over_its_cap_makes_the_model_unusable_unread(cluster: EmulatedCluster, store: dict) -> None:
+    uri = f"s3://{store['bucket']}/models/huge"
+    location(uri).child("config.json").write_text("{}")
+    size = COMPLETE_MARKER_MAX_BYTES + 1
+    location(join(uri, COMPLETE_MARKER)).write_bytes(padded({"config.json": {"size": 2, "sha256": "0" * 64}}, size))
+    with OperatorThread(cluster.url):
+        cluster.create(manifest("huge", store, {"uri": uri}))
+        cond = wait_for(lambda: condition(cluster, "huge", "Ready").get("reason") == "ModelUnusable"
+                        and condition(cluster, "huge", "Ready"), what="ModelUnusable")
+    assert f"is unusable, too large ({size} bytes > {COMPLETE_MARKER_MAX_BYTES})" in cond["message"]
+    assert cond["message"].startswith(f"spec.model.uri: {uri} cannot be served")
+    assert deployments(cluster, "huge") == {}
+
+
+BENCH = {"complete": True, "endpoint": "http://x/v1", "model": "m", "max_tokens": 8, "levels": [
+    {"concurrency": 1, "completed": 4, "failed": 0, "duration_s": 2.0, "request_throughput": 2.0,
+     "output_tokens": 32, "output_throughput": 16.0}]}
+
+
+@pytest.mark.parametrize("bench_json", [
+    json.dumps(BENCH).replace("16.0", "NaN").encode(),
+    json.dumps(BENCH).replace("16.0", "Infinity").encode(),
+    padded(BENCH, records.BenchReport.max_bytes + 1),
+], ids=["NaN", "Infinity", "over-cap"])
+def test_a_bench_json_that_is_not_a_bench_report_puts_no_figure_in_the_status(cluster: EmulatedCluster, store: dict,
+                                                                            bench_json: bytes) -> None:
+    """A NaN would make the status not JSON (an API server refuses the whole write); over the cap, the file is
+    not even parsed."""
+    with OperatorThread(cluster.url):
+        cluster.create(manifest("benched", store, {"uri": model(store, "benched")}, benchmark={"enabled": True}))
+        rev = rollout(cluster, "benched")
+        job = wait_for(lambda: jobs(cluster, "benched").get(resources.bench_job_name("benched", rev)),
+                       what="the bench Job")
+        layout = ServeLayout.of(f"s3://{store['bucket']}", NS, "benched")
+        location(layout.bench_file(rev)).write_bytes(bench_json)
+        finish(cluster, job["metadata"]["name"])
+        bench = wait_for(lambda: (status(cluster, "benched").get("benchmark") or {}).get("revision") == rev
+                         and status(cluster, "benched")["benchmark"], what="the benchmark's status")
+    assert "outputTokensPerSecond" not in bench and not status(cluster, "benched").get("tokensPerSecond")
+    json.dumps(status(cluster, "benched"), allow_nan=False)  # JSON an API server accepts
+
+
+def test_a_candidate_report_over_its_cap_is_not_read_and_rejects(cluster: EmulatedCluster, store: dict) -> None:
+    """Its figures would promote it (0.9 against 0.3): over the cap they are not read at all."""
+    with OperatorThread(cluster.url):
+        first, second = to_candidate(cluster, store, "bulky", minMargin=0.05)
+        evals = gate_jobs(cluster, "bulky")
+        report(store, "bulky", first, 0.30)
+        layout = ServeLayout.of(f"s3://{store['bucket']}", NS, "bulky")
+        good = {"complete": True, "suites": {"seed-tools": {"accuracy": 0.9, "false_call_rate": 0.0}}}
+        location(layout.report(second)).write_bytes(padded(good, records.ReportSummary.max_bytes + 1))
+        for job in evals.values():
+            finish(cluster, job)
+        entry = wait_for(lambda: (status(cluster, "bulky").get("history") or [{}])[-1].get("decision") == "Rejected"
+                         and status(cluster, "bulky")["history"][-1], what="rejection")
+        assert entry["reason"] == "EvaluationFailed" and second in entry["message"]
+        assert status(cluster, "bulky")["model"]["revision"] == first

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from kubetune_jobs.contract import layout, metrics
+from conftest import padded
+from kubetune_jobs.contract import layout, metrics, records
 from kubetune_jobs.storage import location
 from kubetune_operator import naming
 from kubetune_operator.finetunerun import api
@@ -354,3 +355,42 @@ def test_multinode_step_as_a_jobset_when_the_setting_says_so(cluster: EmulatedCl
         cluster.patch("jobset.x-k8s.io/v1alpha2", "jobsets", NS, name, {"status": jobset_status()}, "status")
         assert next_job(cluster, "js", seen) == "eval-chat"  # the group finished: the run goes on
     assert len(cluster.list("jobset.x-k8s.io/v1alpha2", "jobsets", NS)) == 1
+
+
+# ---------------------------------------------------------------- what the store holds is untrusted
+
+def test_stats_over_their_cap_do_not_verify_a_step_and_say_why(cluster: EmulatedCluster, store: dict) -> None:
+    """The same outputs under the cap skip the step (test_steps_whose_outputs_verify_are_skipped)."""
+    run = layout.RunLayout.of(f"s3://{store['bucket']}", NS, "bloated")
+    manifest = run_manifest("bloated", store)
+    manifest["metadata"]["uid"] = "6f1c7d2e-0000-4000-8000-000000000002"
+    steps = {s.name: s for s in build_plan("bloated", NS, manifest["spec"], f"s3://{store['bucket']}",
+                                           uid=manifest["metadata"]["uid"])}
+    location(run.data("chat")).child("train.jsonl").write_text("{}\n")
+    size = records.PrepareStats.max_bytes + 1
+    location(run.stats("chat")).write_bytes(padded({"content_hash": "abc", "files": {"train.jsonl": "x"},
+                                                    "step_fingerprint": steps["prepare-chat"].fingerprint}, size))
+    with OperatorThread(cluster.url):
+        cluster.create(manifest)
+        assert next_job(cluster, "bloated", set()) == "prepare-chat"  # not taken as done
+        cond = wait_for(lambda: condition(cluster, "bloated", "Degraded").get("status") == "True"
+                        and condition(cluster, "bloated", "Degraded"), what="Degraded")
+    assert f"{run.stats('chat')} is unusable, too large ({size} bytes > {records.PrepareStats.max_bytes})" \
+        in cond["message"]
+
+
+def test_progress_over_its_cap_is_not_read_and_says_why(cluster: EmulatedCluster, store: dict) -> None:
+    run = layout.RunLayout.of(f"s3://{store['bucket']}", NS, "chatty")
+    with OperatorThread(cluster.url):
+        cluster.create(run_manifest("chatty", store))
+        seen: set[str] = set()
+        while (step := next_job(cluster, "chatty", seen)) != "train-chat":
+            cluster.finish_job(NS, naming.job_name("chatty", step))
+        size = records.Progress.max_bytes + 1
+        location(run.progress("chat")).write_bytes(padded({"state": "running", "step": 5, "total": 10, "loss": 1.5},
+                                                          size))
+        cond = wait_for(lambda: condition(cluster, "chatty", "Degraded").get("status") == "True"
+                        and condition(cluster, "chatty", "Degraded"), what="Degraded")
+        assert f"is unusable, too large ({size} bytes > {records.Progress.max_bytes})" in cond["message"]
+        st = status(cluster, "chatty")
+        assert st.get("progress") != "5/10" and "loss" not in st

@@ -12,6 +12,7 @@ from kubetune_jobs.bench import metrics, report, server_counts, stats, workload
 from kubetune_jobs.bench.client import Sample
 from kubetune_jobs.bench.run import BenchError, validate
 from kubetune_jobs.contract import metrics as m
+from kubetune_jobs.contract import records
 from kubetune_jobs.contract.options import BenchOptions
 from kubetune_jobs.contract.records import BenchLevel, BenchReport
 from kubetune_jobs.evaluate.suites import seed_tools
@@ -84,6 +85,27 @@ def test_server_counts_from_prometheus_text():
     assert a - b == server_counts.Counts(5, 100)
     with pytest.raises(server_counts.MetricsUnavailable, match="not vLLM"):
         server_counts.parse("# TYPE other_total counter\nother_total 1\n")
+
+
+@pytest.mark.parametrize("value", ["+Inf", "-Inf", "NaN"])
+@pytest.mark.parametrize("name", ["vllm:generation_tokens_total", 'vllm:request_success_total{finished_reason="stop"}'])
+def test_a_counter_sample_that_is_not_finite_is_skipped_counted_and_named(name, value):
+    """The text format allows +Inf and NaN as values; `int()` of one crashed the bench (no bench.json)."""
+    base = _vllm_like_metrics(130, {"stop": 3})
+    other = name.replace("{", '{engine="1",') if "{" in name else name + '{engine="1"}'
+    with pytest.raises(server_counts.MetricsUnavailable, match=r"1 sample\(s\) .* not finite numbers and were skipped"):
+        server_counts.parse(base + f"{other} {value}\n")
+    # A non-finite sample of another family is none of its business.
+    assert server_counts.parse(base + f"vllm:gpu_cache_usage_perc {value}\n") == server_counts.Counts(3, 130)
+
+
+def test_bench_json_with_a_figure_that_is_not_finite_is_not_a_bench_report():
+    """What the operator and `kubetune serve` read of bench.json: NaN would reach the status (not JSON)."""
+    good = BenchReport(complete=True, endpoint="e", model="m", max_tokens=4, levels=[_level(1, 50.0)])
+    text = good.model_dump_json()
+    assert records.read(BenchReport, text) == good
+    for bad in ("NaN", "Infinity", "-Infinity", "1e999"):
+        assert records.read(BenchReport, text.replace('"output_throughput":50.0', f'"output_throughput":{bad}')) is None
 
 
 @pytest.mark.parametrize(("endpoint", "url"), [

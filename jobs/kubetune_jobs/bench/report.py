@@ -70,6 +70,7 @@ def table(report: BenchReport) -> str:
                   + (f", e2e {w['e2e_mean_s']:.2f} s" if w.get("e2e_mean_s") is not None else "")]
     if not report.complete:
         lines += ["", f"INCOMPLETE: {report.error or 'the sweep stopped early'}"]
+    lines += [f"note: {n}" for n in report.notes]
     for lv in report.levels:
         for reason, count in lv.errors.items():
             lines.append(f"concurrency {lv.concurrency}: {count} failed: {reason}")

@@ -8,11 +8,14 @@ benchmark counted from the responses. The counters are summed over all their ser
 engines), so other traffic on the server during a run shows up as a disagreement, as it should.
 
 The text is parsed with prometheus_client's parser. A server without these families (not vLLM)
-has no counts to compare; that is reported, not an error.
+has no counts to compare; that is reported, not an error. The text is the server's, so it is not
+trusted: a sample of these counters that is not a finite number (`+Inf`, `NaN`, which the text format
+allows) is skipped and counted, and a reading with any is reported as unusable (its sums would be wrong).
 """
 
 from __future__ import annotations
 
+import math
 import time
 import urllib.error
 import urllib.request
@@ -51,13 +54,21 @@ def parse(text: str) -> Counts:
     from prometheus_client.parser import text_string_to_metric_families
 
     tokens = completed = None
+    skipped: list[str] = []
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name == GENERATION_TOKENS:
+            if sample.name not in (GENERATION_TOKENS, REQUEST_SUCCESS):
+                continue
+            if not math.isfinite(sample.value):
+                skipped.append(f"{sample.name}{sample.labels or ''} {sample.value}")
+            elif sample.name == GENERATION_TOKENS:
                 tokens = (tokens or 0) + sample.value
-            elif sample.name == REQUEST_SUCCESS:
+            else:
                 done = sample.labels.get("finished_reason") not in NOT_COMPLETED
                 completed = (completed or 0) + (sample.value if done else 0)
+    if skipped:
+        raise MetricsUnavailable(f"{len(skipped)} sample(s) of the server's counters are not finite numbers and were "
+                                 f"skipped (first: {skipped[0]}), so its counts cannot be summed")
     if tokens is None or completed is None:
         raise MetricsUnavailable(f"no {GENERATION_TOKENS} and {REQUEST_SUCCESS} among the metrics (not vLLM?)")
     return Counts(int(completed), int(tokens))

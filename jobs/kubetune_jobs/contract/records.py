@@ -162,7 +162,8 @@ class BenchReport(_Record):
     server: str | None = None  # "vllm" (fixed output length via ignore_eos) or "openai" (any other server)
     levels: list[BenchLevel] = []
     warmup: dict[str, Any] | None = None
-    error: str | None = None
+    error: str | None = None  # what stopped an incomplete sweep
+    notes: list[str] = []  # what the sweep went on despite (the server's counters unusable, ...)
     fingerprint: str | None = None
 
 
