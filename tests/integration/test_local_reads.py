@@ -15,7 +15,12 @@ from rich.console import Console
 from conftest import padded
 from kubetune_jobs import storage
 from kubetune_jobs.contract import records
-from kubetune_jobs.contract.layout import COMPLETE_MARKER, COMPLETE_MARKER_MAX_BYTES, SUMMARY_MAX_BYTES, RunLayout
+from kubetune_jobs.contract.layout import (
+    COMPLETE_MARKER,
+    COMPLETE_MARKER_MAX_BYTES,
+    SUMMARY_MAX_BYTES,
+    RunLayout,
+)
 from kubetune_local import cli
 from kubetune_local import run as local_run
 

@@ -7,8 +7,10 @@ have written (progress.json, report.json) to the store.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -194,17 +196,25 @@ def test_operator_restart_mid_run_adopts_jobs_and_never_duplicates(cluster: Emul
     assert status(cluster, "restart")["stepsDone"] == expected
 
 
-def test_steps_whose_outputs_verify_are_skipped(cluster: EmulatedCluster, store: dict) -> None:
-    run = layout.RunLayout.of(f"s3://{store['bucket']}", NS, "skip")
-    manifest = run_manifest("skip", store)
+def with_prepared_chat(store: dict, name: str, size: int | None = None) -> tuple[dict, str]:
+    """A run whose prepare-chat outputs are in the store already, made for this very run (its fingerprint);
+    `size`: its stats.json grown to that many bytes. The manifest and the stats' URI."""
+    run = layout.RunLayout.of(f"s3://{store['bucket']}", NS, name)
+    manifest = run_manifest(name, store)
     # The emulator keeps a uid the client sends (an API server would not): the test knows the run's uid, so it
     # can write outputs that carry this very run's step fingerprint.
-    manifest["metadata"]["uid"] = "6f1c7d2e-0000-4000-8000-000000000001"
-    steps = {s.name: s for s in build_plan("skip", NS, manifest["spec"], f"s3://{store['bucket']}",
+    manifest["metadata"]["uid"] = str(uuid.uuid5(uuid.NAMESPACE_URL, name))
+    steps = {s.name: s for s in build_plan(name, NS, manifest["spec"], f"s3://{store['bucket']}",
                                            uid=manifest["metadata"]["uid"])}
     location(run.data("chat")).child("train.jsonl").write_text("{}\n")
-    location(run.stats("chat")).write_json({"content_hash": "abc", "files": {"train.jsonl": "x"},
-                                            "step_fingerprint": steps["prepare-chat"].fingerprint})
+    stats = {"content_hash": "abc", "files": {"train.jsonl": "x"},
+             "step_fingerprint": steps["prepare-chat"].fingerprint}
+    location(run.stats("chat")).write_bytes(json.dumps(stats).encode() if size is None else padded(stats, size))
+    return manifest, run.stats("chat")
+
+
+def test_steps_whose_outputs_verify_are_skipped(cluster: EmulatedCluster, store: dict) -> None:
+    manifest, _ = with_prepared_chat(store, "skip")
     with OperatorThread(cluster.url):
         cluster.create(manifest)
         seen: set[str] = set()
@@ -361,21 +371,14 @@ def test_multinode_step_as_a_jobset_when_the_setting_says_so(cluster: EmulatedCl
 
 def test_stats_over_their_cap_do_not_verify_a_step_and_say_why(cluster: EmulatedCluster, store: dict) -> None:
     """The same outputs under the cap skip the step (test_steps_whose_outputs_verify_are_skipped)."""
-    run = layout.RunLayout.of(f"s3://{store['bucket']}", NS, "bloated")
-    manifest = run_manifest("bloated", store)
-    manifest["metadata"]["uid"] = "6f1c7d2e-0000-4000-8000-000000000002"
-    steps = {s.name: s for s in build_plan("bloated", NS, manifest["spec"], f"s3://{store['bucket']}",
-                                           uid=manifest["metadata"]["uid"])}
-    location(run.data("chat")).child("train.jsonl").write_text("{}\n")
     size = records.PrepareStats.max_bytes + 1
-    location(run.stats("chat")).write_bytes(padded({"content_hash": "abc", "files": {"train.jsonl": "x"},
-                                                    "step_fingerprint": steps["prepare-chat"].fingerprint}, size))
+    manifest, stats = with_prepared_chat(store, "bloated", size)
     with OperatorThread(cluster.url):
         cluster.create(manifest)
         assert next_job(cluster, "bloated", set()) == "prepare-chat"  # not taken as done
         cond = wait_for(lambda: condition(cluster, "bloated", "Degraded").get("status") == "True"
                         and condition(cluster, "bloated", "Degraded"), what="Degraded")
-    assert f"{run.stats('chat')} is unusable, too large ({size} bytes > {records.PrepareStats.max_bytes})" \
+    assert f"{stats} is unusable, too large ({size} bytes > {records.PrepareStats.max_bytes})" \
         in cond["message"]
 
 
