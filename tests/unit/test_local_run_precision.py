@@ -30,9 +30,9 @@ def test_precision_lines_once_per_kind_and_again_on_a_change(tmp_path: Path) -> 
     assert len(trains) >= 2 and len(evals) >= 3
     for step in trains:
         _write(step.record, records.Progress(precision="bf16", precision_reason=TRAIN_REASON).dump())
-    _write(evals[0].record, {"precision": "fp32", "precision_reason": GEN_REASON})
-    _write(evals[1].record, {"precision": None, "precision_reason": None})  # answered by an endpoint
-    _write(evals[2].record, {"precision": "bf16", "precision_reason": "requested"})
+    _write(evals[0].record, {"complete": True, "precision": "fp32", "precision_reason": GEN_REASON})
+    _write(evals[1].record, {"complete": True, "precision": None, "precision_reason": None})  # an endpoint's
+    _write(evals[2].record, {"complete": True, "precision": "bf16", "precision_reason": "requested"})
     for step in run.steps:
         run._say_precision(step)
     lines = out.getvalue().splitlines()
