@@ -33,7 +33,6 @@ from kubetune_jobs.contract.options import FORMATS, EvaluateOptions, PrepareOpti
 
 from ..apitypes import (
     API_VERSION,
-    DEFAULT_JOBS_IMAGE,
     DNS_LABEL,
     DNS_SUBDOMAIN,
     GROUP,
@@ -206,8 +205,9 @@ class ResourcesSpec(_Model):
 class ImagesSpec(_Model):
     """Container images."""
 
-    jobs: str = _f(DEFAULT_JOBS_IMAGE, "Image with `kubetune-job` (prepare, train, evaluate): repository:tag or "
-                   "repository@sha256:digest.", max_length=512, pattern=IMAGE)
+    jobs: str | None = _f(None, "Image with `kubetune-job` (prepare, train, evaluate; default: the operator's, "
+                          "Helm value jobs.image): repository:tag or repository@sha256:digest.", max_length=512,
+                          pattern=IMAGE)
     pull_policy: Literal["Always", "IfNotPresent", "Never"] = _f("IfNotPresent", "Image pull policy.")
 
 

@@ -184,6 +184,7 @@ async def _create_jobs(ctx: Context, body: dict[str, Any], obs: reconcile.Observ
         shared = shared_store.secret_name(owner)
     for step in decision.create:
         manifests = group.manifests_for_step(step, obs.spec, owner, ctx.settings.store_endpoint, shared,
+                                             jobs_image=ctx.settings.jobs_image,
                                              attempt=decision.attempts.get(step.name, 0),
                                              use_jobset=ctx.settings.jobset)
         for manifest in manifests:  # the Service before the Job whose pods it names; the workload last
