@@ -77,21 +77,22 @@ def links(path: Path) -> list[str]:
     return out
 
 
-def broken_links(path: Path) -> list[str]:
+def broken_links(path: Path, root: Path = ROOT) -> list[str]:
     problems = []
     for href in links(path):
         parts = urlsplit(href)
         if parts.scheme or parts.netloc:
             continue  # a web address: not ours to resolve offline
         target = (path.parent / unquote(parts.path)).resolve() if parts.path else path
-        if not target.is_relative_to(ROOT) or not target.exists():
+        if not target.is_relative_to(root) or not target.exists():
             problems.append(f"{href}: no such file in the repository")
             continue
-        if parts.fragment:
+        fragment = unquote(parts.fragment)
+        if fragment:
             if target.suffix != ".md":
                 problems.append(f"{href}: an anchor into a file that is not markdown")
-            elif parts.fragment not in anchors(target):
-                problems.append(f"{href}: {target.relative_to(ROOT)} has no heading with anchor #{parts.fragment}")
+            elif fragment not in anchors(target):
+                problems.append(f"{href}: {target.relative_to(root)} has no heading with anchor #{fragment}")
     return problems
 
 
@@ -114,11 +115,14 @@ def test_the_checks_see_what_they_look_for(tmp_path) -> None:
     page = tmp_path / "page.md"
     page.write_text("# Try it: `make demo`!\n\n## Café & co\n\n## Try it: `make demo`!\n\n"
                     "In the third session we ran `pytest` (a session-scoped fixture).\n\n"
-                    "```bash\ngit clone /work/main /tmp/fresh3\n```\n\n[a](#cafe--co) [b](page.md#nowhere) [c](gone.md)\n")
+                    "```bash\ngit clone /work/main /tmp/fresh3\n```\n\n"
+                    "[a](#café--co) [b](page.md#nowhere) [c](gone.md) [d](page.md#try-it-make-demo-1) [e](../x.md)\n")
     assert anchors(page) == {"try-it-make-demo", "café--co", "try-it-make-demo-1"}
     assert DIARY.findall(prose(page)) == ["session"]
     assert PRIVATE_PATH.findall(page.read_text()) == ["/work/m", "/tmp/f"]
-    assert links(page) == ["#cafe--co", "page.md#nowhere", "gone.md"]
+    assert broken_links(page, root=tmp_path) == [
+        "page.md#nowhere: page.md has no heading with anchor #nowhere", "gone.md: no such file in the repository",
+        "../x.md: no such file in the repository"]
 
 
 @pytest.mark.parametrize("path", pages(), ids=lambda p: str(p.relative_to(ROOT)))
