@@ -15,5 +15,5 @@ here and nowhere else:
     metrics   every kubetune_* metric name, its help and labels, the Pushgateway groups, vLLM's names we read
     pushgateway  the Pushgateway client: the jobs push (best-effort), the operator deletes a resource's groups
 
-Nothing here imports torch, transformers or kopf: the operator image imports this package.
+Nothing here imports torch, transformers or kopf: the operator image holds this package and no other job code.
 """

@@ -28,9 +28,8 @@ from kubetune_jobs import storage
 from kubetune_jobs.contract.launch import TORCHRUN_MODULE, Launch, shutdown_env
 from kubetune_jobs.contract.layout import RunLayout, store_root
 from kubetune_jobs.contract.store import resolve
-
-from . import api, validation
-from .plan import Step, build_plan, step_done
+from kubetune_operator.finetunerun import api, validation
+from kubetune_operator.finetunerun.plan import Step, build_plan, stage_models, step_done
 
 JOB = [sys.executable, "-m", "kubetune_jobs.cli"]
 POLL_SECONDS = 2.0
@@ -190,21 +189,26 @@ class LocalRun:
         return out.stdout if out.returncode == 0 else out.stderr
 
     def final_model(self) -> str:
-        return self.layout.merged(self.run.spec.stages[-1].name)
+        """The last stage's merged model, or its adapter where that stage publishes the adapter only."""
+        adapter, merged = stage_models(self.layout, self.run.spec)[self.run.spec.stages[-1].name]
+        return merged or adapter
 
     def summary(self) -> dict[str, object]:
         """The finished run as a FineTuneRun object with its status (what `kubetune serve` reads to find
         the run's models, as the operator reads a run's status in a cluster)."""
         meta = self.run.metadata
         stages = self.run.spec.stages
+        models = stage_models(self.layout, self.run.spec)
+        merged = {stage: model for stage, (_, model) in models.items() if model}
+        final = {"finalModel": merged[stages[-1].name]} if stages[-1].name in merged else {}
         return {
             "apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": {"name": meta.name, "namespace": meta.namespace},
             "spec": {"baseModel": self.run.spec.base_model, "stages": [{"name": s.name} for s in stages]},
             "status": {"phase": "Succeeded", "artifacts": {
-                "root": self.layout.root, "finalModel": self.final_model(),
+                "root": self.layout.root, **final,
                 "datasets": {s.name: self.layout.data(s.name) for s in stages},
-                "adapters": {s.name: self.layout.adapter(s.name) for s in stages},
-                "models": {s.name: self.layout.merged(s.name) for s in stages}}},
+                "adapters": {stage: adapter for stage, (adapter, _) in models.items()},
+                "models": merged}},
             "reports": dict(self.reports()),
         }
 
@@ -256,7 +260,7 @@ def run(manifest: str | Path, store: Path | None, serve: bool, port: int, consol
     console.print(f"logs:      {local.logs}", soft_wrap=True)
     local.locate(local.layout.summary).write_bytes(json.dumps(local.summary(), indent=2).encode())
     if serve:
-        from ..modelserve import local as serving
+        from . import serve as serving
 
         return serving.serve_run(spec_run, local.store, port, console)
     return 0
