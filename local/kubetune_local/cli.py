@@ -3,6 +3,7 @@
     kubetune run MANIFEST        run a FineTuneRun on this machine (the operator's plan, as subprocesses)
     kubetune serve MANIFEST      serve a ModelServe's model on this machine with real vLLM
     kubetune validate MANIFEST   check manifests (FineTuneRun, ModelServe) as the operator would
+    kubetune report TARGET       write report.html of a run or a serve (curves, scores, examples, benchmark)
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
                                                                  "3 rejected)")
     check = sub.add_parser("validate", help="check manifests as the operator would, without running them")
     check.add_argument("manifest", type=Path, nargs="+")
+    report = sub.add_parser("report", help="write report.html of a run or a serve from its records")
+    report.add_argument("target", help="a run's directory (<store>/<namespace>/<run>), s3://<bucket>/<namespace>/<run>, "
+                                       "or a serve's records (.../<namespace>/serves/<serve>)")
+    report.add_argument("--output", default=None, help="where to write it (default: report.html in TARGET)")
     args = parser.parse_args(argv)
 
     console = Console()
@@ -41,6 +46,18 @@ def main(argv: list[str] | None = None) -> int:
         from .validate import validate
 
         return validate(args.manifest, console)
+    if args.command == "report":
+        from kubetune_jobs.storage import StorageError
+
+        from . import report as reports
+
+        try:
+            console.print(f"report: {reports.write(args.target, args.output)}", markup=False, highlight=False,
+                          soft_wrap=True)
+        except (reports.ReportError, OSError, StorageError) as exc:
+            console.print(f"✗ {exc}", markup=False, highlight=False, soft_wrap=True)
+            return 2
+        return 0
     from . import run
 
     store = Path(args.store or run.default_store()).expanduser()
