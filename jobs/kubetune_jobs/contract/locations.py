@@ -38,8 +38,9 @@ class TooLarge(StorageError):
 
 
 def _too_large(uri: str, limit: int, size: int | None) -> TooLarge:
-    got = f"{size} bytes" if size is not None and size > limit else "more bytes"
-    return TooLarge(f"{uri} is unusable, too large ({got} > {limit})")
+    """`size`: the object's whole size where the store says it (a stream may not)."""
+    got = f"{size} bytes > {limit}" if size is not None and size > limit else f"more than {limit} bytes"
+    return TooLarge(f"{uri} is unusable, too large ({got})")
 
 
 class Location:
