@@ -6,7 +6,8 @@ Ctrl-C. Where vLLM cannot run, `transformers serve` is a labelled fallback (the 
 With `--against MODEL` it runs the promotion gate first, one server after the other: the manifest's model
 is the candidate, MODEL the one serving (or the report.json of its evaluation on the same suites, as the
 operator reuses recorded scores); both are evaluated on `spec.promotion.suites` through their endpoints,
-the gate decides, and the winner is served (`--gate-only`: decide and exit, 0 promoted, 3 rejected).
+the gate decides (`kubetune gate`'s function and table), and the winner is served (`--gate-only`: decide and
+exit, 0 promoted, 3 rejected, 2 a report that is not one).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from rich.markup import escape
 
 from kubetune_jobs import storage
 from kubetune_jobs.contract import env as names
-from kubetune_jobs.contract import records
 from kubetune_jobs.contract.layout import COMPLETE_MARKER, REPORT_FILE, RunLayout, ServeLayout, join
 from kubetune_jobs.contract.options import EvaluateOptions
 from kubetune_jobs.contract.store import resolve
@@ -35,8 +35,9 @@ from kubetune_operator.apitypes import SpecError
 from kubetune_operator.finetunerun import api as ftr_api
 from kubetune_operator.modelserve import api, promotion, source, validation, vllm
 
+from .gate import exit_code, read_report, show
+
 JOB = [sys.executable, "-m", "kubetune_jobs.cli"]
-EXIT_REJECTED = 3
 
 
 class ServeError(RuntimeError):
@@ -163,16 +164,18 @@ def server(argv: list[str], console: Console, *, fallback_model: str | None = No
 
 
 def _evaluate(local: Local, base_url: str, p: api.PromotionSpec, out: str,
-              datasets: tuple[str, ...]) -> records.ReportSummary | None:
-    """`kubetune-job evaluate --endpoint` as the operator's gate Job runs it; its report."""
+              datasets: tuple[str, ...]) -> promotion.Evidence:
+    """`kubetune-job evaluate --endpoint` as the operator's gate Job runs it; its report as the gate reads it."""
     options = EvaluateOptions(endpoint=base_url, model=local.serve.served_name(), data=datasets, output=out,
                               suite=tuple(suite_arg(s.name, s.limit) for s in p.suites), max_new_tokens=p.max_new_tokens)
     env = {**os.environ, **(local.access.env() if local.access else {})}
     subprocess.run([*JOB, *options.command_line()], check=False, stdout=subprocess.DEVNULL, env=env)
     try:
-        return records.read(records.ReportSummary, local.locate(join(out, REPORT_FILE)).read_bytes())
+        return local.locate(join(out, REPORT_FILE)).read_bytes()
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        return promotion.Unreadable(f"{join(out, REPORT_FILE)}: {exc}")
 
 
 def reference_target(ref: str) -> source.Target:
@@ -192,10 +195,10 @@ def gate(local: Local, against: str, port: int, console: Console, *,
     p = local.spec.promotion
     suites = [s.name for s in p.suites]
     layout = ServeLayout.of(local.root, local.serve.metadata.namespace, local.serve.metadata.name)
-    reports: dict[str, records.ReportSummary | None] = {}
+    reports: dict[str, promotion.Evidence] = {}
     todo: list[tuple[str, source.Target]] = [("candidate", candidate)]
     if against.endswith(".json") and Path(against).is_file():
-        reports["serving"] = records.read(records.ReportSummary, Path(against).read_bytes())
+        reports["serving"] = read_report(Path(against))
         console.print(f"[bold]gate[/] the serving model's scores: {escape(against)}", soft_wrap=True)
     else:
         todo.insert(0, ("serving", reference_target(against)))
@@ -219,7 +222,7 @@ def gate(local: Local, against: str, port: int, console: Console, *,
             srv = None
         console.print(f"  done in {time.monotonic() - started:.0f} s: {join(out, REPORT_FILE)}", soft_wrap=True)
     try:
-        verdict = promotion.gate(p, reports["candidate"], promotion.scores(reports["serving"], suites))
+        verdict = promotion.gate(p, reports["candidate"], reports["serving"])
     except BaseException:
         if srv is not None:
             srv.stop()  # it runs in a session of its own: nothing else would stop it
@@ -275,12 +278,12 @@ def run(manifest: str | Path, store: Path, port: int, console: Console, *, again
     try:
         if against:
             verdict, target, evaluated = gate(local, against, port, console, keep=not gate_only)
-            word = "[green]promoted[/]" if verdict.passed else "[red]rejected[/]"
-            console.print(f"\ngate: {word}: {verdict.message}", soft_wrap=True)
+            console.print()
+            show(verdict, console)
             if not verdict.passed or gate_only:
                 if evaluated is not None:
                     evaluated.stop()
-                return 0 if verdict.passed else EXIT_REJECTED
+                return exit_code(verdict)
             # Promoted: the server the candidate was evaluated on serves on, as a rollout would.
             return serve_forever(local, target, port, console, started_server=evaluated)
         return serve_forever(local, local.target(), port, console)

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -61,6 +61,9 @@ IMAGE = syntax(rf"^({_REGISTRY})?{_PATH_COMPONENT}(/{_PATH_COMPONENT})*"
                "an image reference [registry/]repository:tag or [registry/]repository@sha256:<64 hex digits> "
                "(the repository in lowercase; a tag or a digest is required)")
 DEFAULT_JOBS_IMAGE = "ghcr.io/kubetune/kubetune-jobs:0.1.0"
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class SpecError(ValueError):
@@ -253,6 +256,24 @@ def format_errors(exc: ValidationError, root: str = "spec", doc: Any = None) -> 
                    else f"{msg}, got {shown(err['input'])}")
         lines.append(f"{path}: {msg}")
     return "; ".join(lines)
+
+
+def read_status(model: type[M], raw: Mapping[str, Any] | None) -> M:
+    """A status as stored, read field by field: one that does not validate (written by an older operator, or
+    by anyone allowed to write the status subresource) falls back to its default instead of failing the whole
+    read, so the next reconcile rewrites it; keys the model does not declare (kopf's own) are ignored."""
+    raw = raw if isinstance(raw, Mapping) else {}
+    good: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        if key not in raw:
+            continue
+        try:
+            model.model_validate({key: raw[key]}, by_alias=True, by_name=False)
+        except ValidationError:
+            continue
+        good[key] = raw[key]
+    return model.model_validate(good, by_alias=True, by_name=False)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 from collections.abc import Iterator
 
@@ -178,9 +179,10 @@ def gated(name: str, store: dict, uri: str, timeout: int = 600, **gate) -> dict:
 
 
 def report(store: dict, serve_name: str, rev: str, accuracy: float) -> None:
+    """What the evaluation Job writes (Python's JSON writes a NaN as `NaN`)."""
     layout = ServeLayout.of(f"s3://{store['bucket']}", NS, serve_name)
-    location(layout.report(rev)).write_json({"complete": True, "suites": {"seed-tools": {"accuracy": accuracy,
-                                                                                         "false_call_rate": 0.0}}})
+    location(layout.report(rev)).write_text(json.dumps(
+        {"complete": True, "suites": {"seed-tools": {"accuracy": accuracy, "false_call_rate": 0.0}}}))
 
 
 def finish(cluster: EmulatedCluster, name: str, succeeded: bool = True) -> None:
@@ -232,6 +234,43 @@ def test_a_worse_candidate_is_rejected_and_the_serving_one_stays(cluster: Emulat
         assert st["model"]["revision"] == first
         assert condition(cluster, "worse", "Ready")["status"] == "True"
         assert cluster.get("v1", "services", NS, "worse")["spec"]["selector"][resources.LABEL_REVISION] == first
+
+
+def numbers(node: object) -> list[float]:
+    if isinstance(node, dict):
+        return [n for v in node.values() for n in numbers(v)]
+    if isinstance(node, list):
+        return [n for v in node for n in numbers(v)]
+    return [float(node)] if isinstance(node, int | float) and not isinstance(node, bool) else []
+
+
+def test_a_candidate_whose_report_holds_nan_is_rejected_naming_it(cluster: EmulatedCluster, store: dict) -> None:
+    """NaN compares false with everything, so a gate that only asks "below the minimum?" lets it through; and
+    a status holding it is not JSON (an API server refuses the whole write)."""
+    with OperatorThread(cluster.url):
+        first, second = to_candidate(cluster, store, "nan", minAccuracy={"seed-tools": 0.5}, minMargin=0.05,
+                                     maxFalseCallRate=0.1)
+        evals = gate_jobs(cluster, "nan")
+        report(store, "nan", first, 0.60)
+        report(store, "nan", second, math.nan)
+        for job in evals.values():
+            finish(cluster, job)
+        entry = wait_for(lambda: (status(cluster, "nan").get("history") or [{}])[-1].get("decision") == "Rejected"
+                         and status(cluster, "nan")["history"][-1], what="rejection")
+        st = status(cluster, "nan")
+        assert st["model"]["revision"] == first and entry["revision"] == second
+        assert "suites.seed-tools.accuracy is NaN" in entry["message"]
+        assert "suites.seed-tools.accuracy is NaN" in condition(cluster, "nan", "Progressing")["message"]
+        events = wait_for(lambda: [e for e in cluster.list("v1", "events", NS)
+                                   if e.get("involvedObject", {}).get("name") == "nan"
+                                   and "suites.seed-tools.accuracy is NaN" in e.get("message", "")], what="Event")
+        assert events[0]["type"] == "Warning"
+        assert all(math.isfinite(n) for n in numbers(st)), "only finite numbers in the status"
+        json.dumps(st, allow_nan=False)
+        assert st["evaluations"] == [{"revision": first, "suitesDigest": st["evaluations"][0]["suitesDigest"],
+                                      "complete": True, "suites": {"seed-tools": {"accuracy": 0.6,
+                                                                                  "falseCallRate": 0.0}}}]
+        assert cluster.get("v1", "services", NS, "nan")["spec"]["selector"][resources.LABEL_REVISION] == first
 
 
 def test_a_failed_evaluation_rejects(cluster: EmulatedCluster, store: dict) -> None:

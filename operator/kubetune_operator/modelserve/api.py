@@ -15,9 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
 
 from kubetune_jobs.contract import suites
+from kubetune_jobs.contract.records import Fraction
 
 from ..apitypes import (
     API_VERSION,
@@ -35,6 +36,7 @@ from ..apitypes import (
     StorageSpec,
     Toleration,
     described,
+    read_status,
     syntax,
 )
 from ..apitypes import Model as _Model
@@ -237,12 +239,17 @@ class ServedModel(_Model):
     digest: str | None = _f(None, "sha256 over the completeness markers of the model (and adapter): its content.")
 
 
+# A measured figure the status carries: JSON has no NaN or infinity (an API server refuses the whole write).
+Measured = Annotated[FiniteFloat, Field(ge=0.0)]
+SuiteName = Annotated[str, Field(max_length=64)]
+
+
 class BenchmarkResult(_Model):
     """The benchmark of one revision."""
 
     revision: str = _f(..., "Revision benchmarked.")
-    output_tokens_per_second: dict[str, float] = _f({}, "Output tok/s per concurrency level.")
-    ttft_p95_seconds: dict[str, float] = _f({}, "95th-percentile time to first token per level.")
+    output_tokens_per_second: dict[str, Measured] = _f({}, "Output tok/s per concurrency level.", max_length=8)
+    ttft_p95_seconds: dict[str, Measured] = _f({}, "95th-percentile time to first token per level.", max_length=8)
     failed: int = _f(0, "Requests that failed over the sweep.")
     report: str | None = _f(None, "URI of bench.json.")
 
@@ -256,6 +263,36 @@ class HistoryEntry(_Model):
     reason: str = _f(..., "CamelCase reason.", max_length=128)
     message: str = _f("", "Detail, with the figures side by side.", max_length=2048)
     digest: str | None = _f(None, "The model's digest.")
+
+
+class GateFigures(_Model):
+    """The figures of one suite that the promotion gate reads."""
+
+    # The same model reads them from an evaluation's report.json (snake_case keys, the report's other figures
+    # ignored) and from this status (camelCase): a recorded evaluation is read as a report is.
+    model_config = ConfigDict(extra="ignore")
+    accuracy: Fraction | None = _f(None, "Share of the suite's items passed (unscored items count as failed).")
+    false_call_rate: Fraction | None = _f(None, "Share of the no-call items answered with a call (unset: the suite "
+                                          "has no such item).")
+    missed_call_rate: Fraction | None = _f(None, "Share of the call items answered without one (unset: the suite "
+                                           "has no such item).")
+
+
+class Evaluation(_Model):
+    """One revision's evaluation on the promotion suites, as the gate read it."""
+
+    revision: str = _f(..., "The revision evaluated.", max_length=64)
+    suites_digest: str = _f(..., "Digest of the suites, their item limits and the answer length: the figures "
+                            "are reused only for the same.", max_length=16)
+    complete: bool = _f(..., "Every item got an answer.")
+    suites: dict[SuiteName, GateFigures] = _f({}, "Figures per suite.", max_length=16)
+
+    def report(self) -> dict[str, Any]:
+        """The figures as report.json holds them: the gate reads a recorded evaluation as it reads a report."""
+        return {"complete": self.complete, "suites": {s: f.model_dump() for s, f in self.suites.items()}}
+
+
+EVALUATIONS_KEPT = 4
 
 
 class CandidateStatus(_Model):
@@ -275,9 +312,11 @@ class ModelServeStatus(_Model):
     candidate: CandidateStatus | None = _f(None, "A revision rolling out or under evaluation.")
     ready_replicas: int = _f(0, "Replicas of the serving revision that are Ready.")
     ready: str | None = _f(None, "readyReplicas/replicas (printer column).")
-    tokens_per_second: float | None = _f(None, "Best output tok/s of the serving revision's benchmark.")
+    tokens_per_second: Measured | None = _f(None, "Best output tok/s of the serving revision's benchmark.")
     benchmark: BenchmarkResult | None = _f(None, "The serving revision's benchmark.")
-    evaluations: dict[str, dict[str, float]] = _f({}, "Mean accuracy per suite, per revision evaluated.")
+    evaluations: list[Evaluation] = _f([], "What the gate read of the serving and the candidate revision's "
+                                       "evaluations (the serving one's is reused while the suites stay the same).",
+                                       max_length=EVALUATIONS_KEPT)
     rejected: list[str] = _f([], "Revisions the gate rejected (not retried).", max_length=32)
     history: list[HistoryEntry] = _f([], "Rollouts, promotions and rejections, newest last.", max_length=50)
     conditions: list[Condition] = _f([], "Ready, Progressing, Degraded.", max_length=16)
@@ -320,6 +359,11 @@ RESOURCE = ResourceKind(
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ),
 )
+
+
+def parse_status(obj: dict[str, Any] | None) -> ModelServeStatus:
+    """A stored status, field by field: what does not validate (an older operator's, a hand edit's) is dropped."""
+    return read_status(ModelServeStatus, obj)
 
 
 def parse_spec(obj: dict[str, Any]) -> ModelServeSpec:
