@@ -3,6 +3,7 @@
     kubetune run MANIFEST        run a FineTuneRun on this machine (the operator's plan, as subprocesses)
     kubetune serve MANIFEST      serve a ModelServe's model on this machine with real vLLM
     kubetune validate MANIFEST   check manifests (FineTuneRun, ModelServe) as the operator would
+    kubetune gate MANIFEST --candidate REPORT [--serving REPORT]   a ModelServe's promotion gate on two reports
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+
+from . import gate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,9 +34,21 @@ def main(argv: list[str] | None = None) -> int:
                        help="run the promotion gate first: MODEL (a directory, s3:// URI or bundled:NAME) is the "
                             "model serving now, the manifest's the candidate; serve the winner")
     serve.add_argument("--gate-only", action="store_true", help="with --against: decide and exit (0 promoted, "
-                                                                 "3 rejected)")
+                                                                 "3 rejected, 2 unusable report)")
     check = sub.add_parser("validate", help="check manifests as the operator would, without running them")
     check.add_argument("manifest", type=Path, nargs="+")
+    decide = sub.add_parser("gate", help="apply a ModelServe's promotion gate to evaluation reports (exit 0 "
+                            "promote, 3 rejected, 2 unusable input)", epilog=gate.EXIT_CODES,
+                            formatter_class=argparse.RawDescriptionHelpFormatter,
+                            description="The operator's promotion gate on report.json files, outside the cluster:\n"
+                            "the manifest's spec.promotion (suites, thresholds) decides whether the candidate may\n"
+                            "replace the serving model; every criterion is printed with both sides' figures.")
+    decide.add_argument("manifest", type=Path, help="the ModelServe manifest whose spec.promotion gates")
+    decide.add_argument("--candidate", type=Path, required=True, metavar="REPORT.json",
+                        help="the candidate's evaluation report (kubetune-job evaluate's report.json)")
+    decide.add_argument("--serving", type=Path, default=None, metavar="REPORT.json",
+                        help="the serving model's report on the same suites; omitted: a first rollout (nothing "
+                             "is compared, and the verdict says so)")
     args = parser.parse_args(argv)
 
     console = Console()
@@ -41,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         from .validate import validate
 
         return validate(args.manifest, console)
+    if args.command == "gate":
+        return gate.run(args.manifest, args.candidate, args.serving, console)
     from . import run
 
     store = Path(args.store or run.default_store()).expanduser()
