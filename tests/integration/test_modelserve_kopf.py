@@ -269,7 +269,8 @@ def test_a_candidate_whose_report_holds_nan_is_rejected_naming_it(cluster: Emula
         json.dumps(st, allow_nan=False)
         assert st["evaluations"] == [{"revision": first, "suitesDigest": st["evaluations"][0]["suitesDigest"],
                                       "complete": True, "suites": {"seed-tools": {"accuracy": 0.6,
-                                                                                  "falseCallRate": 0.0}}}]
+                                                                                  "falseCallRate": 0.0,
+                                                                                  "categories": {}}}}]
         assert cluster.get("v1", "services", NS, "nan")["spec"]["selector"][resources.LABEL_REVISION] == first
 
 
@@ -312,3 +313,51 @@ def test_a_restart_mid_promotion_resumes_it_and_deletion_mid_promotion_removes_b
         cluster.delete(api.API_VERSION, api.PLURAL, NS, "resume")
         wait_for(lambda: not serve(cluster, "resume"), what="deleted")
     assert deployments(cluster, "resume") == {} and jobs(cluster, "resume") == {}
+
+
+def bench_json(store: dict, serve_name: str, rev: str, ttft: float, throughput: float) -> None:
+    """What the benchmark Job writes."""
+    layout = ServeLayout.of(f"s3://{store['bucket']}", NS, serve_name)
+    level = {"completed": 16, "failed": 0, "duration_s": 3.0, "request_throughput": 5.0, "output_tokens": 1024}
+    location(layout.bench_file(rev)).write_text(json.dumps({
+        "complete": True, "endpoint": "e", "model": serve_name, "max_tokens": 64, "levels": [
+            {**level, "concurrency": 1, "output_throughput": throughput / 4, "ttft_p95_s": ttft / 4},
+            {**level, "concurrency": 8, "output_throughput": throughput, "ttft_p95_s": ttft}]}))
+
+
+def test_serving_objectives_benchmark_the_candidate_and_reject_a_slow_one_before_traffic_moves(
+        cluster: EmulatedCluster, store: dict) -> None:
+    body = manifest("slowtok", store, {"uri": model(store, "slowtok-1")}, benchmark={"concurrency": [1, 8]},
+                    promotion={"enabled": True, "suites": [{"name": "seed-tools"}], "gate": {
+                        "maxTTFTp95Ms": 500, "minThroughputRatio": 0.9, "benchmarkConcurrency": 8}})
+    with OperatorThread(cluster.url):
+        cluster.create(body)
+        first = rollout(cluster, "slowtok")
+        bench_first = resources.bench_job_name("slowtok", first)
+        wait_for(lambda: bench_first in jobs(cluster, "slowtok"), what="the serving revision's benchmark")
+        bench_json(store, "slowtok", first, 0.2, 100.0)
+        finish(cluster, bench_first)
+        wait_for(lambda: (status(cluster, "slowtok").get("benchmark") or {}).get("revision") == first, what="bench")
+        cluster.patch(api.API_VERSION, api.PLURAL, NS, "slowtok", {"spec": {"model": {"uri": model(store, "slowtok-2")}}})
+        second = rollout(cluster, "slowtok", exclude={first})
+        evals = gate_jobs(cluster, "slowtok")
+        report(store, "slowtok", first, 0.5)
+        report(store, "slowtok", second, 0.7)
+        for job in evals.values():
+            finish(cluster, job)
+        # The evaluation passed; the candidate is benchmarked (at full strength: one replica here) first.
+        bench_second = resources.bench_job_name("slowtok", second)
+        wait_for(lambda: bench_second in jobs(cluster, "slowtok"), what="the candidate's benchmark")
+        wait_for(lambda: condition(cluster, "slowtok", "Progressing").get("reason") == "Benchmarking",
+                 what="Benchmarking")
+        assert status(cluster, "slowtok")["model"]["revision"] == first
+        bench_json(store, "slowtok", second, 0.9, 60.0)
+        finish(cluster, bench_second)
+        entry = wait_for(lambda: (status(cluster, "slowtok").get("history") or [{}])[-1].get("decision") == "Rejected"
+                         and status(cluster, "slowtok")["history"][-1], what="rejection")
+        assert entry["revision"] == second and entry["reason"] == "PromotionRejected"
+        assert "maxTTFTp95Ms: the candidate's TTFT p95 at concurrency 8 is 900 ms > 500" in entry["message"]
+        assert "minThroughputRatio" in entry["message"]
+        wait_for(lambda: second not in deployments(cluster, "slowtok"), what="candidate removed")
+        assert cluster.get("v1", "services", NS, "slowtok")["spec"]["selector"][resources.LABEL_REVISION] == first
+        assert status(cluster, "slowtok")["benchmark"]["revision"] == first

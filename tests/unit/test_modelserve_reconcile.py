@@ -18,7 +18,7 @@ from kubetune_operator import crd
 from kubetune_operator.kube.conditions import condition
 from kubetune_operator.kube.jobs import FAILED, RUNNING, SUCCEEDED, JobView
 from kubetune_operator.modelserve import api, resources, source
-from kubetune_operator.modelserve.api import Evaluation, GateFigures, ModelServeStatus
+from kubetune_operator.modelserve.api import Evaluation, ModelServeStatus, SuiteFigures
 from kubetune_operator.modelserve.reconcile import DeploymentView, Observed
 from kubetune_operator.modelserve.reconcile import decide as _decide
 from kubetune_operator.modelserve.source import Target, Unavailable, Waiting
@@ -122,10 +122,11 @@ def test_the_benchmark_reaches_the_status() -> None:
         records.BenchLevel(concurrency=8, completed=16, failed=0, duration_s=3, request_throughput=5.3,
                            output_tokens=1024, output_throughput=341.3, ttft_p95_s=0.2)])
     job = {resources.bench_job_name("assistant", rev): JobView("b", SUCCEEDED)}
-    d = decide(obs(status=status, deployments=ready(rev), jobs=job, bench={rev: bench}))
+    raw = json.dumps(bench.dump()).encode()  # bench.json as the Job writes it
+    d = decide(obs(status=status, deployments=ready(rev), jobs=job, bench={rev: raw}))
     assert d.status.benchmark.output_tokens_per_second == {"1": 102.4, "8": 341.3}
     assert d.status.tokens_per_second == 341.3 and d.status.benchmark.ttft_p95_seconds["8"] == 0.2
-    again = decide(obs(status=d.status, deployments=ready(rev), jobs=job, bench={rev: bench}))
+    again = decide(obs(status=d.status, deployments=ready(rev), jobs=job, bench={rev: raw}))
     assert not any(m["kind"] == "Job" for m in again.apply), "a revision is benchmarked once"
 
 
@@ -223,7 +224,7 @@ def test_recorded_scores_of_the_serving_revision_are_reused() -> None:
     s = gated()
     o, old, new = changed(s)
     recorded = Evaluation(revision=old, suites_digest=resources.suites_digest(s.promotion), complete=True,
-                          suites={"seed-tools": GateFigures(accuracy=0.3)})
+                          suites={"seed-tools": SuiteFigures(accuracy=0.3)})
     o = replace(o, status=o.status.model_copy(update={"evaluations": [recorded]}))
     d = decide(replace(o, status=decide(o).status, deployments={**ready(old), **ready(new)}))
     jobs = [m["metadata"]["name"] for m in d.apply if m["kind"] == "Job"]
@@ -301,3 +302,62 @@ def test_a_status_an_older_operator_wrote_is_read_without_what_no_longer_validat
     read = api.parse_status(old)
     assert read.evaluations == [] and read.model == status.model and read.history == status.history
     assert api.parse_status(None) == ModelServeStatus() and api.parse_status({"history": 5}).history == []
+
+
+def bench_json(ttft: float, throughput: float) -> bytes:
+    level = {"completed": 16, "failed": 0, "duration_s": 3.0, "request_throughput": 5.0, "output_tokens": 1024}
+    return json.dumps({"complete": True, "endpoint": "e", "model": "assistant", "max_tokens": 64, "levels": [
+        {**level, "concurrency": 1, "output_throughput": throughput / 4, "ttft_p95_s": ttft / 4},
+        {**level, "concurrency": 8, "output_throughput": throughput, "ttft_p95_s": ttft}]}).encode()
+
+
+def objectives_round(candidate_bench: bytes, serving_bench: bytes | None):
+    """A candidate that passes the evaluation, scales to full strength and is benchmarked; the last decision."""
+    s = gated(replicas=2, minMargin=0.05, maxTTFTp95Ms=500, minThroughputRatio=0.9, benchmarkConcurrency=8)
+    o, old, new = changed(s)
+    done = {resources.bench_job_name("assistant", old): JobView("b", SUCCEEDED)} if serving_bench else {}
+    benches = {old: serving_bench} if serving_bench else {}
+    gates = {resources.gate_job_name("assistant", r, s.promotion): JobView("g", SUCCEEDED) for r in (old, new)}
+    both = {**ready(old, 2, 2), **ready(new)}
+    d = decide(replace(o, deployments=both, jobs=done, bench=benches))
+    d = decide(replace(o, status=d.status, deployments=both, jobs={**done, **gates}, bench=benches,
+                       reports={old: report(0.6), new: report(0.7)}))
+    assert d.status.candidate.phase == "ScalingUp", "the evaluation passed: to full strength"
+    full = {**ready(old, 2, 2), **ready(new, 2, 2)}
+    o = replace(o, deployments=full, jobs={**done, **gates}, bench=benches, reports={old: report(0.6),
+                                                                                    new: report(0.7)})
+    d = decide(replace(o, status=d.status))
+    assert d.status.candidate.phase == "Benchmarking" and d.status.model.revision == old
+    assert ("Job", resources.bench_job_name("assistant", new)) in kinds(d.apply), "benchmarked before traffic moves"
+    assert cond(d, "Progressing")["reason"] == "Benchmarking"
+    o = replace(o, jobs={**o.jobs, resources.bench_job_name("assistant", new): JobView("b", SUCCEEDED)},
+                bench={**benches, new: candidate_bench})
+    return decide(replace(o, status=d.status)), o, old, new
+
+
+def test_serving_objectives_benchmark_the_candidate_at_full_strength_and_promote_it_once() -> None:
+    d, o, old, new = objectives_round(bench_json(0.3, 95.0), bench_json(0.2, 100.0))
+    assert d.status.model.revision == new and d.status.history[-1].decision == "Promoted"
+    message = d.status.history[-1].message
+    assert "TTFT p95 at concurrency 8 <= 500 ms: 300 ms vs – pass" in message
+    assert "output tok/s at concurrency 8 >= 0.9 x serving: 95.0 vs 100.0 pass" in message
+    # The benchmark it was promoted on is the serving revision's benchmark: not run a second time.
+    assert d.status.benchmark.revision == new and d.status.benchmark.output_tokens_per_second["8"] == 95.0
+    assert not any(m["kind"] == "Job" for m in d.apply)
+
+
+def test_a_candidate_slower_than_the_objectives_is_rejected_before_traffic_moves() -> None:
+    d, o, old, new = objectives_round(bench_json(0.9, 80.0), bench_json(0.2, 100.0))
+    rej = d.status.history[-1]
+    assert d.status.model.revision == old and rej.decision == "Rejected" and rej.reason == "PromotionRejected"
+    assert "maxTTFTp95Ms: the candidate's TTFT p95 at concurrency 8 is 900 ms > 500" in rej.message
+    assert "minThroughputRatio: the candidate's 80.0 output tok/s at concurrency 8 is 0.80 x" in rej.message
+    assert ("apps/v1", "Deployment", f"assistant-{new}") in d.delete
+    stable = next(m for m in d.apply if m["metadata"]["name"] == "assistant")
+    assert stable["spec"]["selector"][resources.LABEL_REVISION] == old
+
+
+def test_without_a_serving_benchmark_the_throughput_ratio_fails_closed() -> None:
+    d, *_ = objectives_round(bench_json(0.3, 95.0), None)
+    rej = d.status.history[-1]
+    assert rej.decision == "Rejected" and "the serving model's benchmark: missing" in rej.message

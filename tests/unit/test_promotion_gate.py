@@ -9,6 +9,7 @@ maxFalseCallRate 0.1, the serving model scoring 0.60.
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -189,3 +190,134 @@ def test_a_recorded_evaluation_is_read_as_the_report_it_came_from() -> None:
     for bad in (report("NaN"), report("0.6", complete="false"), report("0.6", suite="chat"), report("null"),
                 report(false_call_rate="NaN"), b"{}", None):
         assert promotion.evaluation(PROMOTION, "r1", "abcd", bad) is None
+
+
+# ---------------------------------------------------------------- the balanced gate
+
+def balanced(**gate) -> api.PromotionSpec:
+    return api.PromotionSpec.model_validate(
+        {"enabled": True, "suites": [{"name": "seed-tools"}, {"name": "bfcl-irrelevance"}], "gate": gate},
+        by_alias=True)
+
+
+def evaluated(seed: float, irrelevance: float, categories: dict | None = None, missed: float | None = 0.1,
+              false_call: float | None = 0.0) -> bytes:
+    """A report of seed-tools (with its categories) and BFCL irrelevance (no call item: no missed-call rate)."""
+    cats = categories if categories is not None else {"multiple": seed, "no_call": seed, "parallel_multiple": seed}
+    return json.dumps({"complete": True, "suites": {
+        "seed-tools": {"accuracy": seed, "false_call_rate": false_call, "missed_call_rate": missed,
+                       "categories": {c: {"accuracy": a} for c, a in cats.items()}},
+        "bfcl-irrelevance": {"accuracy": irrelevance, "false_call_rate": 1 - irrelevance, "missed_call_rate": None,
+                             "categories": {"irrelevance": {"accuracy": irrelevance}}}}}).encode()
+
+
+def test_max_missed_call_rate_caps_calls_not_made_where_one_was_wanted() -> None:
+    p = balanced(maxMissedCallRate=0.2)
+    assert gate(p, evaluated(0.8, 0.8, missed=0.1), evaluated(0.6, 0.6)).passed
+    v = gate(p, evaluated(0.8, 0.8, missed=0.45), evaluated(0.6, 0.6))
+    assert not v.passed and v.reasons == ("spec.promotion.gate.maxMissedCallRate: seed-tools missed-call rate "
+                                          "0.450 > 0.2",)
+    row = next(r for r in v.rows if r.criterion == "bfcl-irrelevance missed-call rate")
+    assert row.passed and row.candidate == "–", "irrelevance has no call item: no such rate"
+    v = gate(p, evaluated(0.8, 0.8, missed=math.nan), evaluated(0.6, 0.6))
+    assert not v.passed and "suites.seed-tools.missed_call_rate is NaN" in v.reasons[0]
+
+
+def test_max_regression_refuses_a_suite_that_falls_even_when_the_mean_rises() -> None:
+    """The published failure: tool accuracy up, irrelevance (knowing when not to call) down."""
+    p = balanced(minMargin=0.0, maxRegression=0.05)
+    v = gate(p, evaluated(0.95, 0.50), evaluated(0.60, 0.70))
+    assert next(r for r in v.rows if r.criterion == "mean accuracy").passed, "the mean rose: 0.725 vs 0.650"
+    assert not v.passed
+    assert v.reasons == ("spec.promotion.gate.maxRegression: bfcl-irrelevance accuracy 0.500 is 0.200 below the "
+                         "serving model's 0.700 (at most 0.05)",)
+    assert gate(p, evaluated(0.95, 0.66), evaluated(0.60, 0.70)).passed, "within 0.05"
+
+
+def test_max_regression_refuses_a_category_that_falls_inside_a_suite_that_rises() -> None:
+    p = balanced(maxRegression=0.1)
+    serving = evaluated(0.60, 0.7, {"multiple": 0.5, "no_call": 0.9, "parallel_multiple": 0.4})
+    worse_no_call = evaluated(0.70, 0.7, {"multiple": 0.9, "no_call": 0.5, "parallel_multiple": 0.7})
+    v = gate(p, worse_no_call, serving)
+    assert not v.passed and v.reasons == ("spec.promotion.gate.maxRegression: seed-tools/no_call accuracy 0.500 is "
+                                          "0.400 below the serving model's 0.900 (at most 0.1)",)
+    rows = {r.criterion for r in v.rows}
+    assert {"seed-tools/multiple regression", "seed-tools/no_call regression"} <= rows
+    assert "bfcl-irrelevance/irrelevance regression" not in rows, "a one-category suite is its category"
+    # A category on one side only: the two evaluations did not score the same items.
+    v = gate(p, evaluated(0.7, 0.7, {"multiple": 0.9, "parallel_multiple": 0.7}), serving)
+    assert not v.passed and "the candidate's report: suites.seed-tools.categories.no_call.accuracy is missing" in \
+        v.reasons
+    v = gate(p, evaluated(0.7, 0.7, {"multiple": 0.9, "no_call": math.inf, "parallel_multiple": 0.7}), serving)
+    assert not v.passed and "suites.seed-tools.categories.no_call.accuracy is Infinity" in "; ".join(v.reasons)
+
+
+def test_regression_on_a_first_rollout_compares_nothing() -> None:
+    v = gate(balanced(maxRegression=0.0), evaluated(0.5, 0.5), NO_SERVING_MODEL)
+    assert v.passed and all(r.serving == "none (first rollout)" for r in v.rows if "regression" in r.criterion)
+
+
+def bench(ttft: float | str = 0.2, throughput: float | str = 100.0, failed: int = 0, concurrency: int = 8,
+          complete: bool = True) -> bytes:
+    """bench.json as `kubetune-job bench` writes it (figures as raw JSON tokens when given as strings)."""
+    level = {"concurrency": concurrency, "completed": 16 - failed, "failed": failed, "duration_s": 3.0,
+             "request_throughput": 5.0, "output_tokens": 1024, "output_throughput": "__T__", "ttft_p95_s": "__F__"}
+    text = json.dumps({"complete": complete, "endpoint": "http://x/v1", "model": "m", "max_tokens": 64, "levels": [
+        {**level, "concurrency": 1, "output_throughput": 20.0, "ttft_p95_s": 0.05}, level]})
+    return text.replace('"__T__"', str(throughput)).replace('"__F__"', str(ttft)).encode()
+
+
+def test_max_ttft_p95_reads_the_candidates_own_benchmark_at_the_named_concurrency() -> None:
+    p = balanced(maxTTFTp95Ms=500, benchmarkConcurrency=8)
+    good, serving = evaluated(0.7, 0.7), evaluated(0.6, 0.6)
+    assert gate(p, good, serving, bench(ttft=0.3), bench()).passed
+    v = gate(p, good, serving, bench(ttft=0.8), bench())
+    assert not v.passed and v.reasons == ("spec.promotion.gate.maxTTFTp95Ms: the candidate's TTFT p95 at concurrency "
+                                          "8 is 800 ms > 500",)
+    row = next(r for r in v.rows if r.criterion == "TTFT p95 at concurrency 8")
+    assert (row.threshold, row.candidate) == ("<= 500 ms", "800 ms")
+    for candidate_bench, why in ((bench(ttft="NaN"), "levels[concurrency=8].ttft_p95_s is NaN"),
+                                 (bench(ttft="null"), "levels[concurrency=8].ttft_p95_s is missing"),
+                                 (bench(concurrency=4), "the candidate's benchmark has no level at concurrency 8"),
+                                 (bench(failed=3), "3 requests failed at concurrency 8"),
+                                 (bench(complete=False), "the sweep is incomplete"),
+                                 (bench(throughput='"fast"'), 'output_throughput is "fast"')):
+        v = gate(p, good, serving, candidate_bench, bench())
+        assert not v.passed and not v.unusable and why in "; ".join(v.reasons), (why, v.reasons)
+    v = gate(p, good, serving, None, bench())
+    assert not v.passed and v.unusable and "the candidate's benchmark: missing" in v.reasons
+    assert not gate(p, good, serving, b"[]", bench()).passed
+
+
+def test_min_throughput_ratio_compares_with_the_serving_revisions_benchmark() -> None:
+    p = balanced(minThroughputRatio=0.9, benchmarkConcurrency=8)
+    good, serving = evaluated(0.7, 0.7), evaluated(0.6, 0.6)
+    assert gate(p, good, serving, bench(throughput=95.0), bench(throughput=100.0)).passed
+    v = gate(p, good, serving, bench(throughput=80.0), bench(throughput=100.0))
+    assert not v.passed and v.reasons == ("spec.promotion.gate.minThroughputRatio: the candidate's 80.0 output tok/s "
+                                          "at concurrency 8 is 0.80 x the serving model's 100.0 (at least 0.9)",)
+    for serving_bench, why in ((None, "the serving model's benchmark: missing"),
+                               (bench(throughput="-Infinity"), "output_throughput is -Infinity"),
+                               (bench(throughput=0.0), "is 0: nothing to compare with"),
+                               (bench(concurrency=1), "the serving model's benchmark has no level at concurrency 8")):
+        v = gate(p, good, serving, bench(throughput=200.0), serving_bench)
+        assert not v.passed and why in "; ".join(v.reasons), (why, v.reasons)
+    # The status' record of the serving benchmark is read as its bench.json is.
+    recorded = api.BenchmarkResult(revision="r1", output_tokens_per_second={"1": 20.0, "8": 100.0},
+                                   ttft_p95_seconds={"1": 0.05, "8": 0.2})
+    for cand in (bench(throughput=95.0), bench(throughput=80.0)):
+        assert gate(p, good, serving, cand, recorded).rows == gate(p, good, serving, cand, bench()).rows
+    # A first rollout has no throughput to compare with; the candidate's benchmark must still be usable.
+    assert gate(p, good, NO_SERVING_MODEL, bench(throughput=1.0)).passed
+    assert not gate(p, good, NO_SERVING_MODEL, bench(failed=1)).passed
+
+
+def test_the_evaluation_part_is_decided_before_the_benchmark() -> None:
+    p = balanced(maxTTFTp95Ms=500, minThroughputRatio=0.9, benchmarkConcurrency=8, maxRegression=0.1)
+    first = promotion.evaluation_only(p)
+    assert not first.gate.objectives() and first.gate.max_regression == 0.1
+    v = gate(first, evaluated(0.7, 0.7), evaluated(0.6, 0.6))
+    assert v.passed and not any("concurrency" in r.criterion for r in v.rows)
+    full = gate(p, evaluated(0.7, 0.7), evaluated(0.6, 0.6), bench(), bench())
+    assert full.passed and {"benchmark at concurrency 8", "TTFT p95 at concurrency 8",
+                            "output tok/s at concurrency 8"} <= {r.criterion for r in full.rows}

@@ -20,7 +20,6 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from kubetune_jobs import storage
 from kubetune_jobs.contract import metrics as m
-from kubetune_jobs.contract import records
 from kubetune_jobs.contract.env import STORE_CREDENTIALS
 from kubetune_jobs.contract.layout import COMPLETE_MARKER, join
 from kubetune_jobs.contract.store import StoreAccess, StoreConfigError, resolve
@@ -104,9 +103,6 @@ class _Reads:
         self.error = error or self.error
         return data
 
-    async def record(self, uri: str, record: type[records.R]) -> records.R | None:
-        return records.read(record, await self.raw(uri))
-
     async def evidence(self, uri: str) -> promotion.Evidence:
         """A report as the gate takes it: its bytes, None when absent, or why it could not be read."""
         data, error = await self._get(uri)
@@ -176,7 +172,7 @@ async def observe(ctx: Context, body: dict[str, Any]) -> reconcile.Observed:
     layout = resources.results_layout(spec, namespace, name)
     for revision in obs.deployments:
         if obs.jobs.get(resources.bench_job_name(name, revision), JobView("", "")).state == SUCCEEDED:
-            obs.bench[revision] = await reads.record(layout.bench_file(revision), records.BenchReport)
+            obs.bench[revision] = await reads.evidence(layout.bench_file(revision))
         if obs.jobs.get(resources.gate_job_name(name, revision, spec.promotion), JobView("", "")).state == SUCCEEDED:
             obs.reports[revision] = await reads.evidence(layout.report(revision))
     obs.store_error = reads.error

@@ -31,6 +31,8 @@ from . import api, promotion, resources
 from .source import Target, Unavailable, Waiting
 
 READY, PROGRESSING, DEGRADED = "Ready", "Progressing", "Degraded"
+# A candidate in these phases passed the evaluation part of the gate and runs at the full replica count.
+AT_FULL_STRENGTH = ("ScalingUp", "Benchmarking")
 HISTORY = 50
 
 
@@ -68,7 +70,7 @@ class Observed:
     desired: str | None = None  # the desired revision (a Target resolved)
     deployments: dict[str, DeploymentView] = field(default_factory=dict)  # revision -> Deployment
     jobs: dict[str, JobView] = field(default_factory=dict)  # Job name -> view
-    bench: dict[str, records.BenchReport | None] = field(default_factory=dict)  # revision -> bench.json
+    bench: dict[str, promotion.Evidence] = field(default_factory=dict)  # revision -> bench.json as stored
     # revision -> its evaluation's report.json as stored (the gate reads it), or why it could not be read
     reports: dict[str, promotion.Evidence] = field(default_factory=dict)
     pod_monitors: bool = False  # the PodMonitor CRD is installed
@@ -271,17 +273,17 @@ class _Decide:
         full = self.replicas()
         # Beside a serving revision a candidate is evaluated on one replica, and scaled to the full count
         # before it takes traffic, so the serving capacity never drops.
-        gated = cur is not None and spec.promotion.enabled and cand.phase != "ScalingUp"
+        gated = cur is not None and spec.promotion.enabled and cand.phase not in AT_FULL_STRENGTH
         self.revision_objects(revision, target, 1 if gated else full)
         dep = obs.deployments.get(revision)
         waited = _seconds_between(cand.started, obs.now)
         served = api.ServedModel(revision=revision, source=target.source, uri=target.uri, digest=target.digest,
                                  hub=target.hub, adapter=target.adapter)
         ready = dep.ready if dep else 0
-        if ready < 1 or (cur is not None and cand.phase == "ScalingUp" and ready < full):
+        if ready < 1 or (cur is not None and cand.phase in AT_FULL_STRENGTH and ready < full):
             if cur is not None and waited > spec.promotion.readiness_timeout_seconds:
                 return self.reject(revision, target, "CandidateNotReady",
-                                   f"{ready} of {full if cand.phase == 'ScalingUp' else 1} replicas Ready after "
+                                   f"{ready} of {full if cand.phase in AT_FULL_STRENGTH else 1} replicas Ready after "
                                    f"{waited:.0f} s (spec.promotion.readinessTimeoutSeconds "
                                    f"{spec.promotion.readiness_timeout_seconds})")
             where = f"revision {revision} rolling out ({ready} ready)"
@@ -295,7 +297,7 @@ class _Decide:
             if ready < full:
                 return None
             return self.promote(revision, served, cur[0], "RolledOut", f"replaces revision {cur[0]} ({ready} ready)")
-        if cand.phase != "ScalingUp":
+        if cand.phase not in AT_FULL_STRENGTH:
             verdict = self.evaluate(revision, target, cur)
             if verdict is None:
                 return None
@@ -305,6 +307,11 @@ class _Decide:
                 self.cond(PROGRESSING, "True", "ScalingUp",
                           f"revision {revision} passed the gate; scaling to {full} before it takes traffic")
                 return None
+        if spec.promotion.gate.objectives():
+            message = self.objectives(revision, target, cur)
+            if message is None:
+                return None
+            cand.message = message[:2000]
         return self.promote(revision, served, cur[0], "Promoted", cand.message or "passed the gate")
 
     def evaluate(self, revision: str, target: Target, cur: tuple[str, api.ServedModel]) -> str | None:
@@ -338,8 +345,47 @@ class _Decide:
             self.cond(PROGRESSING, "True", "Evaluating",
                       f"evaluating revision {', '.join(pending)} for promotion; revision {cur[0]} serves")
             return None
-        serving = recorded.get(cur[0]) or obs.reports.get(cur[0])
-        verdict = promotion.gate(spec.promotion, obs.reports.get(revision), serving)
+        # The serving objectives wait for the candidate's benchmark at full strength (`objectives`).
+        verdict = promotion.gate(promotion.evaluation_only(spec.promotion), obs.reports.get(revision),
+                                 self.serving_evaluation(cur[0]))
+        if not verdict.passed:
+            self.reject(revision, target, "EvaluationFailed" if verdict.unusable else "PromotionRejected",
+                        verdict.message)
+            return None
+        return verdict.message
+
+    def serving_evaluation(self, revision: str) -> promotion.Evidence:
+        """The serving revision's evaluation: what the status recorded for these suites, else its report."""
+        assert self.obs.spec is not None
+        digest = resources.suites_digest(self.obs.spec.promotion)
+        recorded = next((e for e in self.status.evaluations if e.revision == revision and e.suites_digest == digest),
+                        None)
+        return recorded or self.obs.reports.get(revision)
+
+    def objectives(self, revision: str, target: Target, cur: tuple[str, api.ServedModel]) -> str | None:
+        """The whole gate, the serving objectives included, once the candidate has been benchmarked at full
+        strength (the Job is the one that benchmarks a revision once it serves: it is not run twice). The
+        gate's message once it passed; None while the benchmark runs or when it rejected."""
+        obs, spec, b = self.obs, self.obs.spec, self.obs.build
+        assert spec is not None and b is not None and self.status.candidate is not None
+        self.status.candidate.phase = "Benchmarking"
+        name = resources.bench_job_name(obs.name, revision)
+        job = obs.jobs.get(name)
+        if job is not None and job.state == FAILED:
+            self.reject(revision, target, "BenchmarkFailed",
+                        f"benchmark Job {name} of revision {revision} failed: {job.reason} {job.message}".strip())
+            return None
+        if job is None or job.state != SUCCEEDED:
+            if job is None:
+                self.d.apply.append(resources.bench_job(spec, b, revision))
+            self.cond(PROGRESSING, "True", "Benchmarking", f"benchmarking revision {revision} at full strength for "
+                      f"the serving objectives; revision {cur[0]} serves")
+            return None
+        recorded = self.status.benchmark if self.status.benchmark and self.status.benchmark.revision == cur[0] \
+            else None
+        serving_bench = obs.bench.get(cur[0]) if cur[0] in obs.bench else recorded
+        verdict = promotion.gate(spec.promotion, obs.reports.get(revision), self.serving_evaluation(cur[0]),
+                                 obs.bench.get(revision), serving_bench)
         if not verdict.passed:
             self.reject(revision, target, "EvaluationFailed" if verdict.unusable else "PromotionRejected",
                         verdict.message)
@@ -388,7 +434,8 @@ class _Decide:
             return
         if job.state != SUCCEEDED:
             return
-        report = obs.bench.get(revision)
+        raw = obs.bench.get(revision)
+        report = records.read(records.BenchReport, raw) if isinstance(raw, bytes | str) else None
         layout = resources.results_layout(spec, obs.namespace, obs.name)
         result = api.BenchmarkResult(revision=revision, report=layout.bench_file(revision))
         if report is not None:
