@@ -3,7 +3,7 @@
     kubetune run MANIFEST        run a FineTuneRun on this machine (the operator's plan, as subprocesses)
     kubetune serve MANIFEST      serve a ModelServe's model on this machine with real vLLM
     kubetune validate MANIFEST   check manifests (FineTuneRun, ModelServe) as the operator would
-    kubetune gate MANIFEST --candidate REPORT [--serving REPORT]   a ModelServe's promotion gate on two reports
+    kubetune gate MANIFEST --candidate REPORT [--serving REPORT]   a ModelServe's promotion gate on reports
 """
 
 from __future__ import annotations
@@ -49,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     decide.add_argument("--serving", type=Path, default=None, metavar="REPORT.json",
                         help="the serving model's report on the same suites; omitted: a first rollout (nothing "
                              "is compared, and the verdict says so)")
+    decide.add_argument("--candidate-bench", type=Path, default=None, metavar="BENCH.json",
+                        help="the candidate's benchmark (kubetune-job bench's bench.json): read by the serving "
+                             "objectives (maxTTFTp95Ms, minThroughputRatio)")
+    decide.add_argument("--serving-bench", type=Path, default=None, metavar="BENCH.json",
+                        help="the serving model's benchmark: read by minThroughputRatio")
     args = parser.parse_args(argv)
 
     console = Console()
@@ -57,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return validate(args.manifest, console)
     if args.command == "gate":
-        return gate.run(args.manifest, args.candidate, args.serving, console)
+        return gate.run(args.manifest, args.candidate, args.serving, console, candidate_bench=args.candidate_bench,
+                        serving_bench=args.serving_bench)
     from . import run
 
     store = Path(args.store or run.default_store()).expanduser()

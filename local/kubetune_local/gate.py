@@ -3,7 +3,8 @@ gate on two evaluation reports, outside the cluster (a GitOps pipeline gates bef
 
 The manifest's `spec.promotion` gives the suites and thresholds; `promotion.gate` decides, as the operator
 and `kubetune serve --against` do. Without `--serving` it is a first rollout: the candidate's own figures
-are checked and nothing is compared, and the verdict says so.
+are checked and nothing is compared, and the verdict says so. A gate with serving objectives also reads
+both models' bench.json (`--candidate-bench`, `--serving-bench`).
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ exit status:
   {UNUSABLE}  unusable input, nothing judged: the manifest cannot be read or is invalid, or names no gate
      (spec.promotion.enabled false), or a report cannot be read or is not an evaluation report at all
      (missing file, not JSON, larger than {promotion.MAX_REPORT_BYTES} bytes, nested too deeply, no
-     `complete` or `suites`)
+     `complete` or `suites`); likewise a benchmark the gate's serving objectives need (no `levels`)
 """
 
 
-def read_report(path: Path) -> promotion.Evidence:
-    """A report file's bytes, or why it cannot be read (a huge file is refused without reading it whole)."""
+def read_file(path: Path) -> promotion.Evidence:
+    """A report's or a benchmark's file, its bytes, or why it cannot be read (a huge file is refused without
+    reading it whole)."""
     try:
         with path.open("rb") as f:
             data = f.read(promotion.MAX_REPORT_BYTES + 1)
@@ -61,7 +63,8 @@ def show(verdict: promotion.Verdict, console: Console) -> None:
         console.print(f"gate: {word}: " + "; ".join(verdict.reasons), markup=False, highlight=False, soft_wrap=True)
 
 
-def run(manifest: Path, candidate: Path, serving: Path | None, console: Console) -> int:
+def run(manifest: Path, candidate: Path, serving: Path | None, console: Console, *,
+        candidate_bench: Path | None = None, serving_bench: Path | None = None) -> int:
     from .serve import load
 
     try:
@@ -74,7 +77,16 @@ def run(manifest: Path, candidate: Path, serving: Path | None, console: Console)
                       "has no gate (the operator rolls out any model change); enable it to gate", markup=False,
                       soft_wrap=True)
         return UNUSABLE
-    verdict = promotion.gate(serve.spec.promotion, read_report(candidate),
-                             read_report(serving) if serving is not None else promotion.NO_SERVING_MODEL)
+    g = serve.spec.promotion.gate
+    if g.objectives() and (candidate_bench is None or (serving is not None and g.min_throughput_ratio is not None
+                                                       and serving_bench is None)):
+        console.print("note: spec.promotion.gate has serving objectives: they read the candidate's bench.json "
+                      "(--candidate-bench)" + (" and the serving model's (--serving-bench)"
+                                               if g.min_throughput_ratio is not None else ""), markup=False,
+                      soft_wrap=True)
+    verdict = promotion.gate(serve.spec.promotion, read_file(candidate),
+                             read_file(serving) if serving is not None else promotion.NO_SERVING_MODEL,
+                             read_file(candidate_bench) if candidate_bench else None,
+                             read_file(serving_bench) if serving_bench else None)
     show(verdict, console)
     return exit_code(verdict)

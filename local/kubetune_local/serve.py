@@ -26,8 +26,15 @@ from rich.markup import escape
 
 from kubetune_jobs import storage
 from kubetune_jobs.contract import env as names
-from kubetune_jobs.contract.layout import COMPLETE_MARKER, REPORT_FILE, RunLayout, ServeLayout, join
-from kubetune_jobs.contract.options import EvaluateOptions
+from kubetune_jobs.contract.layout import (
+    BENCH_FILE,
+    COMPLETE_MARKER,
+    REPORT_FILE,
+    RunLayout,
+    ServeLayout,
+    join,
+)
+from kubetune_jobs.contract.options import BenchOptions, EvaluateOptions
 from kubetune_jobs.contract.store import resolve
 from kubetune_jobs.contract.suites import suite_arg
 from kubetune_jobs.serving.example import curl
@@ -35,7 +42,7 @@ from kubetune_operator.apitypes import SpecError
 from kubetune_operator.finetunerun import api as ftr_api
 from kubetune_operator.modelserve import api, promotion, source, validation, vllm
 
-from .gate import exit_code, read_report, show
+from .gate import exit_code, read_file, show
 
 JOB = [sys.executable, "-m", "kubetune_jobs.cli"]
 
@@ -163,19 +170,33 @@ def server(argv: list[str], console: Console, *, fallback_model: str | None = No
         return transformers_server.LocalServer(servable, port=port)
 
 
-def _evaluate(local: Local, base_url: str, p: api.PromotionSpec, out: str,
-              datasets: tuple[str, ...]) -> promotion.Evidence:
-    """`kubetune-job evaluate --endpoint` as the operator's gate Job runs it; its report as the gate reads it."""
-    options = EvaluateOptions(endpoint=base_url, model=local.serve.served_name(), data=datasets, output=out,
-                              suite=tuple(suite_arg(s.name, s.limit) for s in p.suites), max_new_tokens=p.max_new_tokens)
+def _job_output(local: Local, argv: list[str], out: str, name: str) -> promotion.Evidence:
+    """Run a `kubetune-job` command line as the operator's Job runs it; the file it wrote, as the gate reads it."""
     env = {**os.environ, **(local.access.env() if local.access else {})}
-    subprocess.run([*JOB, *options.command_line()], check=False, stdout=subprocess.DEVNULL, env=env)
+    subprocess.run([*JOB, *argv], check=False, stdout=subprocess.DEVNULL, env=env)
     try:
-        return local.locate(join(out, REPORT_FILE)).read_bytes()
+        return local.locate(join(out, name)).read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
-        return promotion.Unreadable(f"{join(out, REPORT_FILE)}: {exc}")
+        return promotion.Unreadable(f"{join(out, name)}: {exc}")
+
+
+def _evaluate(local: Local, base_url: str, p: api.PromotionSpec, out: str,
+              datasets: tuple[str, ...]) -> promotion.Evidence:
+    """`kubetune-job evaluate --endpoint` as the operator's gate Job runs it; its report."""
+    options = EvaluateOptions(endpoint=base_url, model=local.serve.served_name(), data=datasets, output=out,
+                              suite=tuple(suite_arg(s.name, s.limit) for s in p.suites), max_new_tokens=p.max_new_tokens)
+    return _job_output(local, options.command_line(), out, REPORT_FILE)
+
+
+def _benchmark(local: Local, base_url: str, out: str) -> promotion.Evidence:
+    """`kubetune-job bench` as the operator's benchmark Job runs it (spec.benchmark); its bench.json, for the
+    gate's serving objectives."""
+    bm = local.spec.benchmark
+    options = BenchOptions(endpoint=base_url, model=local.serve.served_name(), concurrency=tuple(bm.concurrency),
+                           requests=bm.requests, max_tokens=bm.max_tokens, output=out)
+    return _job_output(local, options.command_line(), out, BENCH_FILE)
 
 
 def reference_target(ref: str) -> source.Target:
@@ -196,9 +217,10 @@ def gate(local: Local, against: str, port: int, console: Console, *,
     suites = [s.name for s in p.suites]
     layout = ServeLayout.of(local.root, local.serve.metadata.namespace, local.serve.metadata.name)
     reports: dict[str, promotion.Evidence] = {}
+    benches: dict[str, promotion.Evidence] = {}  # read only by a gate with serving objectives
     todo: list[tuple[str, source.Target]] = [("candidate", candidate)]
     if against.endswith(".json") and Path(against).is_file():
-        reports["serving"] = read_report(Path(against))
+        reports["serving"] = read_file(Path(against))
         console.print(f"[bold]gate[/] the serving model's scores: {escape(against)}", soft_wrap=True)
     else:
         todo.insert(0, ("serving", reference_target(against)))
@@ -214,6 +236,11 @@ def gate(local: Local, against: str, port: int, console: Console, *,
         srv = server(local.argv(target, port, template if label == "serving" else None), console).start()
         try:
             reports[label] = _evaluate(local, srv.base_url, p, out, candidate.datasets)
+            if p.gate.objectives():
+                # One server after the other on this machine: both benchmarks run alike.
+                console.print(f"[bold]gate[/] benchmarking the {label} model (spec.benchmark) for the serving "
+                              "objectives", soft_wrap=True)
+                benches[label] = _benchmark(local, srv.base_url, layout.bench(revision))
         except BaseException:
             srv.stop()
             raise
@@ -222,7 +249,8 @@ def gate(local: Local, against: str, port: int, console: Console, *,
             srv = None
         console.print(f"  done in {time.monotonic() - started:.0f} s: {join(out, REPORT_FILE)}", soft_wrap=True)
     try:
-        verdict = promotion.gate(p, reports["candidate"], reports["serving"])
+        verdict = promotion.gate(p, reports["candidate"], reports["serving"], benches.get("candidate"),
+                                 benches.get("serving"))
     except BaseException:
         if srv is not None:
             srv.stop()  # it runs in a session of its own: nothing else would stop it

@@ -148,3 +148,31 @@ def test_huge_and_deeply_nested_files_end_in_one_line_not_a_traceback(files) -> 
         out = " ".join(done.stdout.split())
         assert done.returncode == 2 and why in out, done.stdout + done.stderr
         assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_serving_objectives_read_both_benchmarks(capsys, files) -> None:
+    objectives = {**MANIFEST["spec"]["promotion"]["gate"], "maxTTFTp95Ms": 500, "minThroughputRatio": 0.9,
+                  "benchmarkConcurrency": 8}
+    doc = {**MANIFEST, "spec": {**MANIFEST["spec"], "promotion": {**MANIFEST["spec"]["promotion"], "gate": objectives}}}
+    files("obj.yaml", yaml.safe_dump(doc))
+    files("c.json", report("0.7"))
+
+    def bench(ttft: float, throughput: float) -> str:
+        return json.dumps({"complete": True, "endpoint": "http://e/v1", "model": "m", "max_tokens": 64, "levels": [
+            {"concurrency": 8, "completed": 16, "failed": 0, "output_throughput": throughput, "ttft_p95_s": ttft}]})
+
+    files("fast.json", bench(0.2, 100.0))
+    files("slow.json", bench(0.9, 100.0))
+    files("serving-bench.json", bench(0.2, 100.0))
+    d = files.dir
+    argv = ["gate", str(d / "obj.yaml"), "--candidate", str(d / "c.json"), "--serving", str(d / "serving.json"),
+            "--serving-bench", str(d / "serving-bench.json")]
+    assert cli.main([*argv, "--candidate-bench", str(d / "fast.json")]) == 0
+    assert "output tok/s at concurrency 8 >= 0.9 x serving 100.0 100.0 pass" in " ".join(capsys.readouterr().out.split())
+    assert cli.main([*argv, "--candidate-bench", str(d / "slow.json")]) == 3
+    assert "maxTTFTp95Ms: the candidate's TTFT p95 at concurrency 8 is 900 ms > 500" in capsys.readouterr().out
+    assert cli.main(argv) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--candidate-bench" in out and "the candidate's benchmark: missing" in out
+    assert cli.main([*argv, "--candidate-bench", str(d / "c.json")]) == 2, "a report is not a benchmark"
+    assert "the candidate's benchmark: not a benchmark: no `levels`" in " ".join(capsys.readouterr().out.split())
