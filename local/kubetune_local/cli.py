@@ -3,7 +3,8 @@
     kubetune run MANIFEST        run a FineTuneRun on this machine (the operator's plan, as subprocesses)
     kubetune serve MANIFEST      serve a ModelServe's model on this machine with real vLLM
     kubetune validate MANIFEST   check manifests (FineTuneRun, ModelServe) as the operator would
-    kubetune gate MANIFEST --candidate REPORT [--serving REPORT]   a ModelServe's promotion gate on reports
+    kubetune gate MANIFEST       a ModelServe's promotion gate on evaluation reports (--candidate, --serving)
+    kubetune report TARGET       write report.html of a run or a serve (curves, scores, examples, benchmark)
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
                              "objectives (maxTTFTp95Ms, minThroughputRatio)")
     decide.add_argument("--serving-bench", type=Path, default=None, metavar="BENCH.json",
                         help="the serving model's benchmark: read by minThroughputRatio")
+    report = sub.add_parser("report", help="write report.html of a run or a serve from its records")
+    report.add_argument("target", help="a run's directory (<store>/<namespace>/<run>), s3://<bucket>/<namespace>/<run>, "
+                                       "or a serve's records (.../<namespace>/serves/<serve>)")
+    report.add_argument("--output", default=None, help="where to write it (default: report.html in TARGET)")
     args = parser.parse_args(argv)
 
     console = Console()
@@ -64,6 +69,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "gate":
         return gate.run(args.manifest, args.candidate, args.serving, console, candidate_bench=args.candidate_bench,
                         serving_bench=args.serving_bench)
+    if args.command == "report":
+        from kubetune_jobs.storage import StorageError
+
+        from . import report as reports
+
+        try:
+            console.print(f"report: {reports.write(args.target, args.output)}", markup=False, highlight=False,
+                          soft_wrap=True)
+        except (reports.ReportError, OSError, StorageError) as exc:
+            console.print(f"✗ {exc}", markup=False, highlight=False, soft_wrap=True)
+            return 2
+        return 0
     from . import run
 
     store = Path(args.store or run.default_store()).expanduser()
