@@ -3,6 +3,9 @@
     kubetune run MANIFEST        run a FineTuneRun on this machine (the operator's plan, as subprocesses)
     kubetune serve MANIFEST      serve a ModelServe's model on this machine with real vLLM
     kubetune validate MANIFEST   check manifests (FineTuneRun, ModelServe) as the operator would
+
+Every command ends a failure with one line naming its cause, and stops what it started on Ctrl-C or
+SIGTERM (`lifecycle`).
 """
 
 from __future__ import annotations
@@ -11,10 +14,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from rich.console import Console
+
+def port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (1-65535)")
+    return value
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    from . import store_timeout
+
     parser = argparse.ArgumentParser(prog="kubetune", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a FineTuneRun manifest locally (no cluster needed)")
@@ -22,27 +35,44 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--store", type=Path, default=None,
                      help="artifact directory when the manifest names no object store (default ~/.cache/kubetune/runs)")
     run.add_argument("--serve", action="store_true", help="afterwards, serve the tuned model (as `kubetune serve`)")
-    run.add_argument("--port", type=int, default=8000, help="port for --serve")
+    run.add_argument("--port", type=port, default=8000, help="port for --serve")
+    run.add_argument(store_timeout.FLAG, type=store_timeout.seconds, default=None, metavar="SECONDS",
+                     help=store_timeout.HELP)
     serve = sub.add_parser("serve", help="serve a ModelServe manifest's model locally with vLLM")
     serve.add_argument("manifest", type=Path)
     serve.add_argument("--store", type=Path, default=None, help="the artifact directory `kubetune run` used")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=port, default=8000)
     serve.add_argument("--against", metavar="MODEL", default=None,
                        help="run the promotion gate first: MODEL (a directory, s3:// URI or bundled:NAME) is the "
                             "model serving now, the manifest's the candidate; serve the winner")
     serve.add_argument("--gate-only", action="store_true", help="with --against: decide and exit (0 promoted, "
                                                                  "3 rejected)")
+    serve.add_argument(store_timeout.FLAG, type=store_timeout.seconds, default=None, metavar="SECONDS",
+                       help=store_timeout.HELP)
     check = sub.add_parser("validate", help="check manifests as the operator would, without running them")
     check.add_argument("manifest", type=Path, nargs="+")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from . import lifecycle
+
+    args = build_parser().parse_args(argv)
+    with lifecycle.signals_handled():
+        return lifecycle.guarded(args.command, lambda: _command(args))
+
+
+def _command(args: argparse.Namespace) -> int:
+    from rich.console import Console
 
     console = Console()
     if args.command == "validate":
         from .validate import validate
 
         return validate(args.manifest, console)
-    from . import run
+    from . import run, store_timeout
 
+    store_timeout.configure(args.store_timeout)
     store = Path(args.store or run.default_store()).expanduser()
     if args.command == "serve":
         from . import serve
