@@ -56,11 +56,17 @@ class ServerError(RuntimeError):
 
 
 def cause(log: str, limit: int = 300) -> str:
-    """What a server's log says it died of: its last exception line, else its last non-blank line (at most
-    `limit` characters)."""
-    lines = [line.strip() for line in log.splitlines() if line.strip()]
-    found = [line for line in lines if _EXCEPTION_LINE.match(line)]
-    line = found[-1] if found else (lines[-1] if lines else "")
+    """What a server's log says it died of: its last exception line (with the indented line after it, where
+    pydantic and others put the detail), else its last non-blank line; at most `limit` characters."""
+    lines = [line.rstrip() for line in log.splitlines() if line.strip()]
+    found = [i for i, line in enumerate(lines) if _EXCEPTION_LINE.match(line)]
+    if found:
+        i = found[-1]
+        line = lines[i]
+        if i + 1 < len(lines) and lines[i + 1][:1].isspace() and not lines[i + 1].lstrip().startswith("File "):
+            line = f"{line.rstrip(':')}: {lines[i + 1].strip()}"
+    else:
+        line = lines[-1].strip() if lines else ""
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
@@ -126,14 +132,13 @@ class ServerProcess:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         began = time.monotonic()
         self._stopped = False
-        try:
-            self._proc = subprocess.Popen(self.command, stdout=self._log, stderr=subprocess.STDOUT,
-                                          env=self.env, start_new_session=True)
-        except OSError as exc:
-            self._log.close()
-            raise ServerError(f"{self.name} could not be started ({self.command[0]}): {exc}") from exc
         _live.add(self)
         try:
+            try:
+                self._proc = subprocess.Popen(self.command, stdout=self._log, stderr=subprocess.STDOUT,
+                                              env=self.env, start_new_session=True)
+            except OSError as exc:
+                raise ServerError(f"{self.name} could not be started ({self.command[0]}): {exc}") from exc
             self._wait_healthy(began)
         except BaseException:
             # Ctrl-C or SIGTERM while it starts: it runs in a session of its own, nothing else stops it.
@@ -191,7 +196,7 @@ class ServerProcess:
             finally:
                 _signal_group(proc.pid, signal.SIGKILL)
                 _reap(proc)
-                _live.discard(self)
+        _live.discard(self)
         if self._log is not None:
             self._log.close()
         if self._own_log and self.log_path is not None:
