@@ -63,9 +63,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _command(args: argparse.Namespace) -> int:
-    from rich.console import Console
+    from .lifecycle import console as make_console
 
-    console = Console()
+    console = make_console()
     if args.command == "validate":
         from .validate import validate
 

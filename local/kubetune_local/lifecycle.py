@@ -39,6 +39,32 @@ class Failure(RuntimeError):
     """A failure the command explains itself: the message is the one line the user reads."""
 
 
+class OutputClosed(Exception):
+    """Standard output was closed under the command (`kubetune run ... | head`)."""
+
+
+class _Console(Console):
+    """rich's Console, but a closed output is an exception the guard explains, not rich's silent exit(1)
+    (a SystemExit would pass by every handler that stops what the command started)."""
+
+    def on_broken_pipe(self) -> None:
+        _quiet_stdout()
+        raise OutputClosed
+
+
+def console() -> Console:
+    """The console a command prints to."""
+    return _Console()
+
+
+def say(line: str) -> None:
+    """`line` on stderr as it is (no markup, no folding); nothing if stderr is closed too."""
+    try:
+        Console(stderr=True).print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
+    except (OSError, SystemExit):
+        pass
+
+
 def _terminated(signum: int, frame: Any) -> None:
     raise Terminated
 
@@ -123,7 +149,7 @@ def _ending(command: str, exc: BaseException) -> tuple[int, str]:
     """The exit code and last line for what ended the command."""
     if isinstance(exc, KeyboardInterrupt):
         return exit_code(exc), f"kubetune {command}: stopped ({signal_name(exc)})"
-    if isinstance(exc, OSError) and exc.errno == errno.EPIPE and _stdout_closed():
+    if isinstance(exc, OutputClosed) or (isinstance(exc, OSError) and exc.errno == errno.EPIPE and _stdout_closed()):
         _quiet_stdout()
         return EXIT_FAILED, f"kubetune {command}: stopped: its output was closed (broken pipe)"
     line = known(exc)
@@ -151,5 +177,5 @@ def guarded(command: str, body: Callable[[], int]) -> int:
         # The last line is printed whatever arrives now: a signal here would end the command in a traceback.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
-        Console(stderr=True).print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
+        say(line)
     return code

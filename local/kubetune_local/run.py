@@ -128,8 +128,8 @@ class LocalRun:
             log.flush()
             env = {**self.env, **shutdown_env(STOP_GRACE_SECONDS)} if step.launch.distributed else self.env
             proc = subprocess.Popen(local_command(step), stdout=log, stderr=subprocess.STDOUT, env=env)
-            task = bar.add_task(prefix, total=None, detail="")
             try:
+                task = bar.add_task(prefix, total=None, detail="")
                 while proc.poll() is None:
                     if step.kind == "train" and step.stage:
                         self._show_training(bar, task, step.stage)
@@ -138,17 +138,19 @@ class LocalRun:
                 # A terminal's Ctrl-C reaches the job too, a SIGINT or SIGTERM sent to this process alone
                 # does not: SIGTERM asks it for the same thing either way (checkpoint after this step, stop).
                 proc.send_signal(signal.SIGTERM)
-                bar.stop()
-                self.console.print(f"[yellow]stopping[/] {prefix} ({signal_name(interrupt)}): it saves a "
-                                   "checkpoint after its current step and exits; Ctrl-C again stops it at once "
-                                   "and loses that step")
                 try:
-                    # No deadline: on a busy machine one step can take minutes, and killing the job
-                    # mid-save would lose the very checkpoint the user is waiting for.
-                    proc.wait()
-                except KeyboardInterrupt:
-                    proc.kill()
-                    proc.wait()
+                    bar.stop()
+                    self.console.print(f"[yellow]stopping[/] {prefix} ({signal_name(interrupt)}): it saves a "
+                                       "checkpoint after its current step and exits; Ctrl-C again stops it at "
+                                       "once and loses that step")
+                finally:
+                    _wait_stopped(proc)
+                raise
+            except BaseException:
+                # This command fails while the job runs (its output closed, a bug): the job stops as for
+                # Ctrl-C rather than running on without anyone to report to.
+                proc.send_signal(signal.SIGTERM)
+                _wait_stopped(proc)
                 raise
         if proc.returncode != 0:
             last = deque((line for line in log_path.read_text(errors="replace").splitlines() if line.strip()),
@@ -233,6 +235,16 @@ class LocalRun:
                 "models": {s.name: self.layout.merged(s.name) for s in stages}}},
             "reports": dict(self.reports()),
         }
+
+
+def _wait_stopped(proc: subprocess.Popen[bytes]) -> None:
+    """Wait for a job asked to stop. No deadline: on a busy machine one step can take minutes, and killing
+    the job mid-save would lose the very checkpoint the user is waiting for; a second interrupt kills it."""
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        proc.kill()
+        proc.wait()
 
 
 def _duration(seconds: float) -> str:

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from kubetune_jobs import storage
 from kubetune_jobs.contract import env as names
 
-from .lifecycle import Failure
+from .lifecycle import Failure, say
 
 FLAG = "--store-timeout"
 HELP = (f"seconds to keep retrying an object store that does not answer before giving up (sets "
@@ -83,12 +83,10 @@ class _Said(logging.Handler):
         self.hinted = False
 
     def emit(self, record: logging.LogRecord) -> None:
-        from rich.console import Console
-
         line = record.getMessage()
         if self.RETRYING in line:
             line = f"waiting: {line}"
             if not self.hinted:
                 line += f" ({FLAG} SECONDS sets how long)"
                 self.hinted = True
-        Console(stderr=True).print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
+        say(line)

@@ -265,3 +265,102 @@ def test_sigterm_while_serving_stops_the_server(store: Path, tmp_path: Path) -> 
     assert lines and lines[-1].startswith("serving at "), "".join(lines) + finish(proc)
     out = "".join(lines) + signalled(proc, tree(proc.pid), signal.SIGTERM)
     assert proc.returncode == 0 and "stopping the server (SIGTERM)" in out and "Traceback" not in out, out
+
+
+# ---------------------------------------------------------------- kubetune run
+
+
+def run_manifest(dest: Path, base_model: str, *, source: str = "bundled:quickstart-tools",
+                 storage_spec: dict | None = None) -> Path:
+    """A one-stage run of a tiny model: long enough to be interrupted while it trains, short to resume."""
+    spec = {"baseModel": base_model,
+            "stages": [{"name": "tools", "dataset": {"source": source, "format": "xlam", "maxSamples": 40,
+                                                     "noCallFraction": 0.0, "evalFraction": 0.1}}],
+            "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "targetModules": ["q_proj", "v_proj"]},
+            "training": {"batchSize": 2, "gradAccum": 1, "maxSteps": 200, "saveSteps": 1000, "maxSeqLength": 384,
+                         "loadIn4bit": False},
+            "evaluation": {"suites": [{"name": "seed-tools", "limit": 1}], "evaluateBase": False,
+                           "evaluateEveryStage": False, "maxNewTokens": 16},
+            "resources": {"gpus": 0}}
+    if storage_spec:
+        spec["storage"] = storage_spec
+    path = dest / "run.yaml"
+    path.write_text(yaml.safe_dump({"apiVersion": "kubetune.io/v1alpha1", "kind": "FineTuneRun",
+                                    "metadata": {"name": "tiny", "namespace": "default"}, "spec": spec}))
+    return path
+
+
+def test_run_into_a_store_that_is_a_file_is_named(tmp_path: Path) -> None:
+    file = tmp_path / "store"
+    file.write_text("not a directory")
+    proc = kubetune("run", str(run_manifest(tmp_path, "bundled:smollm2-135m")), "--store", str(file))
+    one_line_failure(finish(proc), proc.returncode, f"--store {file}", "cannot write there")
+
+
+def test_run_on_an_unreachable_store_gives_up_within_the_bound(tmp_path: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        manifest = run_manifest(tmp_path, "bundled:smollm2-135m", storage_spec={
+            "endpoint": f"http://127.0.0.1:{port}", "credentialsSecret": "store-keys", "bucket": "runs"})
+        proc = kubetune("run", str(manifest), "--store-timeout", "1")
+        out = finish(proc, timeout=120)
+    waiting = [line for line in out.splitlines() if line.startswith("waiting:")]
+    assert waiting and f"127.0.0.1:{port}" in waiting[0] and "--store-timeout" in waiting[0], out
+    one_line_failure(out, proc.returncode, f"127.0.0.1:{port}", "in 1 s")
+
+
+def test_a_failed_step_is_one_line_with_the_jobs_reason_and_its_log(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-data.jsonl"
+    proc = kubetune("run", str(run_manifest(tmp_path, "bundled:smollm2-135m", source=str(missing))), "--store",
+                    str(tmp_path / "store"))
+    last = one_line_failure(finish(proc), proc.returncode, "prepare-tools failed (exit 1)", "kubetune-job prepare",
+                            "log: ")
+    assert Path(last.rsplit("log: ", 1)[1].rstrip(")")).is_file()
+
+
+def test_a_closed_output_ends_the_command_in_one_line(tmp_path: Path) -> None:
+    """`kubetune run ... | head -0`: its output closed before it writes its first line."""
+    proc = kubetune("run", str(run_manifest(tmp_path, "bundled:smollm2-135m")), "--store", str(tmp_path / "store"),
+                    stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.close()
+    err = proc.stderr.read() if proc.stderr else ""
+    proc.wait(300)
+    kill(tree(proc.pid))
+    one_line_failure(err, proc.returncode, "kubetune run: stopped: its output was closed")
+    assert "Exception ignored" not in err, err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "code", "named"), SIGNALS)
+def test_a_signal_while_training_checkpoints_stops_and_resumes(sig: signal.Signals, code: int, named: str,
+                                                               tiny_qwen2: str, tmp_path: Path) -> None:
+    """SIGTERM (a container stopping, `kill`) does what Ctrl-C does: the training job saves a checkpoint
+    after its current step, the command exits 143 (130), nothing is left running, and the same command
+    resumes from that checkpoint."""
+    manifest, store = run_manifest(tmp_path, tiny_qwen2), tmp_path / "store"
+    stage = Path(RunLayout.of(str(store), "default", "tiny").stage("tools"))
+
+    def training(ps: list) -> bool:
+        try:
+            return json.loads((stage / "progress.json").read_text()).get("step", 0) >= 1
+        except (FileNotFoundError, ValueError):
+            return False
+
+    proc = kubetune("run", str(manifest), "--store", str(store))
+    procs = wait_for(proc.pid, proc, training, "training step", timeout=600)
+    assert any("kubetune_jobs.cli train" in cmdline(p) for p in procs), [cmdline(p) for p in procs]
+    out = signalled(proc, procs, sig)
+    assert proc.returncode == code and "Traceback" not in out, out
+    assert f"interrupted ({named}); run the same command again to resume tiny" in out, out
+    progress = json.loads((stage / "progress.json").read_text())
+    assert progress["state"] == "preempted" and 1 <= progress["step"] < 200, progress
+    assert (stage / "checkpoints" / f"step-{progress['step']}" / "_COMPLETE").is_file()
+    if sig != signal.SIGTERM:
+        return  # resuming is the same whichever signal stopped it (and Ctrl-C's: test_local_run.py)
+    again = kubetune("run", str(manifest), "--store", str(store))
+    out = finish(again, timeout=900)
+    assert again.returncode == 0, out
+    log = (store / "default" / "tiny" / "logs" / "train-tools.log").read_text()
+    assert f"resuming from checkpoint step {progress['step']}" in log
