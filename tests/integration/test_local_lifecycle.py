@@ -91,11 +91,13 @@ def serve_manifest(dest: Path, model: dict | None = None, storage_spec: dict | N
             "resources": {"gpus": 0},
             "promotion": {"enabled": True, "suites": [{"name": "seed-tools", "limit": 2}], "maxNewTokens": 32,
                           "gate": {"minMargin": 0.0}}}
-    if storage_spec:
-        spec["storage"] = storage_spec
-    path = dest / "serve.yaml"
-    path.write_text(yaml.safe_dump({"apiVersion": "kubetune.io/v1alpha1", "kind": "ModelServe",
-                                    "metadata": {"name": "lifecycle", "namespace": "default"}, "spec": spec}))
+    return write_manifest(dest / "serve.yaml", "ModelServe", "lifecycle", spec, storage_spec)
+
+
+def write_manifest(path: Path, kind: str, name: str, spec: dict, storage_spec: dict | None) -> Path:
+    spec = {**spec, **({"storage": storage_spec} if storage_spec else {})}
+    path.write_text(yaml.safe_dump({"apiVersion": "kubetune.io/v1alpha1", "kind": kind,
+                                    "metadata": {"name": name, "namespace": "default"}, "spec": spec}))
     return path
 
 
@@ -282,12 +284,7 @@ def run_manifest(dest: Path, base_model: str, *, source: str = "bundled:quicksta
             "evaluation": {"suites": [{"name": "seed-tools", "limit": 1}], "evaluateBase": False,
                            "evaluateEveryStage": False, "maxNewTokens": 16},
             "resources": {"gpus": 0}}
-    if storage_spec:
-        spec["storage"] = storage_spec
-    path = dest / "run.yaml"
-    path.write_text(yaml.safe_dump({"apiVersion": "kubetune.io/v1alpha1", "kind": "FineTuneRun",
-                                    "metadata": {"name": "tiny", "namespace": "default"}, "spec": spec}))
-    return path
+    return write_manifest(dest / "run.yaml", "FineTuneRun", "tiny", spec, storage_spec)
 
 
 def test_run_into_a_store_that_is_a_file_is_named(tmp_path: Path) -> None:
