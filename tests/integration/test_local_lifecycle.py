@@ -329,35 +329,45 @@ def test_a_closed_output_ends_the_command_in_one_line(tmp_path: Path) -> None:
     assert "Exception ignored" not in err, err
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code", "named"), SIGNALS)
-def test_a_signal_while_training_checkpoints_stops_and_resumes(sig: signal.Signals, code: int, named: str,
-                                                               tiny_qwen2: str, tmp_path: Path) -> None:
-    """SIGTERM (a container stopping, `kill`) does what Ctrl-C does: the training job saves a checkpoint
-    after its current step, the command exits 143 (130), nothing is left running, and the same command
-    resumes from that checkpoint."""
+def test_a_signal_during_a_step_stops_its_job(sig: signal.Signals, code: int, named: str, tmp_path: Path) -> None:
+    """The first step (prepare): the job is asked to stop as soon as it runs, and the command waits for it."""
+    proc = kubetune("run", str(run_manifest(tmp_path, "bundled:smollm2-135m")), "--store", str(tmp_path / "store"))
+    procs = wait_for(proc.pid, proc, lambda ps: any("kubetune_jobs.cli prepare" in cmdline(p) for p in ps),
+                     "prepare job")
+    out = signalled(proc, procs, sig)
+    assert proc.returncode == code and "Traceback" not in out, out
+    assert f"interrupted ({named}); run the same command again to resume tiny" in out, out
+
+
+@pytest.mark.slow
+def test_sigterm_while_training_checkpoints_and_the_same_command_resumes(tiny_qwen2: str, tmp_path: Path) -> None:
+    """SIGTERM (a container stopping, `kill`) does what Ctrl-C does (test_local_run.py): the training job
+    saves a checkpoint after its current step, the command exits 143 and nothing is left running; the same
+    command resumes from that checkpoint (and is stopped the same way again)."""
     manifest, store = run_manifest(tmp_path, tiny_qwen2), tmp_path / "store"
     stage = Path(RunLayout.of(str(store), "default", "tiny").stage("tools"))
+    train_log = store / "default" / "tiny" / "logs" / "train-tools.log"
 
-    def training(ps: list) -> bool:
+    def trained_a_step(ps: list) -> bool:
         try:
             return json.loads((stage / "progress.json").read_text()).get("step", 0) >= 1
         except (FileNotFoundError, ValueError):
             return False
 
     proc = kubetune("run", str(manifest), "--store", str(store))
-    procs = wait_for(proc.pid, proc, training, "training step", timeout=600)
+    procs = wait_for(proc.pid, proc, trained_a_step, "a training step", timeout=900)
     assert any("kubetune_jobs.cli train" in cmdline(p) for p in procs), [cmdline(p) for p in procs]
-    out = signalled(proc, procs, sig)
-    assert proc.returncode == code and "Traceback" not in out, out
-    assert f"interrupted ({named}); run the same command again to resume tiny" in out, out
+    out = signalled(proc, procs, signal.SIGTERM)
+    assert proc.returncode == 143 and "Traceback" not in out, out
+    assert "interrupted (SIGTERM); run the same command again to resume tiny" in out, out
     progress = json.loads((stage / "progress.json").read_text())
     assert progress["state"] == "preempted" and 1 <= progress["step"] < 200, progress
     assert (stage / "checkpoints" / f"step-{progress['step']}" / "_COMPLETE").is_file()
-    if sig != signal.SIGTERM:
-        return  # resuming is the same whichever signal stopped it (and Ctrl-C's: test_local_run.py)
+
+    resumed = f"resuming from checkpoint step {progress['step']}"
     again = kubetune("run", str(manifest), "--store", str(store))
-    out = finish(again, timeout=900)
-    assert again.returncode == 0, out
-    log = (store / "default" / "tiny" / "logs" / "train-tools.log").read_text()
-    assert f"resuming from checkpoint step {progress['step']}" in log
+    procs = wait_for(again.pid, again, lambda ps: resumed in train_log.read_text(), "the resumed training",
+                     timeout=900)
+    out = signalled(again, procs, signal.SIGTERM)
+    assert again.returncode == 143 and "prepare-tools: already done, skipped" in out, out
