@@ -217,9 +217,9 @@ def _evaluate(local: Local, base_url: str, p: api.PromotionSpec, out: str,
 def reference_target(ref: str) -> source.Target:
     """A model named on the command line: a directory, an s3:// URI, bundled:NAME or a Hub id."""
     path = Path(ref).expanduser()
-    if ref.startswith((".", "/", "~")) and not path.is_dir():
-        raise ServeError(f"--against {ref}: no such directory (a model directory, an s3:// URI, bundled:NAME, "
-                         "or the report.json of the serving model's evaluation)")
+    if (ref.startswith((".", "/", "~")) or ref.endswith(".json")) and not path.is_dir():
+        raise ServeError(f"--against {ref}: no such directory or file (a model directory, an s3:// URI, "
+                         "bundled:NAME, or the report.json of the serving model's evaluation)")
     if path.is_dir() and not (path / "config.json").is_file():
         raise ServeError(f"--against {ref}: the directory holds no config.json (not a model directory)")
     if ref.startswith("s3://") or path.is_dir():

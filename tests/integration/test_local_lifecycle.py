@@ -194,7 +194,7 @@ def test_a_missing_run_or_model_is_named(store: Path, tmp_path: Path) -> None:
     missing = tmp_path / "gone"
     proc = kubetune("serve", str(serve_manifest(tmp_path)), "--store", str(store), "--against", str(missing),
                     "--gate-only")
-    one_line_failure(finish(proc), proc.returncode, f"--against {missing}", "no such directory")
+    one_line_failure(finish(proc), proc.returncode, f"--against {missing}", "no such directory or file")
 
 
 def test_a_summary_that_is_not_json_is_named(tmp_path: Path) -> None:
