@@ -206,6 +206,19 @@ def test_a_summary_that_is_not_json_is_named(tmp_path: Path) -> None:
     one_line_failure(finish(proc), proc.returncode, str(summary), "not the summary")
 
 
+def test_an_unforeseen_failure_is_one_line_pointing_to_its_traceback(tmp_path: Path) -> None:
+    """The last line of defence: a summary of the right kind but the wrong shape (`status` a string) trips
+    code that trusts it; the command still ends in one line, and the traceback is in the log it names."""
+    root = tmp_path / "store"
+    summary = Path(RunLayout.of(str(root), "default", RUN).summary)
+    summary.parent.mkdir(parents=True)
+    summary.write_text(json.dumps({"kind": "FineTuneRun", "status": "Succeeded"}))
+    proc = kubetune("serve", str(serve_manifest(tmp_path)), "--store", str(root), env={"KUBETUNE_CACHE": str(tmp_path)})
+    last = one_line_failure(finish(proc), proc.returncode, "unexpected error", "the traceback is in")
+    log = Path(last.rsplit("the traceback is in ", 1)[1])
+    assert log.is_relative_to(tmp_path) and "Traceback (most recent call last)" in log.read_text()
+
+
 # ---------------------------------------------------------------- signals: nothing left behind
 
 
