@@ -22,10 +22,12 @@ from .lifecycle import Failure, say
 
 FLAG = "--store-timeout"
 HELP = (f"seconds to keep retrying an object store that does not answer before giving up (sets "
-        f"{names.S3_RETRY_BUDGET}; default: that variable, else 30 s for the first contact and "
-        f"{storage.DEFAULT_RETRY_BUDGET_S:.0f} s for each later operation)")
-# Each setting of the store's retries: whether it takes a fraction, and its least value.
-SETTINGS = {names.S3_RETRY_BUDGET: (float, 0.0), names.S3_RETRY_DELAY: (float, 0.0), names.S3_RETRIES: (int, 1)}
+        f"{names.S3_RETRY_BUDGET}; default: that variable, else {storage.CHECK_RETRY_BUDGET_S:.0f} s for the "
+        f"first contact and {storage.DEFAULT_RETRY_BUDGET_S:.0f} s for each later operation)")
+# The store's retry settings and what each must parse as: an unparsable one fails the first store operation
+# with a traceback (here or in a job), a NaN or infinite budget retries for ever.
+SECONDS_SETTINGS = (names.S3_RETRY_BUDGET, names.S3_RETRY_DELAY)
+COUNT_SETTINGS = (names.S3_RETRIES,)
 
 
 def seconds(text: str) -> float:
@@ -44,16 +46,20 @@ def configure(timeout: float | None) -> None:
     (a malformed one would fail the first store operation with a traceback, in a job or here)."""
     if timeout is not None:
         os.environ[names.S3_RETRY_BUDGET] = f"{timeout:g}"
-    for name, (kind, least) in SETTINGS.items():
+    for name in (*SECONDS_SETTINGS, *COUNT_SETTINGS):
         raw = os.environ.get(name)
         if not raw:
             continue
-        try:
-            value = kind(raw)
-        except ValueError:
-            value = None
-        if value is None or not least <= value < float("inf"):
-            raise Failure(f"{name}={raw!r} is not {'an integer' if kind is int else 'a number'} of at least {least:g}")
+        if name in COUNT_SETTINGS:
+            try:
+                int(raw)
+            except ValueError:
+                raise Failure(f"{name}={raw!r} is not a whole number of attempts") from None
+        else:
+            try:
+                seconds(raw)
+            except argparse.ArgumentTypeError as exc:
+                raise Failure(f"{name}={exc}") from None
     jobs = logging.getLogger("kubetune_jobs")
     if not any(isinstance(h, _Said) for h in jobs.handlers):
         jobs.addHandler(_Said())
