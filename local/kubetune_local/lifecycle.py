@@ -156,7 +156,7 @@ def _ending(command: str, exc: BaseException) -> tuple[int, str]:
     if line is None:
         log = _log_unexpected(command, exc)
         line = f"unexpected error: {type(exc).__name__}: {exc}" + (f"; the traceback is in {log}" if log else "")
-    return EXIT_FAILED, f"✗ {line}"
+    return EXIT_FAILED, "✗ " + " ".join(line.split())  # one line, whatever the message holds
 
 
 def guarded(command: str, body: Callable[[], int]) -> int:
@@ -172,7 +172,8 @@ def guarded(command: str, body: Callable[[], int]) -> int:
             code, line = _ending(command, exc)
     except KeyboardInterrupt as exc:  # also one arriving while a failure is being explained
         code, line = _ending(command, exc)
-    process.stop_all()
+    finally:
+        process.stop_all()  # a SystemExit from a library passes, but not before this
     if line is not None:
         # The last line is printed whatever arrives now: a signal here would end the command in a traceback.
         for sig in (signal.SIGINT, signal.SIGTERM):
