@@ -3,6 +3,7 @@
     kubetune run MANIFEST        run a FineTuneRun on this machine (the operator's plan, as subprocesses)
     kubetune serve MANIFEST      serve a ModelServe's model on this machine with real vLLM
     kubetune validate MANIFEST   check manifests (FineTuneRun, ModelServe) as the operator would
+    kubetune report TARGET       write report.html of a run or a serve (curves, scores, examples, benchmark)
 
 Every command ends a failure with one line naming its cause, and stops what it started on Ctrl-C or
 SIGTERM (`lifecycle`).
@@ -51,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help=store_timeout.HELP)
     check = sub.add_parser("validate", help="check manifests as the operator would, without running them")
     check.add_argument("manifest", type=Path, nargs="+")
+    report = sub.add_parser("report", help="write report.html of a run or a serve from its records")
+    report.add_argument("target", help="a run's directory (<store>/<namespace>/<run>), s3://<bucket>/<namespace>/<run>, "
+                                       "or a serve's records (.../<namespace>/serves/<serve>)")
+    report.add_argument("--output", default=None, help="where to write it (default: report.html in TARGET)")
     return parser
 
 
@@ -70,6 +75,18 @@ def _command(args: argparse.Namespace) -> int:
         from .validate import validate
 
         return validate(args.manifest, console)
+    if args.command == "report":
+        from kubetune_jobs.storage import StorageError
+
+        from . import report as reports
+
+        try:
+            console.print(f"report: {reports.write(args.target, args.output)}", markup=False, highlight=False,
+                          soft_wrap=True)
+        except (reports.ReportError, OSError, StorageError) as exc:
+            console.print(f"✗ {exc}", markup=False, highlight=False, soft_wrap=True)
+            return 2
+        return 0
     from . import run, store_timeout
 
     store_timeout.configure(args.store_timeout)

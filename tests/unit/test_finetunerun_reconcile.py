@@ -11,7 +11,7 @@ from kubetune_jobs.contract import records
 from kubetune_jobs.contract.layout import RunLayout
 from kubetune_operator import naming
 from kubetune_operator.finetunerun import api
-from kubetune_operator.finetunerun.plan import build_plan
+from kubetune_operator.finetunerun.plan import build_plan, stage_models
 from kubetune_operator.finetunerun.reconcile import Observed, decide
 from kubetune_operator.kube.conditions import condition
 from kubetune_operator.kube.jobs import FAILED, RUNNING, SUCCEEDED, JobView
@@ -25,7 +25,7 @@ def observed(raw: dict | None = None, status: dict | None = None, generation: in
     return Observed(name="r", generation=generation, status=status or {}, spec=spec,
                     plan=build_plan("r", "ml", spec, ROOT, uid="u-1"), layout_root=LAYOUT.root,
                     datasets={s.name: LAYOUT.data(s.name) for s in spec.stages},
-                    models={s.name: (LAYOUT.adapter(s.name), LAYOUT.merged(s.name)) for s in spec.stages},
+                    models=stage_models(LAYOUT, spec),
                     queued=bool(spec.resources.kueue_queue), **fields)
 
 
@@ -129,6 +129,17 @@ def _all_done(obs: Observed) -> Observed:
                    reports={s.label: (LAYOUT.report(s.label), records.ReportSummary(
                        complete=True, suites={"heldout": records.Suite(accuracy=0.8, false_call_rate=0.05)}))
                             for s in obs.plan if s.kind == "evaluate"})
+
+
+def test_a_last_stage_that_publishes_its_adapter_alone_records_no_merged_model() -> None:
+    raw = minimal()
+    raw["stages"][1]["training"] = {"merge": False}
+    raw["evaluation"] = {"suites": []}
+    d = decide(_all_done(observed(raw)))
+    arts = d.status["artifacts"]
+    assert d.status["phase"] == "Succeeded"
+    assert arts["adapters"] == {"chat": LAYOUT.adapter("chat"), "tools": LAYOUT.adapter("tools")}
+    assert arts["models"] == {"chat": LAYOUT.merged("chat")} and "finalModel" not in arts
 
 
 def test_a_finished_run_succeeds_once_and_is_then_left_alone() -> None:

@@ -5,6 +5,8 @@ jobs parse those command lines and write those files. Everything the two sides m
 here and nowhere else:
 
     options   each job's flags, their types and defaults (the CLI and the operator's argv both come from it)
+    hyperparams  each fine-tuning hyperparameter, declared once: the train flag, the FineTuneRun field, the
+                 trainer argument and whether it enters the step fingerprint all derive from it
     layout    artifact paths and file names under `<root>/<namespace>/<run>/`
     records   typed records the jobs write and the operator reads (progress, prepare stats, report summary)
     suites    evaluation suite names and BFCL categories (what the operator admits evaluate can run)
