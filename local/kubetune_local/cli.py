@@ -5,6 +5,9 @@
     kubetune validate MANIFEST   check manifests (FineTuneRun, ModelServe) as the operator would
     kubetune gate MANIFEST       a ModelServe's promotion gate on evaluation reports (--candidate, --serving)
     kubetune report TARGET       write report.html of a run or a serve (curves, scores, examples, benchmark)
+
+Every command ends a failure with one line naming its cause, and stops what it started on Ctrl-C or
+SIGTERM (`lifecycle`).
 """
 
 from __future__ import annotations
@@ -13,12 +16,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from rich.console import Console
 
-from . import gate
+def port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (1-65535)")
+    return value
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    from . import gate, store_timeout
+
     parser = argparse.ArgumentParser(prog="kubetune", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a FineTuneRun manifest locally (no cluster needed)")
@@ -26,16 +37,20 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--store", type=Path, default=None,
                      help="artifact directory when the manifest names no object store (default ~/.cache/kubetune/runs)")
     run.add_argument("--serve", action="store_true", help="afterwards, serve the tuned model (as `kubetune serve`)")
-    run.add_argument("--port", type=int, default=8000, help="port for --serve")
+    run.add_argument("--port", type=port, default=8000, help="port for --serve")
+    run.add_argument(store_timeout.FLAG, type=store_timeout.seconds, default=None, metavar="SECONDS",
+                     help=store_timeout.HELP)
     serve = sub.add_parser("serve", help="serve a ModelServe manifest's model locally with vLLM")
     serve.add_argument("manifest", type=Path)
     serve.add_argument("--store", type=Path, default=None, help="the artifact directory `kubetune run` used")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=port, default=8000)
     serve.add_argument("--against", metavar="MODEL", default=None,
                        help="run the promotion gate first: MODEL (a directory, s3:// URI or bundled:NAME) is the "
                             "model serving now, the manifest's the candidate; serve the winner")
     serve.add_argument("--gate-only", action="store_true", help="with --against: decide and exit (0 promoted, "
                                                                  "3 rejected, 2 unusable report)")
+    serve.add_argument(store_timeout.FLAG, type=store_timeout.seconds, default=None, metavar="SECONDS",
+                       help=store_timeout.HELP)
     check = sub.add_parser("validate", help="check manifests as the operator would, without running them")
     check.add_argument("manifest", type=Path, nargs="+")
     decide = sub.add_parser("gate", help="apply a ModelServe's promotion gate to evaluation reports (exit 0 "
@@ -59,14 +74,28 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("target", help="a run's directory (<store>/<namespace>/<run>), s3://<bucket>/<namespace>/<run>, "
                                        "or a serve's records (.../<namespace>/serves/<serve>)")
     report.add_argument("--output", default=None, help="where to write it (default: report.html in TARGET)")
-    args = parser.parse_args(argv)
+    return parser
 
-    console = Console()
+
+def main(argv: list[str] | None = None) -> int:
+    from . import lifecycle
+
+    args = build_parser().parse_args(argv)
+    with lifecycle.signals_handled():
+        return lifecycle.guarded(args.command, lambda: _command(args))
+
+
+def _command(args: argparse.Namespace) -> int:
+    from .lifecycle import console as make_console
+
+    console = make_console()
     if args.command == "validate":
         from .validate import validate
 
         return validate(args.manifest, console)
     if args.command == "gate":
+        from . import gate
+
         return gate.run(args.manifest, args.candidate, args.serving, console, candidate_bench=args.candidate_bench,
                         serving_bench=args.serving_bench)
     if args.command == "report":
@@ -81,8 +110,9 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"✗ {exc}", markup=False, highlight=False, soft_wrap=True)
             return 2
         return 0
-    from . import run
+    from . import run, store_timeout
 
+    store_timeout.configure(args.store_timeout)
     store = Path(args.store or run.default_store()).expanduser()
     if args.command == "serve":
         from . import serve

@@ -8,6 +8,9 @@ is the candidate, MODEL the one serving (or the report.json of its evaluation on
 operator reuses recorded scores); both are evaluated on `spec.promotion.suites` through their endpoints,
 the gate decides (`kubetune gate`'s function and table), and the winner is served (`--gate-only`: decide and
 exit, 0 promoted, 3 rejected, 2 a report that is not one).
+
+Every server it starts is stopped on the way out, however it ends (Ctrl-C or SIGTERM while vLLM starts,
+while the gate evaluates, while it serves); a failure ends in one line naming its cause (`lifecycle`).
 """
 
 from __future__ import annotations
@@ -37,17 +40,20 @@ from kubetune_jobs.contract.layout import (
 from kubetune_jobs.contract.options import BenchOptions, EvaluateOptions
 from kubetune_jobs.contract.store import resolve
 from kubetune_jobs.contract.suites import suite_arg
+from kubetune_jobs.serving import process
 from kubetune_jobs.serving.example import curl
 from kubetune_operator.apitypes import SpecError
 from kubetune_operator.finetunerun import api as ftr_api
 from kubetune_operator.modelserve import api, promotion, source, vllm
 
+from . import store_timeout
 from .gate import exit_code, read_file, show
+from .lifecycle import Failure, signal_name
 
 JOB = [sys.executable, "-m", "kubetune_jobs.cli"]
 
 
-class ServeError(RuntimeError):
+class ServeError(Failure):
     """The manifest names nothing this machine can serve; the message says why and what to run."""
 
 
@@ -78,10 +84,29 @@ class Local:
         self.access = resolve(self.spec.storage.endpoint, secure=self.spec.storage.secure) \
             if self.spec.storage.endpoint else None
         self.root = f"s3://{self.spec.storage.bucket}" if self.access else str(store)
+        if not self.access and store.exists() and not store.is_dir():
+            raise ServeError(f"--store {store}: not a directory (the artifact directory `kubetune run` used)")
         self.workdir = Path(tempfile.mkdtemp(prefix="kubetune-serve-"))
 
     def locate(self, uri: str) -> storage.Location:
+        if storage.is_remote(uri) and self.access is None and resolve() is None:
+            raise ServeError(f"{uri} is in an object store, and none is named: set spec.storage.endpoint "
+                             f"(keys from {names.ACCESS_KEY} and {names.SECRET_KEY}) or {names.S3_ENDPOINT}")
         return storage.location(uri, self.access)
+
+    def reach(self) -> None:
+        """The first contact with the store the manifest's model is in (when it is in one): an unreachable
+        store is waited for within the first-contact bound, saying so, then given up on."""
+        model = self.spec.model
+        if model.fine_tune_run:
+            uri = RunLayout.of(self.root, self.serve.metadata.namespace, model.fine_tune_run.name).summary
+        elif model.uri:
+            uri = join(model.uri, COMPLETE_MARKER)
+        else:
+            return
+        if storage.is_remote(uri):
+            with store_timeout.first_contact():
+                self.locate(uri).exists()
 
     def run_object(self) -> dict[str, Any] | None:
         """The FineTuneRun `kubetune run` finished into this store (its summary), or None."""
@@ -89,9 +114,14 @@ class Local:
         assert ref is not None
         layout = RunLayout.of(self.root, self.serve.metadata.namespace, ref.name)
         try:
-            return json.loads(self.locate(layout.summary).read_bytes())
+            run = json.loads(self.locate(layout.summary).read_bytes())
         except FileNotFoundError:
             return None
+        except ValueError as exc:  # not UTF-8, not JSON
+            raise ServeError(f"{layout.summary}: not the summary `kubetune run` writes ({exc})") from None
+        if not isinstance(run, dict):
+            raise ServeError(f"{layout.summary}: not the summary `kubetune run` writes (not a JSON object)")
+        return run
 
     def target(self) -> source.Target:
         run = self.run_object() if self.spec.model.fine_tune_run else None
@@ -147,7 +177,7 @@ class Local:
 
 def server(argv: list[str], console: Console, *, fallback_model: str | None = None) -> Any:
     """A server to start (`with` it): real vLLM, else (labelled) `transformers serve` on the same model."""
-    from kubetune_jobs.serving import process, vllm_server
+    from kubetune_jobs.serving import vllm_server
 
     env = dict(os.environ)
     key = os.environ.get(names.API_KEY)
@@ -155,9 +185,9 @@ def server(argv: list[str], console: Console, *, fallback_model: str | None = No
         env[vllm.API_KEY_ENV] = key
     try:
         return vllm_server.VLLMServer(argv, env=env)
-    except process.ServerError as exc:
-        if fallback_model is None or "not installed" not in str(exc):
-            raise
+    except vllm_server.NotInstalled as exc:
+        if fallback_model is None:
+            raise ServeError(f"the gate evaluates through vLLM: {exc}") from None
         from kubetune_jobs.serving import template, transformers_server
 
         console.print(f"[yellow]fallback[/] {exc}\n  serving with `transformers serve` instead: the same "
@@ -170,7 +200,14 @@ def server(argv: list[str], console: Console, *, fallback_model: str | None = No
 def _job_output(local: Local, argv: list[str], out: str, name: str) -> promotion.Evidence:
     """Run a `kubetune-job` command line as the operator's Job runs it; the file it wrote, as the gate reads it."""
     env = {**os.environ, **(local.access.env() if local.access else {})}
-    subprocess.run([*JOB, *argv], check=False, stdout=subprocess.DEVNULL, env=env)
+    # Its log to a file: a job's output (an interrupted import's traceback included) is not this command's.
+    log_path = local.workdir / f"{argv[0]}-{Path(out).name}.log"
+    with open(log_path, "ab") as log:
+        done = subprocess.run([*JOB, *argv], check=False, stdout=log, stderr=subprocess.STDOUT, env=env)
+    if done.returncode != 0:
+        tail = log_path.read_text(errors="replace").strip().splitlines()
+        local.console.print(f"  kubetune-job {argv[0]} failed (exit {done.returncode}): {tail[-1] if tail else ''} "
+                            f"(log: {log_path})", markup=False, highlight=False, emoji=False, soft_wrap=True)
     try:
         return local.locate(join(out, name)).read_bytes()
     except FileNotFoundError:
@@ -198,7 +235,13 @@ def _benchmark(local: Local, base_url: str, out: str) -> promotion.Evidence:
 
 def reference_target(ref: str) -> source.Target:
     """A model named on the command line: a directory, an s3:// URI, bundled:NAME or a Hub id."""
-    if ref.startswith("s3://") or Path(ref).expanduser().is_dir():
+    path = Path(ref).expanduser()
+    if (ref.startswith((".", "/", "~")) or ref.endswith(".json")) and not path.is_dir():
+        raise ServeError(f"--against {ref}: no such directory or file (a model directory, an s3:// URI, "
+                         "bundled:NAME, or the report.json of the serving model's evaluation)")
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise ServeError(f"--against {ref}: the directory holds no config.json (not a model directory)")
+    if ref.startswith("s3://") or path.is_dir():
         return source.Target(ref, uri=str(Path(ref).expanduser()) if not ref.startswith("s3://") else ref)
     return source.Target(ref, hub=ref)
 
@@ -275,7 +318,7 @@ def _serve(local: Local, target: source.Target, port: int, console: Console, sta
         key_env = names.API_KEY if os.environ.get(names.API_KEY) else None
         console.print(f"\nserving at [bold]{srv.base_url}[/] as model {local.serve.served_name()!r} "
                       f"(ready in {time.monotonic() - started:.0f} s; metrics at {srv.base_url[:-3]}/metrics; "
-                      "Ctrl-C stops)\n", soft_wrap=True)
+                      "Ctrl-C or SIGTERM stops)\n", soft_wrap=True)
         console.print(curl(srv.base_url, local.serve.served_name(), api_key_env=key_env), markup=False,
                       highlight=False, soft_wrap=True)
         if local.spec.api_key_secret and not key_env:
@@ -284,11 +327,10 @@ def _serve(local: Local, target: source.Target, port: int, console: Console, sta
         try:
             while srv.running:
                 time.sleep(1.0)
-        except KeyboardInterrupt:
-            console.print("\nstopping the server")
+        except KeyboardInterrupt as interrupt:  # SIGTERM too: asked to stop, serving ends as it should
+            console.print(f"\nstopping the server ({signal_name(interrupt)})")
             return 0
-        console.print(f"[red]✗[/] the server stopped (exit {srv.returncode}):\n{srv.log_tail()}")
-        return 1
+        raise srv.failure(f"the server stopped (exit {srv.returncode})")
 
 
 def run(manifest: str | Path, store: Path, port: int, console: Console, *, against: str | None = None,
@@ -299,22 +341,26 @@ def run(manifest: str | Path, store: Path, port: int, console: Console, *, again
         console.print(f"invalid manifest {manifest}: {exc}", markup=False, emoji=False, highlight=False,
                       soft_wrap=True)
         return 2
+    # Before any work: the port is read by every server this command starts, one after the other.
+    if not process.port_free(port):
+        raise ServeError(f"port {port} on 127.0.0.1 is already in use (--port picks another)")
     local = Local(serve, store, console)
+    local.reach()
+    evaluated = None
     try:
         if against:
             verdict, target, evaluated = gate(local, against, port, console, keep=not gate_only)
             console.print()
             show(verdict, console)
             if not verdict.passed or gate_only:
-                if evaluated is not None:
-                    evaluated.stop()
                 return exit_code(verdict)
             # Promoted: the server the candidate was evaluated on serves on, as a rollout would.
-            return serve_forever(local, target, port, console, started_server=evaluated)
+            started, evaluated = evaluated, None
+            return serve_forever(local, target, port, console, started_server=started)
         return serve_forever(local, local.target(), port, console)
-    except ServeError as exc:
-        console.print(f"[red]✗[/] {exc}", markup=False)
-        return 1
+    finally:
+        if evaluated is not None:
+            evaluated.stop()
 
 
 def serve_run(run: ftr_api.FineTuneRun, store: Path, port: int, console: Console) -> int:
@@ -327,8 +373,4 @@ def serve_run(run: ftr_api.FineTuneRun, store: Path, port: int, console: Console
                               spec=api.ModelServeSpec(model=api.ModelSource(fine_tune_run={"name": name}),
                                                       served_model_name=name, storage=run.spec.storage))
     local = Local(manifest, store, console)
-    try:
-        return serve_forever(local, local.target(), port, console)
-    except ServeError as exc:
-        console.print(f"[red]✗[/] {exc}", markup=False)
-        return 1
+    return serve_forever(local, local.target(), port, console)
