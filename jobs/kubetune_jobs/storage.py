@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .contract import env as names
-from .contract import locations
+from .contract import locations, retries
 from .contract.layout import COMPLETE_MARKER, COMPLETE_MARKER_MAX_BYTES
 from .contract.locations import TooLarge, is_remote
 from .contract.retries import MAX_BACKOFF_S, StorageError, backoff, budget, retry_budget
@@ -41,6 +41,7 @@ __all__ = ["COMPLETE_MARKER", "MAX_BACKOFF_S", "FileEntry", "LocalLocation", "Lo
            "ReadOnlyError", "ReadOnlyLocation", "S3Location", "StorageError", "TooLarge", "backoff", "is_remote",
            "location", "parse_manifest", "retry_budget", "sha256_bytes", "sha256_file"]
 
+DEFAULT_RETRY_BUDGET_S = retries.DEFAULT_RETRY_BUDGET_S
 CHECK_RETRY_BUDGET_S = 30.0
 # A manifest naming more than this is refused before anything is fetched (KUBETUNE_MAX_DIR_BYTES overrides):
 # far above any model this project trains (a 70B model in bf16 is ~140 GB), far below a disk-filling lie.

@@ -99,21 +99,30 @@ def test_serve_refuses_a_model_whose_marker_is_over_its_cap(store: dict, tmp_pat
            f"{COMPLETE_MARKER_MAX_BYTES})" in out
 
 
-def test_serve_against_a_report_over_its_cap_is_refused_before_any_server(tmp_path: Path, capsys,
-                                                                          monkeypatch) -> None:
-    store = {"root": str(tmp_path / "store"), "dir": tmp_path / "store", "spec": None}
-    model = f"{store['root']}/ns/ft/stages/tools/merged"
-    write(f"{model}/config.json", b"{}")
-    write(f"{model}/{COMPLETE_MARKER}", json.dumps({"config.json": {"size": 2, "sha256": "0" * 64}}).encode())
-    write(RunLayout.of(store["root"], NS, "ft").summary, json.dumps(run_summary(store, model)).encode())
-    serving = tmp_path / "serving" / "report.json"
-    size = records.ReportSummary.max_bytes + 1
-    write(str(serving), b'{"complete": true, "suites": {}}', size)
-    code, out = kubetune(capsys, monkeypatch, "serve", str(serve_manifest(tmp_path, store)), "--store", str(store["dir"]),
-                         "--against", str(serving), "--gate-only")
-    assert code == 1
-    assert f"--against: {serving} is unusable, too large ({size} bytes > {records.ReportSummary.max_bytes})" in out
-    assert "evaluating" not in out  # no server was started for either side
+def test_gate_refuses_a_benchmark_over_its_cap_unread(tmp_path: Path, capsys, monkeypatch) -> None:
+    """`kubetune gate` (and `kubetune serve --against`, through the same reader) with serving objectives: the
+    candidate's bench.json is read no further than a BenchReport's cap; within it, the same figures pass."""
+    gate = {"minAccuracy": {"seed-tools": 0.5}, "maxTTFTp95Ms": 500, "benchmarkConcurrency": 8}
+    manifest = tmp_path / "serve.yaml"
+    manifest.write_text(yaml.safe_dump({"apiVersion": "kubetune.io/v1alpha1", "kind": "ModelServe",
+                                        "metadata": {"name": "assistant"}, "spec": {
+                                            "model": {"uri": "s3://kubetune/models/tools"}, "promotion": {
+                                                "enabled": True, "suites": [{"name": "seed-tools"}], "gate": gate}}}))
+    candidate = tmp_path / "report.json"
+    candidate.write_text(json.dumps({"complete": True, "suites": {"seed-tools": {"accuracy": 0.7}}}))
+    bench = {"complete": True, "endpoint": "http://e/v1", "model": "m", "max_tokens": 64, "levels": [
+        {"concurrency": 8, "completed": 16, "failed": 0, "duration_s": 1.0, "request_throughput": 16.0,
+         "output_tokens": 1024, "output_throughput": 100.0, "ttft_p95_s": 0.2}]}
+    fits, huge = tmp_path / "fits.json", tmp_path / "huge.json"
+    fits.write_bytes(json.dumps(bench).encode())
+    size = records.BenchReport.max_bytes + 1
+    write(str(huge), json.dumps(bench).encode(), size)
+    argv = ["gate", str(manifest), "--candidate", str(candidate)]
+    code, out = kubetune(capsys, monkeypatch, *argv, "--candidate-bench", str(fits))
+    assert code == 0, out
+    code, out = kubetune(capsys, monkeypatch, *argv, "--candidate-bench", str(huge))
+    assert code == 2
+    assert f"{huge} is unusable, too large ({size} bytes > {records.BenchReport.max_bytes})" in " ".join(out.split())
 
 
 def quickstart(store: dict, tmp_path: Path) -> Path:

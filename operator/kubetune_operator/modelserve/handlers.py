@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import kopf
 from kubernetes_asyncio import client as k8s
@@ -36,10 +35,9 @@ from ..kube.events import post
 from ..kube.jobs import SUCCEEDED, JobView
 from ..kube.objects import NotOurs, Objects, Refused, text_values
 from ..kube.owner import Owner
-from . import api, reconcile, resources, source, validation
+from . import api, promotion, reconcile, resources, source, validation
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 KIND = api.RESOURCE
 CHILDREN = (("apps/v1", "Deployment"), ("v1", "Service"), ("v1", "ConfigMap"), ("batch/v1", "Job"), ("v1", "Secret"))
 OPTIONAL_CHILDREN = (("monitoring.coreos.com/v1", "PodMonitor"), ("keda.sh/v1alpha1", "ScaledObject"),
@@ -91,38 +89,48 @@ class _Reads:
         self.error: str | None = None
         self.unusable: dict[str, str] = {}  # model directory -> why its marker cannot be used
 
-    async def _read(self, uri: str, read: Callable[[locations.Location], T]) -> T | None:
+    async def _get(self, uri: str, limit: int) -> tuple[bytes | None, str | None]:
+        """The object's bytes, at most `limit` of them (None when absent), or why it could not be read. TooLarge
+        propagates: what an object over its cap means depends on what it is."""
         if self.access is None and uri.startswith("s3://"):
-            self.error = f"reading {uri}: no object store endpoint configured (spec.storage.endpoint)"
-            return None
+            return None, f"reading {uri}: no object store endpoint configured (spec.storage.endpoint)"
         try:
-            return await asyncio.to_thread(read, locations.location(uri, self.access))
+            return await asyncio.to_thread(locations.location(uri, self.access).read_bytes, limit), None
         except FileNotFoundError:
-            return None
-        except Exception as exc:  # noqa: BLE001 - TooLarge, StorageError, S3Error: report, go on
-            self.error = f"reading {uri}: {type(exc).__name__}: {exc}"
-            return None
+            return None, None
+        except locations.TooLarge:
+            raise
+        except Exception as exc:  # noqa: BLE001 - StorageError, S3Error: report, go on
+            return None, f"reading {uri}: {type(exc).__name__}: {exc}"
 
     async def marker(self, directory: str) -> bytes | None:
         """The completeness marker of a model directory, or None (absent, unusable or unreadable)."""
-        def read(loc: locations.Location) -> bytes | None:
-            try:
-                return loc.read_bytes(limit=COMPLETE_MARKER_MAX_BYTES)
-            except locations.TooLarge as exc:
-                self.unusable[directory] = str(exc)
-                return None
+        try:
+            data, error = await self._get(join(directory, COMPLETE_MARKER), COMPLETE_MARKER_MAX_BYTES)
+        except locations.TooLarge as exc:
+            self.unusable[directory] = str(exc)
+            return None
+        self.error = error or self.error
+        return data
 
-        return await self._read(join(directory, COMPLETE_MARKER), read)
-
-    async def record(self, uri: str, record: type[records.R]) -> records.R | None:
-        return await self._read(uri, lambda loc: locations.read_record(loc, record))
+    async def evidence(self, uri: str, record: type[records.R]) -> promotion.Evidence:
+        """A report or a benchmark as the gate takes it: its bytes (at most its kind's cap), None when absent,
+        or why it could not be read (its being over the cap included: unread, never parsed)."""
+        try:
+            data, error = await self._get(uri, record.max_bytes)
+        except locations.TooLarge as exc:
+            return promotion.Unreadable(str(exc))
+        if error:
+            self.error = error
+            return promotion.Unreadable(error)
+        return data
 
 
 async def observe(ctx: Context, body: dict[str, Any]) -> reconcile.Observed:
     meta = body["metadata"]
     name, namespace = meta["name"], meta["namespace"]
     obs = reconcile.Observed(name=name, namespace=namespace, generation=meta.get("generation"),
-                             status=dict(body.get("status") or {}), now=now())
+                             status=api.parse_status(body.get("status")), now=now())
     try:
         manifest = api.parse_manifest({"apiVersion": api.API_VERSION, "kind": api.KIND,
                                        "metadata": {"name": name, "namespace": namespace},
@@ -178,9 +186,9 @@ async def observe(ctx: Context, body: dict[str, Any]) -> reconcile.Observed:
     layout = resources.results_layout(spec, namespace, name)
     for revision in obs.deployments:
         if obs.jobs.get(resources.bench_job_name(name, revision), JobView("", "")).state == SUCCEEDED:
-            obs.bench[revision] = await reads.record(layout.bench_file(revision), records.BenchReport)
+            obs.bench[revision] = await reads.evidence(layout.bench_file(revision), records.BenchReport)
         if obs.jobs.get(resources.gate_job_name(name, revision, spec.promotion), JobView("", "")).state == SUCCEEDED:
-            obs.reports[revision] = await reads.record(layout.report(revision), records.ReportSummary)
+            obs.reports[revision] = await reads.evidence(layout.report(revision), records.ReportSummary)
     obs.store_error = reads.error
     return obs
 
@@ -244,7 +252,8 @@ async def reconcile_serve(ctx: Context, namespace: str, name: str) -> None:
                 decision = reconcile.decide(obs)
             for event in decision.events:
                 post(body, event)
-            await status_io.write(ctx.api, KIND, namespace, name, dict(body.get("status") or {}), decision.status)
+            await status_io.write(ctx.api, KIND, namespace, name, dict(body.get("status") or {}),
+                                  decision.status.wire())
         except ApiException as exc:
             metrics.reconcile_error(namespace, metrics.MODELSERVE, f"Http{exc.status}")
             raise kopf.TemporaryError(f"API error {exc.status}: {exc.reason}", delay=5) from None
@@ -254,13 +263,12 @@ async def reconcile_serve(ctx: Context, namespace: str, name: str) -> None:
         _record(namespace, name, obs, decision.status)
 
 
-def _record(namespace: str, name: str, obs: reconcile.Observed, status: dict[str, Any]) -> None:
+def _record(namespace: str, name: str, obs: reconcile.Observed, status: api.ModelServeStatus) -> None:
     """Ready or not, the serving revision's ready replicas and the decisions new in its history."""
-    seen = obs.status.get("history") or []
-    new = [(e["decision"], e["reason"]) for e in status.get("history") or [] if e not in seen]
-    ready = any(c.get("type") == reconcile.READY and c.get("status") == "True" for c in status.get("conditions") or [])
+    new = [(e.decision, e.reason) for e in status.history if e not in obs.status.history]
+    ready = any(c.type == reconcile.READY and c.status == "True" for c in status.conditions)
     model_name = obs.build.served_name if obs.build is not None else name
-    metrics.serve_seen(namespace, name, model_name, ready, int(status.get("readyReplicas") or 0), new)
+    metrics.serve_seen(namespace, name, model_name, ready, status.ready_replicas, new)
 
 
 async def delete_children(ctx: Context, body: dict[str, Any]) -> None:
