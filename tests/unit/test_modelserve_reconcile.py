@@ -193,7 +193,8 @@ def test_a_candidate_never_ready_is_rejected_after_the_timeout() -> None:
 def test_recorded_scores_of_the_serving_revision_are_reused() -> None:
     s = gated()
     o, old, new = changed(s)
-    status = {**o.status, "evaluations": {old: {"seed-tools": 0.3, "_suites": resources.suites_digest(s.promotion)}}}
+    status = {**o.status, "evaluations": {old: {"seed-tools": 0.3}},
+              "evaluatedSuites": {old: resources.suites_digest(s.promotion)}}
     o = replace(o, status=status)
     d = decide(replace(o, status=decide(o).status, deployments={**ready(old), **ready(new)}))
     jobs = [m["metadata"]["name"] for m in d.apply if m["kind"] == "Job"]

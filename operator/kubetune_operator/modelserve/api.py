@@ -278,6 +278,8 @@ class ModelServeStatus(_Model):
     tokens_per_second: float | None = _f(None, "Best output tok/s of the serving revision's benchmark.")
     benchmark: BenchmarkResult | None = _f(None, "The serving revision's benchmark.")
     evaluations: dict[str, dict[str, float]] = _f({}, "Mean accuracy per suite, per revision evaluated.")
+    evaluated_suites: dict[str, str] = _f({}, "Per revision in `evaluations`: the digest of the promotion suites "
+                                          "its figures were measured on (a change of suites measures again).")
     rejected: list[str] = _f([], "Revisions the gate rejected (not retried).", max_length=32)
     history: list[HistoryEntry] = _f([], "Rollouts, promotions and rejections, newest last.", max_length=50)
     conditions: list[Condition] = _f([], "Ready, Progressing, Degraded.", max_length=16)

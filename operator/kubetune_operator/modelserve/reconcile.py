@@ -99,6 +99,7 @@ class _Decide:
         self.status.setdefault("history", [])
         self.status.setdefault("rejected", [])
         self.status.setdefault("evaluations", {})
+        self.status.setdefault("evaluatedSuites", {})
 
     # -- helpers
     def cond(self, type_: str, status: str, reason: str, message: str) -> None:
@@ -319,7 +320,7 @@ class _Decide:
         digest = resources.suites_digest(spec.promotion)
         needed = [revision]
         recorded = self.status["evaluations"].get(cur[0])
-        if not (recorded and recorded.get("_suites") == digest):
+        if not (recorded and self.status["evaluatedSuites"].get(cur[0]) == digest):
             needed.append(cur[0])
         pending = []
         for rev in needed:
@@ -341,12 +342,13 @@ class _Decide:
                                 f"evaluation of revision {rev} left no complete report")
                     return None
                 figures = promotion.scores(report, [s.name for s in spec.promotion.suites])
-                self.status["evaluations"][rev] = {**figures, "_suites": digest}
+                self.status["evaluations"][rev] = figures
+                self.status["evaluatedSuites"][rev] = digest
         if pending:
             self.cond(PROGRESSING, "True", "Evaluating",
                       f"evaluating revision {', '.join(pending)} for promotion; revision {cur[0]} serves")
             return None
-        current_scores = {k: v for k, v in self.status["evaluations"][cur[0]].items() if k != "_suites"}
+        current_scores = dict(self.status["evaluations"][cur[0]])
         verdict = promotion.gate(spec.promotion, obs.reports.get(revision), current_scores)
         if not verdict.passed:
             self.reject(revision, target, "PromotionRejected", verdict.message)
