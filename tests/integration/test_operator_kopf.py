@@ -135,6 +135,35 @@ def test_run_walks_the_plan_in_order_to_succeeded(cluster: EmulatedCluster, stor
                                      {"namespace": NS, "kind": "train"}) >= 2
 
 
+def test_figures_that_are_not_numbers_never_block_the_status_and_fail_the_gate(cluster: EmulatedCluster,
+                                                                              store: dict) -> None:
+    """A diverged training writes `"loss": NaN` to progress.json and an evaluation can write a NaN accuracy. JSON
+    has no NaN: an API server refuses a status write holding one, whole, so the run's status would stop moving
+    (and a NaN accuracy compared with a gate passes it). The status leaves such a figure out; the gate fails."""
+    manifest = run_manifest("nan", store, stages=[{"name": "chat", "dataset": {
+        "source": "HuggingFaceH4/ultrachat_200k", "format": "ultrachat"}}], evaluation={
+        "suites": [{"name": "heldout"}], "evaluateBase": False, "gates": {"minAccuracy": {"heldout": 0.5}}})
+    run = layout.RunLayout.of(f"s3://{store['bucket']}", NS, "nan")
+    with OperatorThread(cluster.url):
+        cluster.create(manifest)
+        seen: set[str] = set()
+        assert next_job(cluster, "nan", seen) == "prepare-chat"
+        cluster.finish_job(NS, naming.job_name("nan", "prepare-chat"))
+        assert next_job(cluster, "nan", seen) == "train-chat"
+        location(run.progress("chat")).write_bytes(b'{"state": "running", "step": 3, "total": 9, "loss": NaN, '
+                                                   b'"tokens_per_second": Infinity}')
+        wait_for(lambda: status(cluster, "nan").get("progress") == "3/9", what="progress 3/9")
+        assert status(cluster, "nan")["stages"][0] == {"name": "chat", "phase": "Training", "step": 3, "total": 9}
+        cluster.finish_job(NS, naming.job_name("nan", "train-chat"))
+        assert next_job(cluster, "nan", seen) == "eval-chat"
+        location(run.report("chat")).write_bytes(b'{"complete": true, "suites": {"heldout": {"accuracy": NaN}}}')
+        cluster.finish_job(NS, naming.job_name("nan", "eval-chat"))
+        wait_for(lambda: status(cluster, "nan").get("phase") == "Failed", what="phase Failed")
+    cond = condition(cluster, "nan", "Succeeded")
+    assert cond["reason"] == "GateNotMet" and "spec.evaluation.gates.minAccuracy.heldout" in cond["message"]
+    assert status(cluster, "nan")["evaluations"][0]["suites"] == [{"suite": "heldout"}]
+
+
 def test_kueue_run_waits_for_admission(cluster: EmulatedCluster) -> None:
     with OperatorThread(cluster.url):
         cluster.create(run_manifest("queued", resources={"kueueQueue": "team-a"}))

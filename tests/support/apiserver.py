@@ -207,7 +207,8 @@ class CustomResourceSchema:
         """The object as stored (pruned, defaulted), or `Refused`: what an API server does with a create
         (`old` None) or with the object an update would leave."""
         obj = default(self.schema, prune(self.schema, new))
-        before = _MISSING if old is None else old
+        # The old object is read from storage as the schema has it too (pruned, defaulted).
+        before = _MISSING if old is None else default(self.schema, prune(self.schema, old))
         problems = [m for e in self._validator.iter_errors(obj) for m in _messages(e)]
         problems += cel_failures(self.schema, obj, before)
         causes = [Cause(field_path(p), m) for p, m in problems if not ratcheted(p, obj, before)]

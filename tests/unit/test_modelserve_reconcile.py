@@ -11,9 +11,10 @@ from test_modelserve_resources import BUILD, RUN, spec, target
 from kubetune_jobs.contract import records
 from kubetune_operator.kube.conditions import condition
 from kubetune_operator.kube.jobs import FAILED, RUNNING, SUCCEEDED, JobView
-from kubetune_operator.modelserve import resources, source
-from kubetune_operator.modelserve.reconcile import DeploymentView, Observed, decide
+from kubetune_operator.modelserve import api, reconcile, resources, source
+from kubetune_operator.modelserve.reconcile import Decision, DeploymentView, Observed
 from kubetune_operator.modelserve.source import Target, Unavailable, Waiting
+from support.crd_status import assert_written_whole
 
 T0 = "2026-12-01T10:00:00Z"
 
@@ -29,6 +30,13 @@ def obs(s=None, t: Target | Waiting | Unavailable | None = None, status=None, no
     desired = source.revision(s, res, BUILD.served_name, BUILD.vllm_image) if isinstance(res, Target) else None
     return Observed(name="assistant", namespace="ml", generation=1, status=status or {}, now=now, build=BUILD,
                     spec=s, resolution=res, desired=desired, **fields)
+
+
+def decide(o: Observed) -> Decision:
+    """The decision, its status checked as the API server checks the write (accepted whole, nothing pruned)."""
+    d = reconcile.decide(o)
+    assert_written_whole(api.RESOURCE, d.status)
+    return d
 
 
 def cond(d, type_: str) -> dict:
@@ -99,6 +107,21 @@ def test_the_benchmark_reaches_the_status() -> None:
     assert d.status["tokensPerSecond"] == 341.3 and d.status["benchmark"]["ttftP95Seconds"]["8"] == 0.2
     again = decide(obs(status=d.status, deployments=ready(rev), jobs=job, bench={rev: bench}))
     assert not any(m["kind"] == "Job" for m in again.apply), "a revision is benchmarked once"
+
+
+def test_a_benchmark_figure_that_is_not_a_number_stays_out_of_the_status() -> None:
+    """bench.json comes from the store: a NaN or an Infinity in it must not make the status unwritable (an
+    API server refuses a status holding one, whole, and would refuse every later write of it the same way)."""
+    status, rev = serving()
+    bench = records.BenchReport(complete=True, endpoint="e", model="assistant", max_tokens=64, levels=[
+        records.BenchLevel(concurrency=1, completed=16, failed=0, duration_s=10, request_throughput=1.6,
+                           output_tokens=1024, output_throughput=float("inf"), ttft_p95_s=float("nan")),
+        records.BenchLevel(concurrency=8, completed=16, failed=0, duration_s=3, request_throughput=5.3,
+                           output_tokens=1024, output_throughput=341.3, ttft_p95_s=0.2)])
+    job = {resources.bench_job_name("assistant", rev): JobView("b", SUCCEEDED)}
+    d = decide(obs(status=status, deployments=ready(rev), jobs=job, bench={rev: bench}))
+    assert d.status["benchmark"]["outputTokensPerSecond"] == {"8": 341.3}
+    assert d.status["benchmark"]["ttftP95Seconds"] == {"8": 0.2} and d.status["tokensPerSecond"] == 341.3
 
 
 def changed(s=None) -> tuple[Observed, str, str]:

@@ -25,6 +25,7 @@ from kubetune_jobs.contract import records
 
 from ..kube.conditions import condition, now, set_condition
 from ..kube.events import Event
+from ..kube.figures import figure
 from ..kube.jobs import FAILED, SUCCEEDED, JobView
 from . import api, promotion, resources
 from .source import Target, Unavailable, Waiting
@@ -399,12 +400,13 @@ class _Decide:
         layout = resources.results_layout(spec, obs.namespace, obs.name)
         result: dict[str, Any] = {"revision": revision, "report": layout.bench_file(revision), "failed": 0}
         if report is not None:
+            # Figures from the store: one that is not a finite number is left out (`kube.figures`).
             result["outputTokensPerSecond"] = {str(lv.concurrency): round(lv.output_throughput, 2)
-                                               for lv in report.levels}
+                                               for lv in report.levels if figure(lv.output_throughput) is not None}
             result["ttftP95Seconds"] = {str(lv.concurrency): round(lv.ttft_p95_s, 4) for lv in report.levels
-                                        if lv.ttft_p95_s is not None}
+                                        if figure(lv.ttft_p95_s) is not None}
             result["failed"] = sum(lv.failed for lv in report.levels)
-            best = max((lv.output_throughput for lv in report.levels), default=None)
+            best = max(map(float, result["outputTokensPerSecond"].values()), default=None)
             self.status["tokensPerSecond"] = round(best, 2) if best is not None else None
             self.event("Normal", "Benchmarked", f"revision {revision}: " + ", ".join(
                 f"{c}: {v} tok/s" for c, v in result["outputTokensPerSecond"].items()))
