@@ -18,9 +18,11 @@ loop; the operator in another (kopf's shutdown must not cancel the emulator's ta
 from __future__ import annotations
 
 import asyncio
+import collections
 import copy
 import datetime
 import functools
+import gzip
 import itertools
 import json
 import threading
@@ -29,6 +31,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp.web
@@ -36,6 +39,7 @@ import attrs
 import jsonpatch
 import jsonpointer
 import kmock
+import yaml
 
 from kubetune_operator import crd, registry
 from kubetune_operator.apitypes import API_VERSION, GROUP, VERSION
@@ -52,9 +56,14 @@ _rv = itertools.count(1)
 _UNCHECKED = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
 
 
+# JobSet's published CRD (see tests/fixtures/jobset/SOURCE.md), as on a cluster that has it installed.
+JOBSET_CRD = Path(__file__).resolve().parents[1] / "fixtures" / "jobset" / "jobset.x-k8s.io_jobsets-v0.12.0.yaml.gz"
+
+
 @functools.cache
 def crd_schemas(outdated: bool = False) -> dict[Any, apiserver.CustomResourceSchema]:
-    """Our kinds' schemas as the CRDs installed from this tree declare them (or with an unchecked spec)."""
+    """The schemas of the custom resources the test cluster serves: our kinds as the CRDs generated from this
+    tree declare them (`outdated`: with a spec nothing checks), and JobSet's."""
     out = {}
     for kind in crd.KINDS:
         schema = apiserver.crd_version_schema(crd.crd(kind), VERSION)
@@ -62,6 +71,9 @@ def crd_schemas(outdated: bool = False) -> dict[Any, apiserver.CustomResourceSch
             schema = copy.deepcopy(schema)
             schema["properties"]["spec"] = _UNCHECKED
         out[kmock.resource(GROUP, VERSION, kind.plural)] = apiserver.CustomResourceSchema(kind.kind, GROUP, schema)
+    jobset = yaml.safe_load(gzip.decompress(JOBSET_CRD.read_bytes()))
+    out[kmock.resource("jobset.x-k8s.io", "v1alpha2", "jobsets")] = apiserver.CustomResourceSchema(
+        "JobSet", "jobset.x-k8s.io", apiserver.crd_version_schema(jobset, "v1alpha2"))
     return out
 
 
@@ -98,8 +110,13 @@ class StrictEmulator(kmock.KubernetesEmulator):
         super().__init__(**kwargs)
         self.schemas = schemas  # resource -> its CRD's schema
         self._writes = asyncio.Lock()  # one write at a time: each is computed from the object it replaces
+        self.served: collections.Counter[str] = collections.Counter()  # "GET /apis" -> how many were served
+        # Discovery with a trailing slash, as kubernetes_asyncio asks it (stock kmock answers 404: no groups).
+        self.fallback["get /apis/"] << self._serve_apis
+        self.fallback["get /api/"] << self._serve_api
 
     async def _handle(self, request: kmock.Request):  # type: ignore[override]
+        self.served[f"{request.method.value} {request.url.path}"] += 1
         try:
             if request.resource is None or request.action not in (kmock.action.CREATE, kmock.action.UPDATE):
                 return await super()._handle(request)
@@ -256,7 +273,7 @@ class EmulatedCluster:
                 emu.resources[f"{GROUP}/{VERSION}/{kind.plural}"] = kmock.ResourceInfo(
                     kind=kind.kind, singular=kind.singular, namespaced=True,
                     verbs={"list", "watch", "get", "create", "patch", "update", "delete"}, subresources={"status"})
-            # JobSet's CRD, as on a cluster that has it installed (the operator uses it only when told to).
+            # JobSet's CRD (JOBSET_CRD), as on a cluster that has it installed (the operator uses it only when told).
             emu.resources["jobset.x-k8s.io/v1alpha2/jobsets"] = kmock.ResourceInfo(
                 kind="JobSet", singular="jobset", namespaced=True,
                 verbs={"list", "watch", "get", "create", "patch", "update", "delete"}, subresources={"status"})

@@ -237,3 +237,11 @@ def test_an_outdated_crd_lets_any_spec_in_and_its_status_writes_are_still_checke
         status = refusal(lambda: old.patch(API_VERSION, ftr.PLURAL, NS, "old", {"status": {"phase": 3}}, "status"))
         assert fields(status) == ["status.phase"]
         assert old.get(API_VERSION, ftr.PLURAL, NS, "old")["status"]["phase"] == "Failed"
+
+
+def test_a_jobset_is_checked_against_its_published_crd(cluster: EmulatedCluster) -> None:
+    jobset = {"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "metadata": {"name": "js", "namespace": NS},
+              "spec": {"suspend": "yes", "replicatedJobs": []}}
+    status = refusal(lambda: cluster.create(jobset, plural="jobsets"))
+    assert fields(status) == ["spec.suspend"] and status["details"]["kind"] == "JobSet"
+    assert cluster.get("jobset.x-k8s.io/v1alpha2", "jobsets", NS, "js") is None
