@@ -105,20 +105,21 @@ def _map_values(node: dict[str, Any]) -> None:
         node["additionalProperties"] = values
 
 
-def _schema_of(model: type) -> dict[str, Any]:
+def schema_of(model: type) -> dict[str, Any]:
+    """A pydantic model's JSON schema as a structural schema (what a CRD carries for it)."""
     raw = model.model_json_schema(by_alias=True, mode="validation")
     defs = raw.pop("$defs", {})
     return _structural(_inline(raw, defs))
 
 
 def spec_schema(kind: ResourceKind) -> dict[str, Any]:
-    schema = _schema_of(kind.spec)
+    schema = schema_of(kind.spec)
     kind.spec_rules(schema)
     return schema
 
 
 def status_schema(kind: ResourceKind) -> dict[str, Any]:
-    return _schema_of(kind.status)
+    return schema_of(kind.status)
 
 
 def crd(kind: ResourceKind) -> dict[str, Any]:

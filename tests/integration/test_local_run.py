@@ -55,7 +55,7 @@ def kubetune(*args: str, env: dict | None = None) -> subprocess.Popen:
     # A shell running this suite in the background hands its children SIGINT ignored, and Python then
     # installs no KeyboardInterrupt handler; restore the default so the interrupt below is Ctrl-C's.
     # Its own session, so a Ctrl-C can go to its whole process group as a terminal's does.
-    return subprocess.Popen([sys.executable, "-m", "kubetune_operator.cli", *args], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "kubetune_local.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 

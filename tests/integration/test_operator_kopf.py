@@ -179,6 +179,18 @@ def test_kueue_run_waits_for_admission(cluster: EmulatedCluster) -> None:
                  what="Progressing=StepRunning")
 
 
+def test_jobs_run_the_operators_jobs_image_unless_the_run_names_its_own(cluster: EmulatedCluster) -> None:
+    operators = "registry.example:5000/team/kubetune-jobs:2.3.4"
+    own = "registry.example/own/jobs:1.0"
+    with OperatorThread(cluster.url, jobs_image=operators):
+        cluster.create(run_manifest("default-image"))
+        cluster.create(run_manifest("own-image", images={"jobs": own}))
+        for run, image in (("default-image", operators), ("own-image", own)):
+            step = next_job(cluster, run, set())
+            job = cluster.get("batch/v1", "jobs", NS, naming.job_name(run, step))
+            assert job["spec"]["template"]["spec"]["containers"][0]["image"] == image, run
+
+
 def test_failed_job_fails_the_run_with_its_reason(cluster: EmulatedCluster) -> None:
     with OperatorThread(cluster.url):
         cluster.create(run_manifest("failing"))

@@ -13,7 +13,7 @@ from kubetune_jobs.contract import records
 from kubetune_jobs.contract.layout import RunLayout
 from kubetune_operator import naming
 from kubetune_operator.finetunerun import api, reconcile
-from kubetune_operator.finetunerun.plan import build_plan
+from kubetune_operator.finetunerun.plan import build_plan, stage_models
 from kubetune_operator.finetunerun.reconcile import Decision, Observed
 from kubetune_operator.kube.conditions import find
 from kubetune_operator.kube.jobs import FAILED, RUNNING, SUCCEEDED, JobView
@@ -41,7 +41,7 @@ def observed(raw: dict | None = None, status: api.FineTuneRunStatus | dict | Non
     return Observed(name="r", generation=generation, status=status or {}, spec=spec,
                     plan=build_plan("r", "ml", spec, ROOT, uid="u-1"), layout_root=LAYOUT.root,
                     datasets={s.name: LAYOUT.data(s.name) for s in spec.stages},
-                    models={s.name: (LAYOUT.adapter(s.name), LAYOUT.merged(s.name)) for s in spec.stages},
+                    models=stage_models(LAYOUT, spec),
                     queued=bool(spec.resources.kueue_queue), **fields)
 
 
@@ -147,6 +147,17 @@ def _all_done(obs: Observed, accuracy: float = 0.8, false_call_rate: float = 0.0
                        complete=True, suites={"heldout": records.Suite(accuracy=accuracy,
                                                                        false_call_rate=false_call_rate)}))
                             for s in obs.plan if s.kind == "evaluate"})
+
+
+def test_a_last_stage_that_publishes_its_adapter_alone_records_no_merged_model() -> None:
+    raw = minimal()
+    raw["stages"][1]["training"] = {"merge": False}
+    raw["evaluation"] = {"suites": []}
+    d = decide(_all_done(observed(raw)))
+    arts = d.status.wire()["artifacts"]
+    assert d.status.phase == "Succeeded"
+    assert arts["adapters"] == {"chat": LAYOUT.adapter("chat"), "tools": LAYOUT.adapter("tools")}
+    assert arts["models"] == {"chat": LAYOUT.merged("chat")} and "finalModel" not in arts
 
 
 def test_a_finished_run_succeeds_once_and_is_then_left_alone() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kubetune_operator import cli
+from kubetune_local import cli
 from kubetune_operator.apitypes import SpecError, read_documents
 from kubetune_operator.finetunerun import api as ftr_api
 from kubetune_operator.finetunerun import validation as ftr_validation
@@ -48,7 +48,7 @@ def validate(*paths: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "operator"), str(ROOT / "jobs"),
                                                         os.environ.get("PYTHONPATH", "")])}
     try:
-        return subprocess.run([sys.executable, "-m", "kubetune_operator.cli", "validate", *map(str, paths)],
+        return subprocess.run([sys.executable, "-m", "kubetune_local.cli", "validate", *map(str, paths)],
                               env=env, capture_output=True, text=True, timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         pytest.fail(f"kubetune validate {' '.join(p.name for p in paths)[:200]} did not finish within {TIMEOUT} s")

@@ -17,8 +17,9 @@ from test_launch import torchrun_parse
 from test_operator_api import minimal
 
 from kubetune_jobs.contract import launch
+from kubetune_local import run as local
 from kubetune_operator import naming
-from kubetune_operator.finetunerun import api, group, local, validation
+from kubetune_operator.finetunerun import api, group, validation
 from kubetune_operator.finetunerun.plan import build_plan
 from kubetune_operator.kube.jobs import FAILED, JobView
 from kubetune_operator.kube.owner import Owner

@@ -2,9 +2,9 @@
 
     <root>/<namespace>/<run>/
         data/<stage>/{train.jsonl, eval.jsonl, stats.json}
-        stages/<stage>/{checkpoints/step-<n>/, adapter/, merged/, progress.json}
+        stages/<stage>/{checkpoints/step-<n>/, adapter/, merged/, progress.json, curve.json}
         eval/<label>/{report.json, report.md}
-        summary.json                         (written by `kubetune run`)
+        summary.json, report.html            (written by `kubetune run`, `kubetune report`)
 
     <root>/<namespace>/serves/<serve>/       (a ModelServe's own results, per revision)
         bench/<revision>/bench.json
@@ -28,6 +28,7 @@ STATS_FILE = "stats.json"
 PREPARE_FILES = (TRAIN_FILE, EVAL_FILE)
 
 PROGRESS_FILE = "progress.json"
+CURVE_FILE = "curve.json"
 CHECKPOINTS_DIR = "checkpoints"
 ADAPTER_DIR = "adapter"
 MERGED_DIR = "merged"
@@ -37,6 +38,7 @@ BENCH_FILE = "bench.json"
 BENCH_MARKDOWN = "bench.md"
 REPORT_MARKDOWN = "report.md"
 SUMMARY_FILE = "summary.json"
+HTML_REPORT = "report.html"
 
 # ASCII digits only, and few enough that int() cannot choke: the names come from the store.
 _STEP_DIR = re.compile(r"step-([0-9]{1,12})", re.ASCII)
@@ -97,6 +99,9 @@ class RunLayout:
     def progress(self, stage: str) -> str:
         return join(self.stage(stage), PROGRESS_FILE)
 
+    def curve(self, stage: str) -> str:
+        return join(self.stage(stage), CURVE_FILE)
+
     def eval(self, label: str) -> str:
         return join(self.root, "eval", label)
 
@@ -106,6 +111,10 @@ class RunLayout:
     @property
     def summary(self) -> str:
         return join(self.root, SUMMARY_FILE)
+
+    @property
+    def html_report(self) -> str:
+        return join(self.root, HTML_REPORT)
 
 
 @dataclass(frozen=True)

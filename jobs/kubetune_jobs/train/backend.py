@@ -115,8 +115,8 @@ def load_model(cfg: TrainOptions, backend: str, path: str, prec: Precision) -> t
 
 
 def _lora_kwargs(cfg: TrainOptions) -> dict[str, Any]:
-    return {"r": cfg.lora_r, "lora_alpha": cfg.lora_alpha, "lora_dropout": cfg.lora_dropout,
-            "target_modules": list(cfg.target_modules), "bias": "none"}
+    # The declared LoRA shape (contract.hyperparams: `peft`), with no bias terms trained.
+    return {**cfg.trainer_arguments("peft"), "bias": "none"}
 
 
 def _load_trl(cfg: TrainOptions, path: str, prec: Precision) -> Any:

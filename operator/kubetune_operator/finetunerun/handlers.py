@@ -121,7 +121,7 @@ async def observe(ctx: Context, body: dict[str, Any]) -> reconcile.Observed:
     obs.plan = plan.build_plan(name, namespace, spec, root, uid=meta["uid"], pushgateway=ctx.settings.pushgateway)
     obs.layout_root = layout.root
     obs.datasets = {s.name: layout.data(s.name) for s in spec.stages}
-    obs.models = {s.name: (layout.adapter(s.name), layout.merged(s.name)) for s in spec.stages}
+    obs.models = plan.stage_models(layout, spec)
     obs.queued = bool(spec.resources.kueue_queue)
     obs.jobset = ctx.settings.jobset
     owner = Owner(api.KIND, name, namespace, meta["uid"])
@@ -184,6 +184,7 @@ async def _create_jobs(ctx: Context, body: dict[str, Any], obs: reconcile.Observ
         shared = shared_store.secret_name(owner)
     for step in decision.create:
         manifests = group.manifests_for_step(step, obs.spec, owner, ctx.settings.store_endpoint, shared,
+                                             jobs_image=ctx.settings.jobs_image,
                                              attempt=decision.attempts.get(step.name, 0),
                                              use_jobset=ctx.settings.jobset)
         for manifest in manifests:  # the Service before the Job whose pods it names; the workload last

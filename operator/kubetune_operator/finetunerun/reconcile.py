@@ -51,7 +51,8 @@ class Observed:
     plan: list[Step] = field(default_factory=list)
     layout_root: str = ""
     datasets: dict[str, str] = field(default_factory=dict)  # stage -> prepared data URI
-    models: dict[str, tuple[str, str]] = field(default_factory=dict)  # stage -> (adapter URI, merged URI)
+    # stage -> (adapter URI, merged URI or None where the stage publishes its adapter only)
+    models: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     jobs: dict[str, JobView] = field(default_factory=dict)  # step name -> its Job
     verified: dict[str, bool] = field(default_factory=dict)  # step name -> outputs verify (steps without a Job)
     progress: dict[str, records.Progress | None] = field(default_factory=dict)  # stage -> progress.json
@@ -124,8 +125,11 @@ class _Walk:
             self.mark_stage(step, PHASE_SUCCEEDED, **results.stage_progress(self.obs.progress.get(step.stage)))
             adapter, merged = self.obs.models[step.stage]
             arts.adapters = {**arts.adapters, step.stage: adapter}
-            arts.models = {**arts.models, step.stage: merged}
-            arts.final_model = merged
+            if merged:
+                arts.models = {**arts.models, step.stage: merged}
+                arts.final_model = merged
+            else:
+                arts.final_model = None  # the last stage's model is its adapter (on the stage's base)
         elif step.kind == "evaluate" and step.label:
             if step.stage:
                 self.mark_stage(step, PHASE_SUCCEEDED)

@@ -34,6 +34,25 @@ def _training_problems(where: str, t: api.TrainingSpec, set_here: dict, spec: ap
     return out
 
 
+def _merge_problems(spec: api.FineTuneRunSpec) -> list[str]:
+    """A stage that publishes its adapter only (merge false) must be one nothing loads the merged model of:
+    the last stage, and not evaluated (evaluation loads the merged model)."""
+    out: list[str] = []
+    last = len(spec.stages) - 1
+    for i, stage in enumerate(spec.stages):
+        if spec.stage_training(stage).merge:
+            continue
+        overridden = stage.training is not None and stage.training.merge is not None
+        where = f"spec.stages[{i}].training.merge" if overridden else "spec.training.merge"
+        if i < last:
+            out.append(f"{where}: false, but stage {spec.stages[i + 1].name!r} trains from stage {stage.name!r}'s "
+                       "merged model; only the last stage may publish its adapter alone")
+        elif spec.evaluation.suites:  # the last stage is always evaluated when there are suites
+            out.append(f"{where}: false, but stage {stage.name!r} is evaluated, which loads its merged model; "
+                       "set spec.evaluation.suites to [] to publish the adapter alone")
+    return list(dict.fromkeys(out))
+
+
 def problems(spec: api.FineTuneRunSpec) -> list[str]:
     """Semantic problems of a spec that parsed; empty when it is fine."""
     out: list[str] = []
@@ -71,6 +90,7 @@ def problems(spec: api.FineTuneRunSpec) -> list[str]:
         out += _training_problems(f"spec.stages[{i}].training", t, overrides, spec)
         if overrides.get("load_in_4bit") and spec.resources.gpus == 0:
             out.append(f"spec.stages[{i}].training.loadIn4bit: 4-bit QLoRA needs a GPU (spec.resources.gpus is 0)")
+    out += _merge_problems(spec)
     t = spec.training
     out += _training_problems("spec.training", t, t.model_dump(), spec)
     if spec.resources.nodes > 1 and spec.resources.gpus == 0:

@@ -31,10 +31,9 @@ from kubetune_jobs.contract.options import EvaluateOptions
 from kubetune_jobs.contract.store import resolve
 from kubetune_jobs.contract.suites import suite_arg
 from kubetune_jobs.serving.example import curl
-
-from ..apitypes import SpecError
-from ..finetunerun import api as ftr_api
-from . import api, promotion, source, validation, vllm
+from kubetune_operator.apitypes import SpecError
+from kubetune_operator.finetunerun import api as ftr_api
+from kubetune_operator.modelserve import api, promotion, source, validation, vllm
 
 JOB = [sys.executable, "-m", "kubetune_jobs.cli"]
 EXIT_REJECTED = 3
