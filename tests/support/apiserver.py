@@ -35,7 +35,7 @@ import kubernetes_validate
 import referencing
 from kubernetes_validate import utils as kv_utils
 
-Path = tuple[str | int, ...]
+FieldPath = tuple[str | int, ...]  # keys and list indices from the object root
 _MISSING = object()
 
 
@@ -71,7 +71,7 @@ def invalid(kind: str, group: str, name: str | None, causes: list[Cause]) -> Ref
     return Refused(422, "Invalid", f"{qualified} {json.dumps(name or '')} is invalid: {listed}", causes)
 
 
-def field_path(path: Path) -> str:
+def field_path(path: FieldPath) -> str:
     """('spec', 'stages', 0, 'name') -> 'spec.stages[0].name', as the API server names fields."""
     out = ""
     for part in path:
@@ -99,7 +99,7 @@ def decode(body: bytes) -> Any:
     return value
 
 
-def _walk(value: Any, path: Path = ()) -> Iterator[tuple[Path, Any]]:
+def _walk(value: Any, path: FieldPath = ()) -> Iterator[tuple[FieldPath, Any]]:
     yield path, value
     if isinstance(value, dict):
         for k, v in value.items():
@@ -125,7 +125,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return out
 
 
-def at(value: Any, path: Path) -> Any:
+def at(value: Any, path: FieldPath) -> Any:
     """The value at `path`, or _MISSING."""
     for part in path:
         if isinstance(part, int) and isinstance(value, list) and 0 <= part < len(value):
@@ -137,7 +137,7 @@ def at(value: Any, path: Path) -> Any:
     return value
 
 
-def ratcheted(path: Path, new: Any, old: Any) -> bool:
+def ratcheted(path: FieldPath, new: Any, old: Any) -> bool:
     """Whether a problem at `path` is in a value the update did not change (so it stands). Values correlate
     through object keys; inside a changed list nothing correlates (as the API server has it for atomic lists)."""
     if old is _MISSING:
@@ -178,9 +178,9 @@ def _cel_program(rule: str) -> Any:
     return _CEL.program(_CEL.compile(rule))
 
 
-def _messages(error: jsonschema.ValidationError) -> list[tuple[Path, str]]:
+def _messages(error: jsonschema.ValidationError) -> list[tuple[FieldPath, str]]:
     """A jsonschema error -> (path, message) in the API server's words, one per field."""
-    path: Path = tuple(error.absolute_path)
+    path: FieldPath = tuple(error.absolute_path)
     if error.validator == "required":
         return [((*path, p), "Required value") for p in error.validator_value if p not in (error.instance or {})]
     if error.validator == "additionalProperties" and error.validator_value is False:
@@ -262,11 +262,12 @@ def default(schema: dict[str, Any], value: Any) -> Any:
     return value
 
 
-def cel_failures(schema: dict[str, Any], new: Any, old: Any = _MISSING, path: Path = ()) -> list[tuple[Path, str]]:
+def cel_failures(schema: dict[str, Any], new: Any, old: Any = _MISSING,
+                 path: FieldPath = ()) -> list[tuple[FieldPath, str]]:
     """(path, message) of every `x-kubernetes-validations` rule that does not hold. A rule over a value the
     update did not change is not run (ratcheting); a transition rule (`oldSelf`) runs only where the old
     value correlates (through object keys and map values, not list items)."""
-    out: list[tuple[Path, str]] = []
+    out: list[tuple[FieldPath, str]] = []
     unchanged = old is not _MISSING and old == new
     for rule in [] if unchanged else schema.get("x-kubernetes-validations") or []:
         activation = {"self": celpy.json_to_cel(new)}

@@ -100,7 +100,7 @@ def test_the_required_spec_and_a_name_are_required(cluster: EmulatedCluster) -> 
 
 
 def test_unknown_fields_are_pruned_silently_and_defaults_filled(cluster: EmulatedCluster) -> None:
-    manifest = run("pruned", extra={"a": 1}, lora={"r": 8, "rank": 8}, cleanupPolicy=None,
+    manifest = run("pruned", extra={"a": 1}, lora={"r": 8, "rank": 8}, cleanupPolicy=None, hubTokenSecret=None,
                    resources={"nodeSelector": {"zone": None, "pool": "gpu"}})
     manifest["spec"]["stages"][0]["dataset"]["typo"] = True
     stored = cluster.create(manifest)
@@ -109,6 +109,7 @@ def test_unknown_fields_are_pruned_silently_and_defaults_filled(cluster: Emulate
     assert spec["lora"]["r"] == 8 and spec["lora"]["alpha"] == 16, "a default fills an absent field"
     assert spec["cleanupPolicy"] == "Retain", "a null the schema does not allow is dropped, then defaulted"
     assert spec["resources"]["nodeSelector"] == {"pool": "gpu"}
+    assert spec["hubTokenSecret"] is None, "a null the schema allows (nullable) stays"
     assert get_run(cluster, "pruned")["spec"] == spec
     # Under x-kubernetes-preserve-unknown-fields (status, where kopf keeps its own keys) nothing is pruned.
     patched = cluster.patch(API_VERSION, ftr.PLURAL, NS, "pruned", {"status": {"phase": "Running", "kopf": {"x": 1}}},
