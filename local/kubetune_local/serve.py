@@ -33,7 +33,7 @@ from kubetune_jobs.contract.suites import suite_arg
 from kubetune_jobs.serving.example import curl
 from kubetune_operator.apitypes import SpecError
 from kubetune_operator.finetunerun import api as ftr_api
-from kubetune_operator.modelserve import api, promotion, source, validation, vllm
+from kubetune_operator.modelserve import api, promotion, source, vllm
 
 JOB = [sys.executable, "-m", "kubetune_jobs.cli"]
 EXIT_REJECTED = 3
@@ -44,12 +44,9 @@ class ServeError(RuntimeError):
 
 
 def load(path: str | Path) -> api.ModelServe:
-    """Read and validate a ModelServe manifest as the operator does."""
-    serve = api.load_manifest(path)
-    found = validation.problems(serve.spec)
-    if found:
-        raise SpecError("; ".join(found))
-    return serve
+    """Read and validate a ModelServe manifest as the operator does (every document of the file, as
+    `kubetune validate` reads it)."""
+    return api.load_manifest(path)
 
 
 def _cuda() -> bool:
@@ -291,9 +288,13 @@ def run(manifest: str | Path, store: Path, port: int, console: Console, *, again
 
 def serve_run(run: ftr_api.FineTuneRun, store: Path, port: int, console: Console) -> int:
     """`kubetune run ... --serve`: serve the run just finished, as a ModelServe naming it would."""
-    manifest = api.ModelServe(metadata={"name": run.metadata.name, "namespace": run.metadata.namespace},
-                              spec=api.ModelServeSpec(model=api.ModelSource(fine_tune_run={"name": run.metadata.name}),
-                                                      storage=run.spec.storage))
+    name = run.metadata.name
+    # A ModelServe's name is a Service's, which starts with a letter; a run's may start with a digit. The
+    # served model keeps the run's name either way.
+    serve_name = name if name[0].isalpha() else f"serve-{name}"[:63].rstrip("-")
+    manifest = api.ModelServe(metadata={"name": serve_name, "namespace": run.metadata.namespace},
+                              spec=api.ModelServeSpec(model=api.ModelSource(fine_tune_run={"name": name}),
+                                                      served_model_name=name, storage=run.spec.storage))
     local = Local(manifest, store, console)
     try:
         return serve_forever(local, local.target(), port, console)

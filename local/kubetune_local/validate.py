@@ -7,14 +7,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from kubetune_operator.apitypes import SpecError, read_documents, shown
-from kubetune_operator.finetunerun import api as ftr_api
-from kubetune_operator.finetunerun import validation as ftr_validation
-from kubetune_operator.modelserve import api as ms_api
-from kubetune_operator.modelserve import validation as ms_validation
+from kubetune_operator.apitypes import SpecError, check_documents
 
 MESSAGE_LIMIT = 4000  # a message naming a field is short; a pasted 1 MB key is not worth printing whole
-_KINDS = {dict: "mapping", list: "list", str: "string", int: "number", float: "number", bool: "boolean"}
 
 
 def say(console: Console, text: str) -> None:
@@ -23,8 +18,6 @@ def say(console: Console, text: str) -> None:
 
 
 def validate(paths: list[Path], console: Console) -> int:
-    kinds = {ftr_api.KIND: (ftr_api.RESOURCE, ftr_validation.problems),
-             ms_api.KIND: (ms_api.RESOURCE, ms_validation.problems)}
     failed = 0
 
     def refuse(path: Path, text: str) -> None:
@@ -36,36 +29,14 @@ def validate(paths: list[Path], console: Console) -> int:
 
     for path in paths:
         try:
-            docs = read_documents(path)
-        except (SpecError, RecursionError) as exc:
-            refuse(path, str(exc) if isinstance(exc, SpecError) else f"{path}: nested too deeply")
+            documents = check_documents(path)
+        except SpecError as exc:
+            refuse(path, str(exc))
             continue
-        if not docs:
-            refuse(path, f"{path}: no document")
-        seen: dict[tuple[str, str, str], int] = {}
-        for i, doc in enumerate(docs):
-            where = f"document {i + 1}: " if len(docs) > 1 else ""
-            if not isinstance(doc, dict):
-                refuse(path, f"document {i + 1}: a manifest is a mapping (apiVersion, kind, metadata, spec), not "
-                             f"a {_KINDS.get(type(doc), type(doc).__name__)}")
-                continue
-            try:
-                kind = doc.get("kind")
-                if not isinstance(kind, str) or kind not in kinds:
-                    raise SpecError(f"kind: {shown(kind)} is not one of {', '.join(kinds)}")
-                resource, semantic = kinds[kind]
-                parsed = resource.parse_manifest(doc)
-                problems = semantic(parsed.spec)
-                if problems:
-                    raise SpecError("; ".join(problems))
-                meta = parsed.metadata
-                identity = (kind, meta.namespace, meta.name)
-                if identity in seen:
-                    raise SpecError(f"metadata.name: {kind} {meta.namespace}/{meta.name} is also document "
-                                    f"{seen[identity]}; one file defines each resource once")
-                seen[identity] = i + 1
-                say(console, f"{path}: {where}{kind} {meta.name} is valid")
-            except (SpecError, RecursionError) as exc:
-                refuse(path, where + (str(exc) if isinstance(exc, SpecError) else "nested too deeply"))
+        for d in documents:
+            if d.problem is not None:
+                refuse(path, d.message())
+            else:
+                where = f"document {d.number}: " if d.of > 1 else ""
+                say(console, f"{path}: {where}{d.kind} {d.manifest.metadata.name} is valid")
     return 2 if failed else 0
-

@@ -122,6 +122,13 @@ def status_schema(kind: ResourceKind) -> dict[str, Any]:
     return schema_of(kind.status)
 
 
+def metadata_schema(kind: ResourceKind) -> dict[str, Any]:
+    """The kind's rule for its objects' names (a CRD may constrain metadata.name and nothing else of it)."""
+    name = kind.manifest.model_fields["metadata"].annotation.model_json_schema()["properties"]["name"]
+    return {"type": "object", "properties": {"name": {
+        "type": "string", "maxLength": name["maxLength"], "pattern": name["pattern"]}}}
+
+
 def crd(kind: ResourceKind) -> dict[str, Any]:
     """A kind's CustomResourceDefinition (apiextensions.k8s.io/v1) as a dict."""
     return {
@@ -147,7 +154,7 @@ def crd(kind: ResourceKind) -> dict[str, Any]:
                     "properties": {
                         "apiVersion": {"type": "string", "description": kind.api_version},
                         "kind": {"type": "string", "description": kind.kind},
-                        "metadata": {"type": "object"},
+                        "metadata": metadata_schema(kind),
                         "spec": spec_schema(kind),
                         # kopf keeps its own bookkeeping under status too (last-handled, errors):
                         # keep unknown status fields so those writes are not pruned.

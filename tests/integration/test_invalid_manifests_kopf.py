@@ -25,6 +25,7 @@ from test_invalid_manifests import EXPECTED, INVALID  # noqa: E402
 NS = "default"
 CASES = ("ftr-markup-close-key", "ftr-long-key", "ftr-gpus-float", "ftr-toleration-seconds", "ftr-node-selector-key",
          "ftr-image-no-tag", "ftr-snake-case", "ms-markup-key", "ms-replicas-string", "ms-extra-args-underscore",
+         "ms-extra-args-lora-module", "ms-extra-args-negation",
          "ms-toleration-exists-value", "ms-vllm-image-uppercase", "ms-monitoring-label", "ms-served-name-space")
 # The condition that says a resource will not run, per kind.
 VERDICT = {ftr_api.KIND: (ftr_api.PLURAL, "Succeeded"), ms_api.KIND: (ms_api.PLURAL, "Ready")}

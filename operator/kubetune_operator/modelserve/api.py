@@ -21,11 +21,15 @@ from kubetune_jobs.contract import suites
 
 from ..apitypes import (
     API_VERSION,
+    DNS_1035_LABEL,
     DNS_LABEL,
     DNS_SUBDOMAIN,
     GROUP,
+    HUB_ID,
     IMAGE,
     QUANTITY,
+    S3_URI,
+    SECRET_KEY,
     VERSION,
     Condition,
     Labels,
@@ -78,9 +82,9 @@ class ModelSource(_Model):
 
     fine_tune_run: FineTuneRunRef | None = _f(None, "A FineTuneRun's model (waits for the run to succeed).")
     uri: str | None = _f(None, "s3:// URI of a complete model directory (written with a _COMPLETE marker).",
-                         max_length=512, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
+                         max_length=512, pattern=S3_URI)
     hub: str | None = _f(None, "A Hugging Face Hub model id (downloaded by vLLM; token from hubTokenSecret).",
-                         max_length=256, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+                         max_length=256, pattern=HUB_ID)
     lora: LoraServing = _f(LoraServing(), "Serve a LoRA adapter on its base model.")
 
     @model_validator(mode="after")
@@ -120,7 +124,7 @@ class SecretKeyRef(_Model):
     """A key of a Secret in the ModelServe's namespace."""
 
     name: str = _f(..., "Secret name.", max_length=253, pattern=DNS_SUBDOMAIN)
-    key: str = _f("api-key", "Key holding the value.", max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+    key: str = _f("api-key", "Key holding the value.", max_length=253, pattern=SECRET_KEY)
 
 
 class ServeResources(_Model):
@@ -286,13 +290,19 @@ class ModelServeStatus(_Model):
     observed_generation: int | None = _f(None, "metadata.generation last reconciled.")
 
 
+class ServeMeta(ObjectMeta):
+    """A ModelServe's metadata: its name is also its Service's, and a Service's name starts with a letter."""
+
+    name: str = Field(..., max_length=63, pattern=DNS_1035_LABEL)
+
+
 class ModelServe(BaseModel):
     """A ModelServe manifest (what `kubectl apply` and `kubetune serve` read)."""
 
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
     api_version: Literal["kubetune.io/v1alpha1"] = Field(API_VERSION, alias="apiVersion")
     kind: Literal["ModelServe"] = KIND
-    metadata: ObjectMeta
+    metadata: ServeMeta
     spec: ModelServeSpec
     status: ModelServeStatus | None = None
 
