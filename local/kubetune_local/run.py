@@ -6,6 +6,10 @@ S3/MinIO endpoint the manifest names), so an interrupted run picks up where it s
 steps verify and are skipped, and training resumes from its newest checkpoint. A train step with several
 ranks (`resources.gpus` x `resources.nodes`) runs them all here, under torchrun (`local_command`): GPUs
 where this machine has them, gloo on CPU elsewhere.
+
+Ctrl-C and SIGTERM alike ask the running step to stop where it can resume (training checkpoints after its
+current step) and wait for it; the command then exits 130 or 143, and the same command resumes. A failure
+ends in one line naming its cause (`lifecycle`).
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ from kubetune_jobs.contract.store import resolve
 from kubetune_operator.finetunerun import api
 from kubetune_operator.finetunerun.plan import Step, build_plan, stage_models, step_done
 
+from . import store_timeout
 from .display import Done, StepDisplay, duration
+from .lifecycle import Failure, exit_code, signal_name
 
 JOB = [sys.executable, "-m", "kubetune_jobs.cli"]
 POLL_SECONDS = 2.0
@@ -52,8 +58,9 @@ def default_store() -> Path:
     return Path(root) / "runs"
 
 
-class RunFailed(RuntimeError):
-    """A step exited non-zero; the message holds its command and the end of its log."""
+class RunFailed(Failure):
+    """A step exited non-zero; the message names it, the last line of its log (a job's one-line reason)
+    and the log."""
 
 
 @dataclass
@@ -83,8 +90,24 @@ class LocalRun:
     def locate(self, uri: str) -> storage.Location:
         return storage.location(uri, self.access)
 
+    def prepare(self) -> None:
+        """Where the run writes, checked before any work: the local store and the logs, or the first contact
+        with the object store (bounded: `store_timeout`)."""
+        for label, path in (("--store", None if self.access else self.store), ("logs", self.logs)):
+            if path is None:
+                continue
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+                probe = path / f".kubetune-write-probe-{os.getpid()}"
+                probe.write_bytes(b"")
+                probe.unlink()
+            except OSError as exc:
+                raise Failure(f"{label} {path}: cannot write there ({exc.strerror or exc})") from None
+        if self.access:
+            with store_timeout.first_contact():
+                self.locate(self.layout.root).exists()
+
     def execute(self) -> None:
-        self.logs.mkdir(parents=True, exist_ok=True)
         total = len(self.steps)
         for number, step in enumerate(self.steps, 1):
             prefix = f"[{number}/{total}] {step.name}"
@@ -108,24 +131,29 @@ class LocalRun:
                 while proc.poll() is None:
                     display.update(self._done(step))
                     time.sleep(POLL_SECONDS if step.kind == "train" else 0.5)
-            except KeyboardInterrupt:
-                # A terminal's Ctrl-C reaches the job too, a SIGINT sent to this process alone does not:
-                # SIGTERM asks it for the same thing either way (checkpoint after this step, then stop).
+            except KeyboardInterrupt as interrupt:
+                # A terminal's Ctrl-C reaches the job too, a SIGINT or SIGTERM sent to this process alone
+                # does not: SIGTERM asks it for the same thing either way (checkpoint after this step, stop).
                 proc.send_signal(signal.SIGTERM)
-                display.stop()
-                self.console.print(f"[yellow]stopping[/] {prefix}: it saves a checkpoint after its current step "
-                                   "and exits; Ctrl-C again stops it at once and loses that step")
                 try:
-                    # No deadline: on a busy machine one step can take minutes, and killing the job
-                    # mid-save would lose the very checkpoint the user is waiting for.
-                    proc.wait()
-                except KeyboardInterrupt:
-                    proc.kill()
-                    proc.wait()
+                    display.stop()
+                    self.console.print(f"[yellow]stopping[/] {prefix} ({signal_name(interrupt)}): it saves a "
+                                       "checkpoint after its current step and exits; Ctrl-C again stops it at "
+                                       "once and loses that step")
+                finally:
+                    _wait_stopped(proc)
+                raise
+            except BaseException:
+                # This command fails while the job runs (its output closed, a bug): the job stops as for
+                # Ctrl-C rather than running on without anyone to report to.
+                proc.send_signal(signal.SIGTERM)
+                _wait_stopped(proc)
                 raise
         if proc.returncode != 0:
-            tail = "".join(deque(log_path.read_text(errors="replace").splitlines(keepends=True), maxlen=15))
-            raise RunFailed(f"{step.name} failed (exit {proc.returncode}); log: {log_path}\n{tail}")
+            last = deque((line for line in log_path.read_text(errors="replace").splitlines() if line.strip()),
+                         maxlen=1)
+            said = f": {last[0].strip()}" if last else ""
+            raise RunFailed(f"{step.name} failed (exit {proc.returncode}){said} (log: {log_path})")
 
     def _say_precision(self, step: Step) -> None:
         """What a train or in-process evaluate step computed in and why (from its record), the first
@@ -217,6 +245,16 @@ class LocalRun:
         }
 
 
+def _wait_stopped(proc: subprocess.Popen[bytes]) -> None:
+    """Wait for a job asked to stop. No deadline: on a busy machine one step can take minutes, and killing
+    the job mid-save would lose the very checkpoint the user is waiting for; a second interrupt kills it."""
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        proc.kill()
+        proc.wait()
+
+
 def load(path: str | Path) -> api.FineTuneRun:
     """Read and validate a manifest exactly as the operator does (every document of the file, as `kubetune
     validate` reads it); SpecError names every bad field."""
@@ -236,16 +274,12 @@ def run(manifest: str | Path, store: Path | None, serve: bool, port: int, consol
                   f"{escape(spec_run.spec.base_model)}, artifacts in {escape(local.layout.root)}", soft_wrap=True)
     started = time.monotonic()
     try:
+        local.prepare()
         local.execute()
-    except KeyboardInterrupt:
-        console.print(f"[yellow]interrupted[/]; run the same command again to resume {name}")
-        return 130
-    except RunFailed as exc:
-        console.print(f"[red]✗[/] {escape(str(exc))}", soft_wrap=True)
-        return 1
-    except storage.StorageError as exc:
-        console.print(f"[red]✗[/] {escape(str(exc))}", soft_wrap=True)
-        return 1
+    except KeyboardInterrupt as interrupt:
+        console.print(f"[yellow]interrupted[/] ({signal_name(interrupt)}); run the same command again to resume "
+                      f"{name}", soft_wrap=True)
+        return exit_code(interrupt)
     console.print(f"\n[bold]{name}[/] finished in {duration(time.monotonic() - started)}\n")
     table = local.compare_table()
     if table:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -76,6 +76,9 @@ S3_URI = syntax(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$",
                 "an S3 URI s3://bucket[/key], the bucket 3 to 63 lowercase letters, digits, '.' and '-'")
 DEFAULT_JOBS_IMAGE = "ghcr.io/kubetune/kubetune-jobs:0.1.0"
 ANNOTATIONS_MAX_BYTES = 256 * 1024  # the API server's limit on all of an object's annotation keys and values
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class SpecError(ValueError):
@@ -316,6 +319,24 @@ def format_errors(exc: ValidationError, root: str = "spec", doc: Any = None) -> 
                    else f"{msg}, got {shown(err['input'])}")
         lines.append(f"{path}: {msg}")
     return "; ".join(lines)
+
+
+def read_status(model: type[M], raw: Mapping[str, Any] | None) -> M:
+    """A status as stored, read field by field: one that does not validate (written by an older operator, or
+    by anyone allowed to write the status subresource) falls back to its default instead of failing the whole
+    read, so the next reconcile rewrites it; keys the model does not declare (kopf's own) are ignored."""
+    raw = raw if isinstance(raw, Mapping) else {}
+    good: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        if key not in raw:
+            continue
+        try:
+            model.model_validate({key: raw[key]}, by_alias=True, by_name=False)
+        except ValidationError:
+            continue
+        good[key] = raw[key]
+    return model.model_validate(good, by_alias=True, by_name=False)
 
 
 @dataclass(frozen=True)

@@ -175,20 +175,28 @@ def test_transition_rules_see_the_old_object(cluster: EmulatedCluster) -> None:
     assert get_run(cluster, "immutable")["spec"]["resources"]["gpus"] == 0
 
 
-def test_a_modelserve_status_must_keep_its_evaluations_numbers(cluster: EmulatedCluster) -> None:
-    """The map the CRD declares numbers only refuses a string, and NaN is refused before that."""
+def test_a_modelserve_status_holds_only_what_its_crd_declares(cluster: EmulatedCluster) -> None:
+    """What an older operator wrote (a string digest among the numbers of a map, NaN) is refused: the status
+    write whole, nothing of it stored."""
     cluster.create(serve("gated"))
     before = cluster.get(API_VERSION, ms.PLURAL, NS, "gated")
-    marker = {"status": {"evaluations": {"r1": {"seed-tools": 0.6, "_suites": "4f2a"}}}}
-    status = refusal(lambda: cluster.patch(API_VERSION, ms.PLURAL, NS, "gated", marker, "status"))
-    assert fields(status) == ["status.evaluations.r1._suites"] and "of type 'number'" in status["message"]
-    nan = {"status": {"evaluations": {"r1": {"seed-tools": float("nan")}}, "readyReplicas": 1}}
-    status = refusal(lambda: cluster.patch(API_VERSION, ms.PLURAL, NS, "gated", nan, "status"), 400)
-    assert fields(status) == ["status.evaluations.r1.seed-tools"]
+    old_shape = {"status": {"evaluations": {"r1": {"seed-tools": 0.6, "_suites": "4f2a"}}, "readyReplicas": 1}}
+    status = refusal(lambda: cluster.patch(API_VERSION, ms.PLURAL, NS, "gated", old_shape, "status"))
+    assert fields(status) == ["status.evaluations"] and "of type 'array'" in status["message"]
+    evaluation = {"revision": "r1", "suitesDigest": "4f2a", "complete": True, "suites": {"seed-tools": {}}}
+    for figure, code, field in ((float("nan"), 400, "status.evaluations[0].suites.seed-tools.accuracy"),
+                                (1.5, 422, "status.evaluations[0].suites.seed-tools.accuracy"),
+                                ("0.9", 422, "status.evaluations[0].suites.seed-tools.accuracy")):
+        bad = copy.deepcopy(evaluation)
+        bad["suites"]["seed-tools"]["accuracy"] = figure
+        status = refusal(lambda b=bad: cluster.patch(API_VERSION, ms.PLURAL, NS, "gated",
+                                                     {"status": {"evaluations": [b], "readyReplicas": 1}}, "status"),
+                         code)
+        assert fields(status) == [field], status
     assert cluster.get(API_VERSION, ms.PLURAL, NS, "gated") == before
-    ok = {"status": {"evaluations": {"r1": {"seed-tools": 0.6}}, "evaluatedSuites": {"r1": "4f2a"}}}
-    assert cluster.patch(API_VERSION, ms.PLURAL, NS, "gated", ok, "status")["status"]["evaluations"] == \
-        ok["status"]["evaluations"]
+    evaluation["suites"]["seed-tools"]["accuracy"] = 0.6
+    stored = cluster.patch(API_VERSION, ms.PLURAL, NS, "gated", {"status": {"evaluations": [evaluation]}}, "status")
+    assert stored["status"]["evaluations"][0]["suites"]["seed-tools"]["accuracy"] == 0.6
 
 
 def test_the_modelserve_cel_rule_runs(cluster: EmulatedCluster) -> None:

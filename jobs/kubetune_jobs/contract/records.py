@@ -14,14 +14,18 @@ reader guesses at alternative keys. Keys a newer job adds are ignored by an olde
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, ValidationError
 
 R = TypeVar("R", bound=BaseModel)
 
 # The states train writes; a reader takes any string, so a newer job's new state does not hide its figures.
 PROGRESS_STATES = ("starting", "running", "exporting", "succeeded", "preempted", "failed")
+
+# An accuracy or a rate where a decision rests on it (the promotion gate, a status an API server stores): a
+# JSON number, never a boolean or a numeric string, finite (NaN and infinities are not JSON), within [0, 1].
+Fraction = Annotated[float, Strict(), AllowInfNan(False), Field(ge=0.0, le=1.0)]
 
 
 class _Record(BaseModel):
