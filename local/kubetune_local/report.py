@@ -34,13 +34,14 @@ from kubetune_jobs.contract.layout import (
     STATS_FILE,
     SUMMARY_FILE,
     SUMMARY_MAX_BYTES,
+    VERDICT_FILE,
+    VERDICT_MAX_BYTES,
     join,
 )
 from kubetune_jobs.contract.store import resolve
 
 from .charts import Series, bar_chart, line_chart
 
-VERDICT_MAX_BYTES = 2**20  # verdict.json, not a record of the contract (the others' caps are declared there)
 EXAMPLES_PER_SUITE = 3
 RATES = (("false_call_rate", "false-call rate"), ("missed_call_rate", "missed-call rate"))
 
@@ -340,12 +341,16 @@ def serve_page(reader: Reader) -> Page:
     page.sections.append(accuracy_section(reports).replace("What the model learned", "Evaluations per revision"))
     verdicts = []
     for rev in reader.names("eval"):
-        verdict = reader.json("eval", rev, "verdict.json", limit=VERDICT_MAX_BYTES)
-        if isinstance(verdict, dict):
-            verdicts.append([escape(rev[:12]), escape(str(verdict.get("decision", "?"))),
-                             escape(str(verdict.get("message", "")))[:2000]])
+        verdict = reader.json("eval", rev, VERDICT_FILE, limit=VERDICT_MAX_BYTES)
+        if not isinstance(verdict, dict):
+            continue
+        rows = [r for r in verdict.get("rows") or [] if isinstance(r, dict)]
+        verdicts.append(f"<h3>{escape(rev[:12])}: {escape(str(verdict.get('decision', '?')))}</h3>" + _table(
+            ["criterion", "threshold", "candidate", "serving", "result"],
+            [[escape(str(r.get(k, "")))[:300] for k in ("criterion", "threshold", "candidate", "serving")]
+             + ["pass" if r.get("passed") is True else "FAIL"] for r in rows]))
     if verdicts:
-        page.sections.append("<h2>Gate verdicts</h2>" + _table(["revision", "decision", "why"], verdicts))
+        page.sections.append("<h2>Gate verdicts</h2>" + "".join(verdicts))
     page.sections.append(artifacts_section([(f"benchmark {rev[:12]}", join(reader.root, "bench", rev, BENCH_FILE))
                                             for rev, _ in benches]))
     return page

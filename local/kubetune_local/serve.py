@@ -305,6 +305,12 @@ def gate(local: Local, against: str, port: int, console: Console, *,
     try:
         verdict = promotion.gate(p, reports["candidate"], reports["serving"], benches.get("candidate"),
                                  benches.get("serving"))
+        # Kept beside the candidate's report, for `kubetune report` on this serve's records.
+        decided = source.revision(local.spec, candidate, local.serve.served_name(), "local")
+        local.locate(layout.verdict(decided)).write_json({
+            "decision": "Promoted" if verdict.passed else "Rejected", "message": verdict.message,
+            "rows": [{"criterion": r.criterion, "threshold": r.threshold, "candidate": r.candidate,
+                      "serving": r.serving, "passed": r.passed} for r in verdict.rows]})
     except BaseException:
         if srv is not None:
             srv.stop()  # it runs in a session of its own: nothing else would stop it

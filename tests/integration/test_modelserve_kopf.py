@@ -140,6 +140,8 @@ def test_a_model_change_rolls_out_beside_and_replaces_the_old_revision(cluster: 
         wait_for(lambda: first not in deployments(cluster, "swap"), what="old revision gone")
         assert cluster.get("v1", "services", NS, "swap")["spec"]["selector"][resources.LABEL_REVISION] == second
         assert [h["decision"] for h in status(cluster, "swap")["history"]] == ["RolledOut", "RolledOut"]
+    # Dozens of reconciles, one question of which APIs the cluster serves (kube.context.Context.api_groups).
+    assert cluster.emulator.served["GET /apis/"] == 1
 
 
 def test_a_missing_secret_gets_a_condition_and_no_deployment(cluster: EmulatedCluster, store: dict) -> None:

@@ -247,5 +247,5 @@ def test_stage_status_says_the_world_size_and_effective_batch() -> None:
 
     got = results.stage_progress({"state": "running", "step": 3, "total": 9, "world_size": 16, "batch_size": 4,
                                   "grad_accum": 1, "effective_batch": 64})
-    assert (got["worldSize"], got["effectiveBatch"]) == (16, 64)
-    api.StageStatus.model_validate({"name": "chat", **got})  # fields the CRD declares (else pruned)
+    assert (got["world_size"], got["effective_batch"]) == (16, 64)
+    api.StageStatus(name="chat", **got)  # fields the CRD declares (else pruned)

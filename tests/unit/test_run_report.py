@@ -141,9 +141,16 @@ def test_the_serve_page_shows_the_benchmark_against_concurrency(tmp_path: Path) 
             "complete": True, "endpoint": "http://x/v1", "model": "q", "max_tokens": 64, "levels": levels}))
     (serve / "eval" / "aaaa1111bbbb").mkdir(parents=True)
     (serve / "eval" / "aaaa1111bbbb" / "report.json").write_text(json.dumps(_report(0.5, [True, False])))
+    (serve / "eval" / "aaaa1111bbbb" / "verdict.json").write_text(json.dumps({
+        "decision": "Rejected", "message": "…", "rows": [
+            {"criterion": "minAccuracy.seed-tools", "threshold": ">= 0.6", "candidate": "0.500", "serving": "–",
+             "passed": False},
+            {"criterion": "complete", "threshold": "true", "candidate": "true", "serving": "true", "passed": True}]}))
     page = report.build(str(serve))
     assert "Output tokens per second against concurrency" in page and 'data-points="4"' in page
     assert "Evaluations per revision" in page
+    verdicts = page.split("Gate verdicts")[1]
+    assert "aaaa1111bbbb: Rejected" in verdicts and "minAccuracy.seed-tools" in verdicts and "FAIL" in verdicts
 
 
 def test_the_page_opens_in_a_browser_without_any_network_request(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@
 
     <root>/<namespace>/serves/<serve>/       (a ModelServe's own results, per revision)
         bench/<revision>/bench.json
-        eval/<revision>/{report.json, report.md}
+        eval/<revision>/{report.json, report.md, verdict.json}   (verdict: the gate's, `kubetune serve --against`)
 
 `root` is `s3://<bucket>` in a cluster or a local directory for `kubetune run`. A directory of files
 (a checkpoint, an adapter, a merged model) is complete only when its `_COMPLETE` marker is present:
@@ -42,6 +42,8 @@ BENCH_MARKDOWN = "bench.md"
 REPORT_MARKDOWN = "report.md"
 SUMMARY_FILE = "summary.json"
 SUMMARY_MAX_BYTES = 2**20  # a FineTuneRun object with its artifacts' URIs: a few KiB
+VERDICT_FILE = "verdict.json"
+VERDICT_MAX_BYTES = 2**20  # the gate's rows, one per criterion and suite: a few KiB
 HTML_REPORT = "report.html"
 
 # ASCII digits only, and few enough that int() cannot choke: the names come from the store.
@@ -142,3 +144,6 @@ class ServeLayout:
 
     def report(self, revision: str) -> str:
         return join(self.eval(revision), REPORT_FILE)
+
+    def verdict(self, revision: str) -> str:
+        return join(self.eval(revision), VERDICT_FILE)

@@ -26,7 +26,7 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from kubetune_jobs.contract import hyperparams, suites
 from kubetune_jobs.contract.options import FORMATS, EvaluateOptions, PrepareOptions, defaults
@@ -255,8 +255,18 @@ class FineTuneRunSpec(_Model):
 
 
 # ---------------------------------------------------------------- status
+# What the operator writes. `reconcile.decide` builds these models and the handler writes their dump, so the
+# status can only hold what the CRD declares; a figure must be finite (JSON has no NaN: an API server refuses
+# the whole status write) and a share within [0, 1].
 
-class StageStatus(_Model):
+_Share = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Status(_Model):
+    model_config = ConfigDict(validate_assignment=True, allow_inf_nan=False)
+
+
+class StageStatus(_Status):
     """Training progress of one stage, read from its progress.json."""
 
     name: str = _f(..., "Stage name.")
@@ -271,24 +281,24 @@ class StageStatus(_Model):
     checkpoint: str | None = _f(None, "Latest checkpoint URI.")
 
 
-class SuiteResult(_Model):
+class SuiteResult(_Status):
     """One suite's result for one evaluated model."""
 
     suite: str = _f(..., "Suite name.")
-    accuracy: float | None = _f(None, "Share of items passed.")
-    false_call_rate: float | None = _f(None, "Share of no-call items where the model called a tool.")
+    accuracy: _Share | None = _f(None, "Share of items passed.")
+    false_call_rate: _Share | None = _f(None, "Share of no-call items where the model called a tool.")
 
 
-class EvaluationResult(_Model):
+class EvaluationResult(_Status):
     """The evaluation of one model (base or after a stage)."""
 
     label: str = _f(..., "Model label: base or the stage name.")
     report: str = _f(..., "URI of report.json.")
-    accuracy: float | None = _f(None, "Mean accuracy over suites.")
+    accuracy: _Share | None = _f(None, "Mean accuracy over suites.")
     suites: list[SuiteResult] = _f([], "Per-suite results.")
 
 
-class Artifacts(_Model):
+class Artifacts(_Status):
     """URIs of what the run produced."""
 
     root: str | None = _f(None, "Run root in the store.")
@@ -298,7 +308,7 @@ class Artifacts(_Model):
     final_model: str | None = _f(None, "Merged model of the last stage (what to serve).")
 
 
-class FineTuneRunStatus(_Model):
+class FineTuneRunStatus(_Status):
     """Observed state, written by the operator."""
 
     phase: str | None = _f(None, "Pending, Running, Succeeded or Failed.")
@@ -306,13 +316,28 @@ class FineTuneRunStatus(_Model):
     current_step: str | None = _f(None, "Plan step now running (e.g. train-chat).")
     progress: str | None = _f(None, "step/total of the training stage now running.")
     loss: float | None = _f(None, "Latest training loss.")
-    accuracy: float | None = _f(None, "Mean accuracy of the latest evaluated model.")
+    accuracy: _Share | None = _f(None, "Mean accuracy of the latest evaluated model.")
     steps_done: list[str] = _f([], "Plan steps finished or verified.")
     stages: list[StageStatus] = _f([], "Per-stage progress.")
     evaluations: list[EvaluationResult] = _f([], "Evaluation results per model.")
     artifacts: Artifacts = _f(Artifacts(), "Produced artifact URIs.")
     conditions: list[Condition] = _f([], "Succeeded, Progressing, Degraded.", max_length=16)
     observed_generation: int | None = _f(None, "metadata.generation last reconciled.")
+
+    @classmethod
+    def read(cls, raw: dict[str, Any]) -> FineTuneRunStatus:
+        """The operator's own fields of a status as read from the API server (kopf's are left out). A field
+        that does not read as declared (written under an older schema, edited by hand) starts afresh: the
+        reconcile rebuilds it from what it observes."""
+        owned = {k: v for k, v in raw.items() if k in RESOURCE.status_keys}
+        while True:
+            try:
+                return cls.model_validate(owned, by_alias=True, by_name=False)
+            except ValidationError as exc:
+                bad = {e["loc"][0] for e in exc.errors() if e["loc"]}
+                if not bad & owned.keys():
+                    raise
+                owned = {k: v for k, v in owned.items() if k not in bad}
 
 
 class FineTuneRun(BaseModel):

@@ -15,7 +15,6 @@ import logging
 from typing import Any
 
 import kopf
-from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from kubetune_jobs.contract import locations, records
@@ -69,15 +68,6 @@ async def _store(ctx: Context, spec: api.ModelServeSpec, namespace: str) -> tupl
     access = resolve(spec.storage.endpoint or ctx.settings.store_endpoint, secure=spec.storage.secure,
                      credentials=credentials, environ={})
     return access, shared
-
-
-async def _groups(api_client: k8s.ApiClient) -> set[str]:
-    """API groups the cluster serves (to tell whether the Prometheus Operator and KEDA are installed)."""
-    try:
-        found = await k8s.ApisApi(api_client).get_api_versions()
-    except ApiException:
-        return set()
-    return {g.name for g in found.groups or []}
 
 
 class _Reads:
@@ -143,7 +133,7 @@ async def observe(ctx: Context, body: dict[str, Any]) -> reconcile.Observed:
     objects = Objects(ctx.api)
     owner = Owner(api.KIND, name, namespace, meta["uid"])
     settings = ctx.settings
-    groups = await _groups(ctx.api)
+    groups = await ctx.api_groups()
     obs.pod_monitors, obs.keda = "monitoring.coreos.com" in groups, "keda.sh" in groups
     selector = f"{naming.LABEL_SERVE}={naming.dns_label(name)}"
     for dep in await objects.owned("apps/v1", "Deployment", owner, selector):
@@ -277,7 +267,7 @@ async def delete_children(ctx: Context, body: dict[str, Any]) -> None:
     meta = body["metadata"]
     owner = Owner(api.KIND, meta["name"], meta["namespace"], meta["uid"])
     objects = Objects(ctx.api)
-    groups = await _groups(ctx.api)
+    groups = await ctx.api_groups()
     kinds = [*CHILDREN, *(c for c in OPTIONAL_CHILDREN if c[0].split("/")[0] in groups or c[0] == "autoscaling/v2")]
     for av, kind in kinds:
         for obj in await objects.owned(av, kind, owner):
