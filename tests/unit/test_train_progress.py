@@ -52,13 +52,15 @@ def test_tokens_per_second_counts_from_the_end_of_the_first_step(tmp_path: Path,
 
 @pytest.mark.parametrize("loss", [float("nan"), float("inf")])
 def test_a_diverged_loss_is_written_as_null_and_the_record_stays_readable(tmp_path: Path, loss: float) -> None:
-    """The operator refuses a progress.json with a non-finite figure (JSON has none; an API server refuses a
-    status with one): training that diverges still writes a record it reads, the loss left out."""
+    """JSON has no NaN nor infinity (a strict parser refuses the whole file): training that diverges writes
+    null for the loss, and the record stays one every reader reads."""
     record = progress_mod.Progress(storage.location(tmp_path), None, "run", "stage")
     callback = progress_mod.make_callback(record)
     args = TrainingArguments(output_dir=str(tmp_path / "trainer"), report_to="none", use_cpu=True)
     state, control = TrainerState(), TrainerControl()
     state.max_steps, state.global_step = 4, 1
     callback.on_log(args, state, control, logs={"loss": loss, "learning_rate": 1e-4})
-    read = records.read(records.Progress, (tmp_path / "progress.json").read_bytes())
+    text = (tmp_path / "progress.json").read_text()
+    json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in progress.json"))
+    read = records.read(records.Progress, text)
     assert read is not None and read.step == 1 and read.loss is None and read.learning_rate == 1e-4

@@ -12,8 +12,8 @@ reader guesses at alternative keys. Keys a newer job adds are ignored by an olde
 
 What a reader gets comes from a store, so each kind declares `max_bytes`, the most a reader takes
 (`locations.read_record` reads one byte more and refuses the object unparsed when it is there), and
-figures that JSON cannot carry (NaN, infinities) are refused where they are `FiniteFloat`: an API
-server refuses a status holding one.
+figures that JSON cannot carry (NaN, infinities) are refused where they are `FiniteFloat` (a bench.json
+holding one is not a BenchReport); elsewhere whoever puts a figure in a status drops a non-finite one.
 """
 
 from __future__ import annotations
@@ -49,19 +49,19 @@ class Progress(_Record):
     state: str = "starting"  # one of PROGRESS_STATES
     step: int = 0  # optimizer steps done
     total: int | None = None  # optimizer steps planned
-    loss: FiniteFloat | None = None
-    learning_rate: FiniteFloat | None = None
-    tokens_per_second: FiniteFloat | None = None  # non-padding tokens of all ranks, from the end of the first step
+    loss: float | None = None
+    learning_rate: float | None = None
+    tokens_per_second: float | None = None  # non-padding tokens of all ranks, from the end of the first step
     tokens: int | None = None  # non-padding tokens trained on in this stage, every rank's (num_input_tokens_seen)
-    eta_seconds: FiniteFloat | None = None
-    epoch: FiniteFloat | None = None
+    eta_seconds: float | None = None
+    epoch: float | None = None
     start_step: int | None = None  # the step this process resumed from
-    eval_loss: FiniteFloat | None = None
-    eval_loss_start: FiniteFloat | None = None  # before any training
+    eval_loss: float | None = None
+    eval_loss_start: float | None = None  # before any training
     checkpoint: str | None = None  # URI of the newest complete checkpoint
     error: str | None = None  # first line of what stopped a failed stage
-    updated_at: FiniteFloat | None = None  # unix time of the last write
-    gpu_memory_peak_gib: FiniteFloat | None = None
+    updated_at: float | None = None  # unix time of the last write
+    gpu_memory_peak_gib: float | None = None
     precision: str | None = None  # bf16 | fp16 | fp32, as trained
     precision_reason: str | None = None  # why, when it was chosen automatically
     fingerprint: str | None = None  # the step fingerprint it was run with (see options.FINGERPRINT_HELP)

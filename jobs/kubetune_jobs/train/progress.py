@@ -86,7 +86,7 @@ class Progress:
         if not self.publish:
             return
         try:
-            # A diverged loss (NaN, inf) is written as null: the record holds finite figures only.
+            # A diverged loss (NaN, inf) is written as null: JSON has neither, and a strict reader refuses both.
             finite = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in self.data.items()}
             record = records.Progress.model_validate(finite).dump()
             if "state" in fields:
