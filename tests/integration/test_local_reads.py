@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,16 @@ from kubetune_local import run as local_run
 
 QUICKSTART = Path(__file__).parent.parent.parent / "manifests" / "examples" / "quickstart.yaml"
 NS = "default"
+
+
+@pytest.fixture(autouse=True)
+def jobs_log_handlers() -> Iterator[None]:
+    """`kubetune` run in this process hangs its line printer on the jobs' logger (store_timeout): taken off
+    after each test, or the next test in this process would see the jobs' warnings printed twice."""
+    logger = logging.getLogger("kubetune_jobs")
+    before = list(logger.handlers)
+    yield
+    logger.handlers[:] = before
 
 
 @pytest.fixture(params=["local", "s3"])
