@@ -87,7 +87,7 @@ def test_what_evaluate_writes_the_operator_reads(tmp_path: Path) -> None:
     report = records.read(records.ReportSummary, (out / "report.json").read_bytes())
     assert report is not None and report.complete and report.fingerprint == "abc"
     found = results.suite_results(report)
-    assert [r["suite"] for r in found] == ["seed-tools"] and 0 <= found[0]["accuracy"] <= 1
+    assert [r.suite for r in found] == ["seed-tools"] and found[0].accuracy is not None and 0 <= found[0].accuracy <= 1
 
 
 def test_every_suite_the_operator_admits_is_one_evaluate_can_load(tmp_path: Path) -> None:
