@@ -15,21 +15,19 @@ import logging
 from typing import Any
 
 import kopf
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from kubetune_jobs.contract import locations, records
 from kubetune_jobs.contract import metrics as m
-from kubetune_jobs.contract.env import STORE_CREDENTIALS
 from kubetune_jobs.contract.layout import RunLayout, store_root
-from kubetune_jobs.contract.store import StoreAccess, StoreConfigError, resolve
+from kubetune_jobs.contract.store import StoreAccess, StoreConfigError
 
 from .. import metrics, naming
-from ..kube import shared_store
+from ..kube import shared_store, spine
 from ..kube import status as status_io
 from ..kube.context import Context
 from ..kube.events import Event, post
 from ..kube.jobs import FAILED, SUCCEEDED, JobView, attempt_of
-from ..kube.objects import NotOurs, Objects, Refused, text_values
+from ..kube.objects import NotOurs, Objects, Refused
 from ..kube.owner import Owner
 from . import api, group, plan, reconcile, validation
 
@@ -38,31 +36,6 @@ KIND = api.RESOURCE
 
 
 # ---------------------------------------------------------------- observing
-
-async def _secret_problems(objects: Objects, spec: api.FineTuneRunSpec, namespace: str) -> list[str]:
-    out = []
-    for path, name, keys in validation.referenced_secrets(spec):
-        data = await objects.secret(namespace, name)
-        if data is None:
-            out.append(f"{path}: Secret {name!r} not found in namespace {namespace!r}")
-            continue
-        _, problems = text_values(data, keys)
-        out += [f"{path}: Secret {name!r} {p}" for p in problems]
-    return out
-
-
-async def store_access(ctx: Context, spec: api.FineTuneRunSpec, namespace: str) -> StoreAccess | None:
-    """The run's store with the run's own credentials (never the operator's, unless shared on purpose)."""
-    credentials: dict[str, str] = {}
-    objects = Objects(ctx.api)
-    if spec.storage.credentials_secret:
-        data = await objects.secret(namespace, spec.storage.credentials_secret) or {}
-        credentials, _ = text_values(data, STORE_CREDENTIALS)
-    elif shared_store.applies(ctx.settings, spec.storage.endpoint, None):
-        credentials = await shared_store.credentials(objects, ctx.settings)
-    return resolve(spec.storage.endpoint or ctx.settings.store_endpoint, secure=spec.storage.secure,
-                   credentials=credentials, environ={})
-
 
 class _Store:
     """Store reads for one reconcile; a failure degrades status and never blocks the plan."""
@@ -109,7 +82,7 @@ async def observe(ctx: Context, body: dict[str, Any]) -> reconcile.Observed:
     if obs.problems:
         return obs
     objects = Objects(ctx.api)
-    obs.problems = await _secret_problems(objects, spec, namespace)
+    obs.problems = await spine.secret_problems(objects, validation.referenced_secrets(spec), namespace)
     if obs.problems:
         obs.problem_reason = "SecretNotFound"
         return obs
@@ -125,7 +98,7 @@ async def observe(ctx: Context, body: dict[str, Any]) -> reconcile.Observed:
     by_step = await _workloads(objects, owner, ctx.settings.jobset)
     done = set(obs.status.get("stepsDone") or [])
     try:
-        store = _Store(await store_access(ctx, spec, namespace))
+        store = _Store((await spine.store_access(ctx, spec.storage, namespace))[0])
     except StoreConfigError as exc:
         obs.problems = [f"spec.storage.endpoint: {exc}"]
         return obs
@@ -203,30 +176,16 @@ async def _create_jobs(ctx: Context, body: dict[str, Any], obs: reconcile.Observ
 
 async def reconcile_run(ctx: Context, namespace: str, name: str) -> None:
     """Bring one run one step further (idempotent; safe to call on any trigger)."""
-    async with ctx.lock(api.KIND, namespace, name):
-        try:
-            body = await status_io.read(ctx.api, KIND, namespace, name)
-        except ApiException as exc:
-            if exc.status == 404:
-                ctx.forget(api.KIND, namespace, name)
-                return
-            metrics.reconcile_error(namespace, metrics.FINETUNERUN, f"Http{exc.status}")
-            raise
-        if body["metadata"].get("deletionTimestamp"):
-            return
-        try:
-            obs = await observe(ctx, body)
-            decision = reconcile.decide(obs)
-            if decision.create:
-                decision = await _create_jobs(ctx, body, obs, decision)
-            await _apply(ctx, body, decision)
-        except ApiException as exc:
-            metrics.reconcile_error(namespace, metrics.FINETUNERUN, f"Http{exc.status}")
-            raise kopf.TemporaryError(f"API error {exc.status}: {exc.reason}", delay=5) from None
-        except Exception as exc:
-            metrics.reconcile_error(namespace, metrics.FINETUNERUN, type(exc).__name__)
-            raise
+
+    async def work(body: dict[str, Any]) -> None:
+        obs = await observe(ctx, body)
+        decision = reconcile.decide(obs)
+        if decision.create:
+            decision = await _create_jobs(ctx, body, obs, decision)
+        await _apply(ctx, body, decision)
         _record(namespace, name, dict(body.get("status") or {}), decision.status)
+
+    await spine.reconcile_object(ctx, KIND, metrics.FINETUNERUN, namespace, name, work)
 
 
 async def _apply(ctx: Context, body: dict[str, Any], decision: reconcile.Decision) -> None:
@@ -287,7 +246,7 @@ async def delete_artifacts(ctx: Context, body: dict[str, Any], spec: dict[str, A
     root = RunLayout.of(store_root(parsed.storage.bucket), namespace, name).root
     try:
         await _stop_jobs(ctx, Owner(api.KIND, name, namespace, meta["uid"]), settings.cleanup_timeout)
-        access = await store_access(ctx, parsed, namespace)
+        access, _ = await spine.store_access(ctx, parsed.storage, namespace)
         if access is None:
             raise RuntimeError("no object store endpoint configured")
         await asyncio.wait_for(asyncio.to_thread(lambda: locations.location(root, access).delete()),

@@ -15,24 +15,22 @@ import logging
 from typing import Any
 
 import kopf
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from kubetune_jobs.contract import locations, records
 from kubetune_jobs.contract import metrics as m
-from kubetune_jobs.contract.env import STORE_CREDENTIALS
 from kubetune_jobs.contract.layout import COMPLETE_MARKER, COMPLETE_MARKER_MAX_BYTES, join
-from kubetune_jobs.contract.store import StoreAccess, StoreConfigError, resolve
+from kubetune_jobs.contract.store import StoreAccess, StoreConfigError
 
 from .. import metrics, naming
 from ..apitypes import GROUP, VERSION
 from ..finetunerun import api as ftr_api
-from ..kube import shared_store
+from ..kube import shared_store, spine
 from ..kube import status as status_io
 from ..kube.conditions import now
 from ..kube.context import Context
 from ..kube.events import post
 from ..kube.jobs import SUCCEEDED, JobView
-from ..kube.objects import NotOurs, Objects, Refused, text_values
+from ..kube.objects import NotOurs, Objects, Refused
 from ..kube.owner import Owner
 from . import api, promotion, reconcile, resources, source, validation
 
@@ -41,33 +39,6 @@ KIND = api.RESOURCE
 CHILDREN = (("apps/v1", "Deployment"), ("v1", "Service"), ("v1", "ConfigMap"), ("batch/v1", "Job"), ("v1", "Secret"))
 OPTIONAL_CHILDREN = (("monitoring.coreos.com/v1", "PodMonitor"), ("keda.sh/v1alpha1", "ScaledObject"),
                      ("autoscaling/v2", "HorizontalPodAutoscaler"))
-
-
-async def _secret_problems(objects: Objects, spec: api.ModelServeSpec, namespace: str) -> list[str]:
-    out = []
-    for path, name, keys in validation.referenced_secrets(spec):
-        data = await objects.secret(namespace, name)
-        if data is None:
-            out.append(f"{path}: Secret {name!r} not found in namespace {namespace!r}")
-            continue
-        _, problems = text_values(data, keys)
-        out += [f"{path}: Secret {name!r} {p}" for p in problems]
-    return out
-
-
-async def _store(ctx: Context, spec: api.ModelServeSpec, namespace: str) -> tuple[StoreAccess | None, dict[str, str]]:
-    """The serve's store, and the shared store's keys when it uses that store (`kube.shared_store`)."""
-    credentials: dict[str, str] = {}
-    shared: dict[str, str] = {}
-    objects = Objects(ctx.api)
-    if spec.storage.credentials_secret:
-        data = await objects.secret(namespace, spec.storage.credentials_secret) or {}
-        credentials, _ = text_values(data, STORE_CREDENTIALS)
-    elif shared_store.applies(ctx.settings, spec.storage.endpoint, None):
-        credentials = shared = await shared_store.credentials(objects, ctx.settings)
-    access = resolve(spec.storage.endpoint or ctx.settings.store_endpoint, secure=spec.storage.secure,
-                     credentials=credentials, environ={})
-    return access, shared
 
 
 class _Reads:
@@ -144,10 +115,10 @@ async def observe(ctx: Context, body: dict[str, Any]) -> reconcile.Observed:
         obs.jobs[view.name] = view
     obs.problems = validation.problems(spec)
     if not obs.problems:
-        obs.problems = await _secret_problems(objects, spec, namespace)
+        obs.problems = await spine.secret_problems(objects, validation.referenced_secrets(spec), namespace)
         obs.problem_reason = "SecretNotFound" if obs.problems else obs.problem_reason
     try:
-        access, shared = await _store(ctx, spec, namespace)
+        access, shared = await spine.store_access(ctx, spec.storage, namespace)
     except StoreConfigError as exc:
         obs.problems.append(f"spec.storage.endpoint: {exc}")
         return obs
@@ -220,37 +191,24 @@ async def _act(ctx: Context, body: dict[str, Any], decision: reconcile.Decision)
 
 
 async def reconcile_serve(ctx: Context, namespace: str, name: str) -> None:
-    async with ctx.lock(api.KIND, namespace, name):
-        try:
-            body = await status_io.read(ctx.api, KIND, namespace, name)
-        except ApiException as exc:
-            if exc.status == 404:
-                ctx.forget(api.KIND, namespace, name)
-                return
-            metrics.reconcile_error(namespace, metrics.MODELSERVE, f"Http{exc.status}")
-            raise
-        if body["metadata"].get("deletionTimestamp"):
-            return
-        try:
-            obs = await observe(ctx, body)
+    """Bring one ModelServe one move further (idempotent; safe to call on any trigger)."""
+
+    async def work(body: dict[str, Any]) -> None:
+        obs = await observe(ctx, body)
+        decision = reconcile.decide(obs)
+        if obs.shared_copy is not None and decision.apply:
+            decision.apply.insert(0, obs.shared_copy)  # before the pods that reference it
+        refused = await _act(ctx, body, decision)
+        if refused:
+            obs.problems, obs.problem_reason = [refused], "ObjectRefused"
             decision = reconcile.decide(obs)
-            if obs.shared_copy is not None and decision.apply:
-                decision.apply.insert(0, obs.shared_copy)  # before the pods that reference it
-            refused = await _act(ctx, body, decision)
-            if refused:
-                obs.problems, obs.problem_reason = [refused], "ObjectRefused"
-                decision = reconcile.decide(obs)
-            for event in decision.events:
-                post(body, event)
-            await status_io.write(ctx.api, KIND, namespace, name, dict(body.get("status") or {}),
-                                  decision.status.wire())
-        except ApiException as exc:
-            metrics.reconcile_error(namespace, metrics.MODELSERVE, f"Http{exc.status}")
-            raise kopf.TemporaryError(f"API error {exc.status}: {exc.reason}", delay=5) from None
-        except Exception as exc:
-            metrics.reconcile_error(namespace, metrics.MODELSERVE, type(exc).__name__)
-            raise
+        for event in decision.events:
+            post(body, event)
+        await status_io.write(ctx.api, KIND, namespace, name, dict(body.get("status") or {}),
+                              decision.status.wire())
         _record(namespace, name, obs, decision.status)
+
+    await spine.reconcile_object(ctx, KIND, metrics.MODELSERVE, namespace, name, work)
 
 
 def _record(namespace: str, name: str, obs: reconcile.Observed, status: api.ModelServeStatus) -> None:
