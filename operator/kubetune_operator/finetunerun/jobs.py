@@ -112,12 +112,10 @@ def job_for_step(step: Step, spec: api.FineTuneRunSpec, owner: Owner, store_endp
     if step.gpu:
         mounts.insert(0, {"name": "dshm", "mountPath": "/dev/shm"})
         volumes.insert(0, {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE}})
-        if r.node_selector:
-            pod["nodeSelector"] = dict(r.node_selector)
-        if r.tolerations:
-            pod["tolerations"] = [t.wire() for t in r.tolerations]
-    if r.priority_class_name:
-        pod["priorityClassName"] = r.priority_class_name
+    # GPU nodes are what the selector and tolerations are for; CPU steps (prepare, an endpoint's evaluation)
+    # schedule anywhere.
+    pod.update(pods.placement(r.node_selector if step.gpu else {}, r.tolerations if step.gpu else [],
+                              r.priority_class_name))
     if multinode and subdomain:
         pod["subdomain"] = subdomain  # pods resolve as <job>-<index>.<subdomain>
     job_spec: dict[str, Any] = {

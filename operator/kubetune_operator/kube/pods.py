@@ -1,9 +1,11 @@
 """What every pod the operator builds has in common: the restricted Pod Security profile (non-root, no
 privilege escalation, no capabilities, RuntimeDefault seccomp, read-only root filesystem) with writable
-scratch on emptyDirs, no service-account token, and the environment that points caches at that scratch."""
+scratch on emptyDirs, no service-account token, the environment that points caches at that scratch, and the
+placement fields (node selector, tolerations, priority class) from a resource's settings."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubetune_jobs.contract import env
@@ -41,3 +43,16 @@ def scratch_env() -> list[dict[str, Any]]:
 def secret_env(name: str, secret: str, key: str | None = None) -> dict[str, Any]:
     """An env var taken from a Secret by reference (the value never enters the manifest)."""
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key or name}}}
+
+
+def placement(node_selector: Mapping[str, str], tolerations: Sequence[Any], priority_class_name: str | None
+              ) -> dict[str, Any]:
+    """The pod spec's placement fields for a resource's scheduling settings (only those set)."""
+    out: dict[str, Any] = {}
+    if node_selector:
+        out["nodeSelector"] = dict(node_selector)
+    if tolerations:
+        out["tolerations"] = [t.wire() for t in tolerations]
+    if priority_class_name:
+        out["priorityClassName"] = priority_class_name
+    return out

@@ -195,12 +195,7 @@ def deployment(spec: api.ModelServeSpec, b: Build, revision: str, target: Target
             "securityContext": pods.container_security(),
             "volumeMounts": [{"name": "models", "mountPath": MODELS}, *scratch_mounts],
         }]
-    if r.node_selector:
-        pod["nodeSelector"] = dict(r.node_selector)
-    if r.tolerations:
-        pod["tolerations"] = [t.wire() for t in r.tolerations]
-    if r.priority_class_name:
-        pod["priorityClassName"] = r.priority_class_name
+    pod.update(pods.placement(r.node_selector, r.tolerations, r.priority_class_name))
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {**_meta(b, deployment_name(b.name, revision), revision),
