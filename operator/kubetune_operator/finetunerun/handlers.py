@@ -26,7 +26,7 @@ from ..kube import shared_store, spine
 from ..kube import status as status_io
 from ..kube.context import Context
 from ..kube.events import Event, post
-from ..kube.jobs import FAILED, SUCCEEDED, JobView, attempt_of
+from ..kube.jobs import FAILED, JobView, attempt_of
 from ..kube.objects import NotOurs, Objects, Refused
 from ..kube.owner import Owner
 from . import api, group, plan, reconcile, validation
@@ -102,19 +102,18 @@ async def observe(ctx: Context, body: dict[str, Any]) -> reconcile.Observed:
     except StoreConfigError as exc:
         obs.problems = [f"spec.storage.endpoint: {exc}"]
         return obs
-    open_ = True  # outputs are checked up to the first step that is neither done nor verified
+    # The facts of every step not yet done: its workload, or whether its outputs verify. Which of them
+    # matter (the plan's order, the first step not done) is `decide`'s to say.
     for step in obs.plan:
         if step.name in done:
             continue
         job = by_step.get(step.name)
         if job is not None:
-            obs.jobs[step.name] = view = JobView.of(job)
-            open_ = open_ and view.state == SUCCEEDED
-        elif open_:
+            obs.jobs[step.name] = JobView.of(job)
+        else:
             obs.verified[step.name] = await store.verified(step)
-            open_ = obs.verified[step.name]
-        if job is None and not obs.verified.get(step.name):
-            continue
+            if not obs.verified[step.name]:
+                continue
         if step.kind == "train" and step.stage:
             obs.progress[step.stage] = await store.record(layout.progress(step.stage), records.Progress)
         elif step.kind == "evaluate" and step.label:
