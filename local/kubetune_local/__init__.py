@@ -1,5 +1,5 @@
-"""The local executors: `kubetune run`, `kubetune serve`, `kubetune validate`, `kubetune gate` run the operator's
-resources (and its promotion gate) on one machine, without a cluster.
+"""The local executors: `kubetune run`, `kubetune serve`, `kubetune validate`, `kubetune gate` and
+`kubetune report` run the operator's resources (and its promotion gate) on one machine, without a cluster.
 
 They import both sides: the operator's pure parts (the typed API, validation, the plan, vLLM's argv, the
 promotion gate) and the jobs (as subprocesses, and their model and serving helpers). Nothing in the operator
@@ -10,4 +10,7 @@ or the jobs imports this package, so the operator image stays free of the jobs' 
     serve     `kubetune serve`: a ModelServe's model behind real vLLM, with the promotion gate first
     validate  `kubetune validate`: manifests checked as the operator checks them
     gate      `kubetune gate`: a ModelServe's promotion gate on two evaluation reports (exit 0 / 3 / 2)
+    report    `kubetune report`: one self-contained report.html of a run or a serve (charts: inline SVG)
+    lifecycle how every command ends: one line naming the cause, nothing left running after Ctrl-C or SIGTERM
+    display   a step's progress: a live bar on a terminal, a plain line every 30 s elsewhere
 """
