@@ -264,7 +264,7 @@ def _wait_stopped(proc: subprocess.Popen[bytes]) -> None:
 def load(path: str | Path) -> api.FineTuneRun:
     """Read and validate a manifest exactly as the operator does (every document of the file, as `kubetune
     validate` reads it); SpecError names every bad field."""
-    return api.load_manifest(path)
+    return api.RESOURCE.load_manifest(path)
 
 
 def run(manifest: str | Path, store: Path | None, serve: bool, port: int, console: Console) -> int:

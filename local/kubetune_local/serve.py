@@ -64,7 +64,7 @@ class ServeError(Failure):
 def load(path: str | Path) -> api.ModelServe:
     """Read and validate a ModelServe manifest as the operator does (every document of the file, as
     `kubetune validate` reads it)."""
-    return api.load_manifest(path)
+    return api.RESOURCE.load_manifest(path)
 
 
 def _cuda() -> bool:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -339,17 +339,23 @@ def read_status(model: type[M], raw: Mapping[str, Any] | None) -> M:
     return model.model_validate(good, by_alias=True, by_name=False)
 
 
+SpecT = TypeVar("SpecT", bound=Model)
+StatusT = TypeVar("StatusT", bound=Model)
+ManifestT = TypeVar("ManifestT", bound=BaseModel)
+
+
 @dataclass(frozen=True)
-class ResourceKind:
-    """One custom resource kind: its names, typed models, printer columns and extra CEL rules."""
+class ResourceKind(Generic[SpecT, StatusT, ManifestT]):
+    """One custom resource kind: its names, typed models, printer columns and extra CEL rules; what reads its
+    documents, specs and stored statuses (each kind's `api.RESOURCE`)."""
 
     kind: str
     plural: str
     singular: str
     short_names: tuple[str, ...]
-    spec: type[Model]
-    status: type[Model]
-    manifest: type[BaseModel]
+    spec: type[SpecT]
+    status: type[StatusT]
+    manifest: type[ManifestT]
     printer_columns: tuple[dict[str, str], ...]
     # Adds x-kubernetes-validations to the generated spec schema (in place).
     spec_rules: Callable[[dict[str, Any]], None] = field(default=lambda schema: None)
@@ -371,21 +377,25 @@ class ResourceKind:
         """Whether an ownerReference points at a resource of this kind."""
         return ref.get("kind") == self.kind and str(ref.get("apiVersion", "")).startswith(GROUP + "/")
 
-    def parse_spec(self, obj: dict[str, Any]) -> Any:
+    def parse_spec(self, obj: dict[str, Any]) -> SpecT:
         """A spec dict -> the typed spec with defaults; SpecError names the offending field."""
         try:
             return self.spec.model_validate(obj, by_alias=True, by_name=False)
         except ValidationError as exc:
             raise SpecError(format_errors(exc, doc=obj)) from None
 
-    def parse_manifest(self, obj: dict[str, Any]) -> Any:
+    def parse_status(self, obj: Mapping[str, Any] | None) -> StatusT:
+        """A stored status, field by field (`read_status`): what does not validate is dropped."""
+        return read_status(self.status, obj)
+
+    def parse_manifest(self, obj: dict[str, Any]) -> ManifestT:
         """A whole document (apiVersion, kind, metadata, spec) -> the typed manifest with defaults."""
         try:
             return self.manifest.model_validate(obj, by_alias=True, by_name=False)
         except ValidationError as exc:
             raise SpecError(format_errors(exc, root="", doc=obj)) from None
 
-    def load_manifest(self, path: str | Path) -> Any:
+    def load_manifest(self, path: str | Path) -> ManifestT:
         """The one document of this kind in a YAML file, every document of which is checked as `kubetune
         validate` checks it: a file the operator would not take whole is refused, not read in part."""
         documents = check_documents(path)
@@ -395,7 +405,7 @@ class ResourceKind:
         mine = [d.manifest for d in documents if d.kind == self.kind]
         if len(mine) != 1:
             raise SpecError(f"{path}: expected exactly one {self.kind} document, found {len(mine)}")
-        return mine[0]
+        return mine[0]  # type: ignore[return-value]  # check_documents parsed it with this kind's model
 
 
 _SHAPES = {dict: "mapping", list: "list", str: "string", int: "number", float: "number", bool: "boolean"}

@@ -331,6 +331,6 @@ def test_invalid_manifest_stops_before_any_work(tmp_path: Path) -> None:
     from kubetune_operator.finetunerun import api
 
     with pytest.raises(api.SpecError) as info:
-        api.parse_manifest(doc)
+        api.RESOURCE.parse_manifest(doc)
     # The operator reports the very same messages.
     assert str(info.value).split("; ")[0] in out

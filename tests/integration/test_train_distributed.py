@@ -196,7 +196,7 @@ def test_kubetune_run_starts_every_rank_of_the_manifest(tiny_qwen2: str, tmp_pat
     from kubetune_local.run import LocalRun
     from kubetune_operator.finetunerun import api
 
-    run = api.parse_manifest({
+    run = api.RESOURCE.parse_manifest({
         "apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": {"name": "ranks", "namespace": "default"},
         "spec": {"baseModel": tiny_qwen2, "resources": {"gpus": 2},
                  "stages": [{"name": "tools", "dataset": {"source": str(DATA), "format": "xlam"}}],

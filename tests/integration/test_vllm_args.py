@@ -59,7 +59,7 @@ def forms(option: str, entry: dict[str, Any]) -> list[list[str]]:
 
 def base_argv(name: str) -> list[str]:
     """The operator's argv for one of SPECS, before extraArgs."""
-    return vllm.argv(api.parse_spec(SPECS[name]), "assistant", vllm.ModelFiles(
+    return vllm.argv(api.RESOURCE.parse_spec(SPECS[name]), "assistant", vllm.ModelFiles(
         model="/models/m", chat_template="/models/m/chat_template.jinja",
         adapter="/models/a" if name == "lora" else None))
 
@@ -120,7 +120,7 @@ def test_extra_args_that_make_vllm_write_an_owned_setting_are_refused(vllms: dic
     """By vLLM's own reading: extraArgs that make its parser write one of the operator's settings (or a
     positional, its model_tag) beyond what the operator's argv writes are refused; the check is the
     validation every command runs."""
-    owned = {vllm_args.dest(s.flag) for s in vllm.settings(api.parse_spec(SPECS["plain"]), "n",
+    owned = {vllm_args.dest(s.flag) for s in vllm.settings(api.RESOURCE.parse_spec(SPECS["plain"]), "n",
                                                             vllm.ModelFiles(model="m"))}
     owned |= {vllm_args.dest(f) for f in vllm.REFUSED} | {"model_tag"}
     alone = {case[0]: Counter(real["sets"]) for case, real in vllms["cases"] if case[0] and not case[1]}
@@ -129,7 +129,7 @@ def test_extra_args_that_make_vllm_write_an_owned_setting_are_refused(vllms: dic
         if name is None or not extra or real["error"]:
             continue
         touched = set(Counter(real["sets"]) - alone[name]) & owned
-        problems = vllm.extra_args_problems(api.parse_spec({**SPECS[name], "vllm": {"extraArgs": extra}}))
+        problems = vllm.extra_args_problems(api.RESOURCE.parse_spec({**SPECS[name], "vllm": {"extraArgs": extra}}))
         if touched:
             touching += 1
             assert problems, (name, extra, touched)

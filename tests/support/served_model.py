@@ -45,7 +45,7 @@ def serve_spec(*, eager: bool = True) -> Any:
     """The ModelServe the tests' server is: the bundled model on the CPU, our template, hermes."""
     from kubetune_operator.modelserve import api
 
-    return api.parse_spec({"model": {"hub": "HuggingFaceTB/SmolLM2-135M-Instruct"}, "servedModelName": SERVED_NAME,
+    return api.RESOURCE.parse_spec({"model": {"hub": "HuggingFaceTB/SmolLM2-135M-Instruct"}, "servedModelName": SERVED_NAME,
                            "vllm": {"dtype": "bfloat16", "maxModelLen": 4096,
                                     "extraArgs": ["--seed", "0", *(["--enforce-eager"] if eager else [])]},
                            "resources": {"gpus": 0}})

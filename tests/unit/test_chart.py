@@ -417,7 +417,7 @@ def test_a_runs_and_a_serves_jobs_get_the_charts_pushgateway_and_store() -> None
     assert settings.pushgateway == gateway and settings.namespace == "ml-platform"
     assert settings.store_secret == "kt-minio" and settings.share_store
     # A run in another namespace that names neither a Pushgateway nor a store: the chart's, with the keys copied.
-    spec = ftr_api.parse_spec(yaml.safe_load((ROOT / "manifests" / "examples" / "quickstart.yaml").read_text())["spec"])
+    spec = ftr_api.RESOURCE.parse_spec(yaml.safe_load((ROOT / "manifests" / "examples" / "quickstart.yaml").read_text())["spec"])
     assert spec.pushgateway is None and spec.storage.endpoint is None and spec.storage.credentials_secret is None
     assert shared_store.applies(settings, spec.storage.endpoint, spec.storage.credentials_secret)
     owner = Owner(ftr_api.KIND, "quickstart", "team-a", "uid-1")
@@ -437,7 +437,7 @@ def test_a_runs_and_a_serves_jobs_get_the_charts_pushgateway_and_store() -> None
         parsed = options.JOBS[container["args"][0]].parse(container["args"][1:])
         assert (parsed.pushgateway, parsed.namespace, parsed.run_name) == (gateway, "team-a", "quickstart")
     # A ModelServe's benchmark and promotion-gate Jobs push there too, labelled with its namespace.
-    serve = ms_api.parse_spec({"model": {"uri": "s3://kubetune/models/m"}, "servedModelName": "assistant"})
+    serve = ms_api.RESOURCE.parse_spec({"model": {"uri": "s3://kubetune/models/m"}, "servedModelName": "assistant"})
     b = resources.Build(owner=Owner(ms_api.KIND, "assistant", "team-a", "uid-2"), served_name="assistant",
                         jobs_image=settings.jobs_image, vllm_image=settings.vllm_image,
                         store_endpoint=settings.store_endpoint, pushgateway=settings.pushgateway,
@@ -476,7 +476,7 @@ def test_a_runs_jobs_run_the_charts_jobs_image_unless_the_run_names_its_own() ->
     # One node (a Job), several nodes (an Indexed Job or a JobSet): the same image rule.
     for resources in ({}, {"gpus": 2, "nodes": 2}):
         for images, expected in (({}, chart_image), ({"jobs": own_image}, own_image)):
-            spec = ftr_api.parse_spec({**raw, "images": images, "resources": {**raw.get("resources", {}),
+            spec = ftr_api.RESOURCE.parse_spec({**raw, "images": images, "resources": {**raw.get("resources", {}),
                                                                              **resources}})
             for step in plan.build_plan("quickstart", "team-a", spec, "s3://kubetune", uid="uid-1"):
                 for use_jobset in (False, True):

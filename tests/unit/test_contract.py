@@ -23,7 +23,7 @@ from kubetune_operator.finetunerun.plan import build_plan
 
 @pytest.mark.parametrize("spec", [minimal(), None], ids=["minimal", "reference"])
 def test_every_planned_command_line_parses_back_to_its_options(spec) -> None:
-    spec = api.parse_spec(spec) if spec else api.load_manifest(EXAMPLE).spec
+    spec = api.RESOURCE.parse_spec(spec) if spec else api.RESOURCE.load_manifest(EXAMPLE).spec
     parser = cli.build_parser()
     for step in build_plan("r", "ns", spec, "s3://b", uid="u"):
         options = JOBS[step.kind].from_namespace(parser.parse_args(list(step.args)))
@@ -56,7 +56,7 @@ def test_the_fingerprint_ignores_what_does_not_shape_the_outputs() -> None:
 
 
 def test_crd_defaults_are_the_jobs_defaults() -> None:
-    spec = api.parse_spec(minimal())
+    spec = api.RESOURCE.parse_spec(minimal())
     train, prepare, evaluate = defaults(TrainOptions), defaults(PrepareOptions), defaults(EvaluateOptions)
     hyperparameters = spec.stage_hyperparameters(spec.stages[0])
     assert hyperparameters and hyperparameters == {k: train[k] for k in hyperparameters}
@@ -93,7 +93,7 @@ def test_what_evaluate_writes_the_operator_reads(tmp_path: Path) -> None:
 def test_every_suite_the_operator_admits_is_one_evaluate_can_load(tmp_path: Path) -> None:
     raw = minimal()
     raw["evaluation"] = {"suites": [{"name": s} for s in suites.KNOWN]}
-    assert validation.problems(api.parse_spec(raw)) == []
+    assert validation.problems(api.RESOURCE.parse_spec(raw)) == []
     data = tmp_path / "data"
     data.mkdir()
     (data / "eval.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "hi"},
@@ -104,7 +104,7 @@ def test_every_suite_the_operator_admits_is_one_evaluate_can_load(tmp_path: Path
         assert evaluate_suites.load(name, data=str(data), limit=1) is not None, name
     refused = minimal()
     refused["evaluation"] = {"suites": [{"name": "bfcl-live_relevance"}]}  # a BFCL file evaluate cannot score
-    assert validation.problems(api.parse_spec(refused))
+    assert validation.problems(api.RESOURCE.parse_spec(refused))
 
 
 def test_one_resolution_of_the_store_for_every_caller() -> None:

@@ -35,7 +35,7 @@ def decide(obs: Observed) -> Decision:
 def observed(raw: dict | None = None, status: api.FineTuneRunStatus | dict | None = None, generation: int = 1,
              **fields) -> Observed:
     """What the handler observes; a status given typed is read back as the API server returns it (its dump)."""
-    spec = api.parse_spec(raw or minimal())
+    spec = api.RESOURCE.parse_spec(raw or minimal())
     if isinstance(status, api.FineTuneRunStatus):
         status = status.wire()
     return Observed(name="r", generation=generation, status=status or {}, spec=spec,

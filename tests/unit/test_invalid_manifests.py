@@ -183,7 +183,7 @@ def operator_messages(path: Path) -> list[str] | None:
     for doc in found:
         api, validation = KINDS[doc["kind"]]
         try:
-            parsed = api.parse_manifest(doc)
+            parsed = api.RESOURCE.parse_manifest(doc)
         except SpecError as exc:
             messages.append(str(exc))
             continue
@@ -191,7 +191,7 @@ def operator_messages(path: Path) -> list[str] | None:
         if isinstance(doc.get("spec"), dict):
             # What the FineTuneRun handler parses: the spec alone (the field paths must be the same).
             try:
-                api.parse_spec(doc["spec"])
+                api.RESOURCE.parse_spec(doc["spec"])
             except SpecError as exc:
                 messages.append(str(exc))
     return messages

@@ -294,9 +294,9 @@ def test_a_status_an_older_operator_wrote_is_read_without_what_no_longer_validat
     serving revision is evaluated again; the rest of the status is kept."""
     status, rev = serving()
     old = {**status.wire(), "evaluations": {rev: {"seed-tools": math.nan, "_suites": "ab12"}}, "kopf": {"x": 1}}
-    read = api.parse_status(old)
+    read = api.RESOURCE.parse_status(old)
     assert read.evaluations == [] and read.model == status.model and read.history == status.history
-    assert api.parse_status(None) == ModelServeStatus() and api.parse_status({"history": 5}).history == []
+    assert api.RESOURCE.parse_status(None) == ModelServeStatus() and api.RESOURCE.parse_status({"history": 5}).history == []
 
 
 def bench_json(ttft: float, throughput: float) -> bytes:

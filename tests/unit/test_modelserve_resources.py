@@ -33,7 +33,7 @@ def spec(**over) -> api.ModelServeSpec:
     raw = {"model": {"fineTuneRun": {"name": "ft"}}, "apiKeySecret": {"name": "serve-key"},
            "storage": {"credentialsSecret": "store"}}
     raw.update(over)
-    return api.parse_spec(raw)
+    return api.RESOURCE.parse_spec(raw)
 
 
 def target(s: api.ModelServeSpec) -> source.Target:
@@ -188,7 +188,7 @@ def test_waiting_and_unavailable_models_name_the_field() -> None:
 def test_invalid_settings_are_refused_naming_the_field(raw: dict, field: str) -> None:
     body = {"model": {"fineTuneRun": {"name": "ft"}}, **raw}
     try:
-        message = "; ".join(validation.problems(api.parse_spec(body)))
+        message = "; ".join(validation.problems(api.RESOURCE.parse_spec(body)))
     except api.SpecError as exc:
         message = str(exc)
     assert message.startswith(field) or f"; {field}" in message, message

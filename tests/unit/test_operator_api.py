@@ -21,7 +21,7 @@ def minimal() -> dict:
 
 
 def test_reference_manifest_is_the_reference_run() -> None:
-    run = api.load_manifest(EXAMPLE)
+    run = api.RESOURCE.load_manifest(EXAMPLE)
     s = run.spec
     assert s.base_model == "Qwen/Qwen2.5-3B"
     assert [st.name for st in s.stages] == ["chat", "tools"]
@@ -42,8 +42,8 @@ def test_reference_manifest_is_the_reference_run() -> None:
 
 def test_defaults_are_the_reference_run() -> None:
     """A spec naming only its stages gets every reference default; the example only spells them out."""
-    example = api.load_manifest(EXAMPLE).spec
-    spec = api.parse_spec(minimal())
+    example = api.RESOURCE.load_manifest(EXAMPLE).spec
+    spec = api.RESOURCE.parse_spec(minimal())
     for field in ("base_model", "lora", "training", "evaluation"):
         assert getattr(spec, field) == getattr(example, field), field
 
@@ -69,7 +69,7 @@ def test_every_field_has_a_description() -> None:
 def test_stage_overrides_apply_only_to_their_stage() -> None:
     raw = minimal()
     raw["stages"][1]["training"] = {"maxSteps": 7, "learningRate": 1e-4}
-    spec = api.parse_spec(raw)
+    spec = api.RESOURCE.parse_spec(raw)
     assert spec.stage_training(spec.stages[0]).max_steps == -1
     tools = spec.stage_training(spec.stages[1])
     assert (tools.max_steps, tools.learning_rate, tools.batch_size) == (7, 1e-4, 4)
@@ -131,7 +131,7 @@ INVALID = [
 
 def rejection(raw: dict) -> str:
     try:
-        spec = api.parse_spec(raw)
+        spec = api.RESOURCE.parse_spec(raw)
     except api.SpecError as exc:
         return str(exc)
     return "; ".join(validation.problems(spec))
@@ -157,13 +157,13 @@ def test_manifest_errors_name_the_file_problem(tmp_path: Path) -> None:
     bad.write_text("apiVersion: kubetune.io/v1alpha1\nkind: FineTuneRun\nmetadata: {name: r}\n"
                    "spec: {stages: [{name: a, dataset: {source: x, format: csv}}]}\n")
     with pytest.raises(api.SpecError, match=r"spec\.stages\[0\]\.dataset\.format"):
-        api.load_manifest(bad)
+        api.RESOURCE.load_manifest(bad)
     other = tmp_path / "other.yaml"
     other.write_text("kind: ConfigMap\n")
     with pytest.raises(api.SpecError, match="kind: 'ConfigMap' is not one of FineTuneRun, ModelServe"):
-        api.load_manifest(other)
+        api.RESOURCE.load_manifest(other)
     serve_only = tmp_path / "serve.yaml"
     serve_only.write_text("apiVersion: kubetune.io/v1alpha1\nkind: ModelServe\nmetadata: {name: s}\n"
                           "spec: {model: {hub: Qwen/Qwen2.5-3B-Instruct}}\n")
     with pytest.raises(api.SpecError, match="exactly one FineTuneRun document, found 0"):
-        api.load_manifest(serve_only)
+        api.RESOURCE.load_manifest(serve_only)

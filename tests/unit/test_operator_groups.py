@@ -35,7 +35,7 @@ def spec_with(resources: dict, training: dict | None = None, name_stage: str = "
     body["stages"][0]["name"] = name_stage
     body["resources"] = resources
     body["training"] = {"loadIn4bit": False, **(training or {})}
-    return api.parse_spec(body)
+    return api.RESOURCE.parse_spec(body)
 
 
 def train_step(spec: api.FineTuneRunSpec, owner: Owner = OWNER):

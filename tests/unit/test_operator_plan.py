@@ -17,7 +17,7 @@ from kubetune_operator.finetunerun.plan import build_plan, step_done
 
 
 def reference() -> api.FineTuneRunSpec:
-    return api.load_manifest(EXAMPLE).spec
+    return api.RESOURCE.load_manifest(EXAMPLE).spec
 
 
 def test_order_of_the_reference_run() -> None:
@@ -30,7 +30,7 @@ def test_order_of_the_reference_run() -> None:
 
 def test_every_command_line_parses_with_the_jobs_cli() -> None:
     parser = build_parser()
-    for spec in (reference(), api.parse_spec(minimal())):
+    for spec in (reference(), api.RESOURCE.parse_spec(minimal())):
         for step in build_plan("ref", "ml", spec, "s3://kubetune"):
             args = parser.parse_args(list(step.args))
             assert args.command == step.kind
@@ -68,7 +68,7 @@ def test_options_change_the_plan() -> None:
     raw["resources"] = {"gpus": 0}
     raw["stages"][1]["training"] = {"maxSteps": 3, "loadIn4bit": False, "seed": 7}
     raw["stages"][1]["dataset"]["turnsPerRow"] = 4
-    steps = build_plan("r", "default", api.parse_spec(raw), "/tmp/out")
+    steps = build_plan("r", "default", api.RESOURCE.parse_spec(raw), "/tmp/out")
     assert [s.name for s in steps] == ["prepare-chat", "prepare-tools", "train-chat", "train-tools", "eval-tools"]
     assert not any(s.gpu for s in steps)
     parsed = {s.name: build_parser().parse_args(list(s.args)) for s in steps}
@@ -82,12 +82,12 @@ def test_options_change_the_plan() -> None:
     assert (parsed["train-chat"].seed, parsed["train-tools"].seed) == (42, 7)
     assert parsed["train-chat"].pushgateway == "http://pgw:9091"
     raw["evaluation"]["suites"] = []
-    assert all(s.kind != "evaluate" for s in build_plan("r", "default", api.parse_spec(raw), "/tmp/out"))
+    assert all(s.kind != "evaluate" for s in build_plan("r", "default", api.RESOURCE.parse_spec(raw), "/tmp/out"))
 
 
 def test_plan_is_deterministic_and_accepts_a_wire_dict() -> None:
     a = build_plan("r", "ns", minimal(), "s3://b")
-    b = build_plan("r", "ns", api.parse_spec(minimal()), "s3://b")
+    b = build_plan("r", "ns", api.RESOURCE.parse_spec(minimal()), "s3://b")
     assert a == b
 
 
@@ -149,7 +149,7 @@ def test_only_a_last_stage_nothing_evaluates_may_publish_its_adapter_alone() -> 
             for p in parents:
                 node = node[int(p)] if p.isdigit() else node[p]
             node[last] = value
-        return validation.problems(api.parse_spec(raw))
+        return validation.problems(api.RESOURCE.parse_spec(raw))
 
     [early] = problems(stages__0__training={"merge": False}, evaluation={"suites": []})
     assert early.startswith("spec.stages[0].training.merge: false, but stage 'tools' trains from")
@@ -160,7 +160,7 @@ def test_only_a_last_stage_nothing_evaluates_may_publish_its_adapter_alone() -> 
     raw = minimal()
     raw["stages"][1]["training"] = {"merge": False}
     raw["evaluation"] = {"suites": []}
-    spec = api.parse_spec(raw)
+    spec = api.RESOURCE.parse_spec(raw)
     assert validation.problems(spec) == []
     steps = {s.name: s for s in build_plan("r", "ns", spec, "s3://b")}
     run = layout.RunLayout.of("s3://b", "ns", "r")

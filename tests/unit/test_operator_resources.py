@@ -30,8 +30,8 @@ def variants() -> dict[str, api.FineTuneRunSpec]:
                         "priorityClassName": "training"}
     kueue = minimal()
     kueue["resources"] = {"kueueQueue": "team-a"}
-    return {"reference": api.load_manifest(EXAMPLE).spec, "cpu": api.parse_spec(cpu), "gpu": api.parse_spec(gpu),
-            "kueue": api.parse_spec(kueue)}
+    return {"reference": api.RESOURCE.load_manifest(EXAMPLE).spec, "cpu": api.RESOURCE.parse_spec(cpu), "gpu": api.RESOURCE.parse_spec(gpu),
+            "kueue": api.RESOURCE.parse_spec(kueue)}
 
 
 def all_jobs():

@@ -15,7 +15,7 @@ SECRET = "sk-not-a-real-key-7f3a"
 
 
 def problems(extra: list[str], model: dict | None = None, gpus: int = 1) -> list[str]:
-    return validation.problems(api.parse_spec({"model": model or HUB, "resources": {"gpus": gpus},
+    return validation.problems(api.RESOURCE.parse_spec({"model": model or HUB, "resources": {"gpus": gpus},
                                                "vllm": {"extraArgs": extra}}))
 
 
@@ -82,7 +82,7 @@ def test_what_owns_nothing_passes(extra: list[str], model: dict | None) -> None:
 def test_the_owned_settings_are_what_argv_emits_read_through_vllms_table() -> None:
     """Every setting argv emits, for any spec, is in `settings`, and so refused in extraArgs; and each of its
     flags is an option string of vLLM's parser (the table), not a name only the operator knows."""
-    spec = api.parse_spec({"model": LORA, "resources": {"gpus": 2},
+    spec = api.RESOURCE.parse_spec({"model": LORA, "resources": {"gpus": 2},
                            "vllm": {"maxNumSeqs": 8, "chatTemplate": "{{x}}", "tensorParallelSize": 2}})
     files = vllm.ModelFiles(model="/m", chat_template="/t", adapter="/a")
     emitted = {u.dest for u in vllm_args.read(vllm.argv(spec, "n", files)).uses}

@@ -8,7 +8,7 @@ LoRA and training objects (and each stage's overrides) are built from the hyperp
 
 Parsing a manifest file into the typed model::
 
-    run = load_manifest("manifests/examples/qwen2.5-3b-function-calling.yaml")   # -> FineTuneRun
+    run = RESOURCE.load_manifest("manifests/examples/qwen2.5-3b-function-calling.yaml")   # -> FineTuneRun
     run.spec.stages[0].dataset.format                                         # "ultrachat"
     spec = FineTuneRunSpec.model_validate(obj["spec"])   # from a dict (camelCase keys), defaults filled
 
@@ -23,7 +23,6 @@ cleanupPolicy) may change and apply to Jobs created afterwards.
 from __future__ import annotations
 
 import typing
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
@@ -386,18 +385,3 @@ RESOURCE = ResourceKind(
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ),
 )
-
-
-def parse_spec(obj: dict[str, Any]) -> FineTuneRunSpec:
-    """A FineTuneRun's spec dict -> typed spec with defaults; SpecError names the offending field."""
-    return RESOURCE.parse_spec(obj)
-
-
-def parse_manifest(obj: dict[str, Any]) -> FineTuneRun:
-    """A whole FineTuneRun document (apiVersion, kind, metadata, spec) -> typed model with defaults."""
-    return RESOURCE.parse_manifest(obj)
-
-
-def load_manifest(path: str | Path) -> FineTuneRun:
-    """Read a YAML file holding one FineTuneRun; SpecError on a bad document (message names the field)."""
-    return RESOURCE.load_manifest(path)

@@ -73,7 +73,7 @@ async def observe(ctx: Context, body: dict[str, Any]) -> reconcile.Observed:
     if reconcile.settled(obs.status, obs.generation):
         return obs
     try:
-        spec = api.parse_spec(body.get("spec") or {})
+        spec = api.RESOURCE.parse_spec(body.get("spec") or {})
     except api.SpecError as exc:
         obs.problems = [str(exc)]
         return obs
@@ -239,7 +239,7 @@ async def delete_artifacts(ctx: Context, body: dict[str, Any], spec: dict[str, A
     settings = ctx.settings
     metrics.forget_run(namespace, name)
     try:
-        parsed = api.parse_spec(dict(spec))
+        parsed = api.RESOURCE.parse_spec(dict(spec))
     except api.SpecError:
         return  # an invalid run never produced artifacts
     root = RunLayout.of(store_root(parsed.storage.bucket), namespace, name).root

@@ -119,7 +119,7 @@ def build_plan(run_name: str, namespace: str, spec: api.FineTuneRunSpec | dict[s
     """Spec -> ordered steps (pure; same input, same output). `uid` is the run's metadata.uid (empty for
     `kubetune run`); `pushgateway` is the operator's default for runs that name none."""
     if not isinstance(spec, api.FineTuneRunSpec):
-        spec = api.parse_spec(spec)
+        spec = api.RESOURCE.parse_spec(spec)
     layout = RunLayout.of(root_uri, namespace, run_name)
     pushgateway = spec.pushgateway or pushgateway
     evaluate = bool(spec.evaluation.suites)

@@ -6,13 +6,12 @@ model), a complete model directory in the object store, or a Hub id. Each change
 vLLM runs it is a new *revision*; a revision rolls out beside the one serving, traffic moves when it is
 Ready and, with `promotion` set, only when its evaluation beats the serving model's.
 
-    serve = load_manifest("manifests/examples/modelserve.yaml")   # -> ModelServe
+    serve = RESOURCE.load_manifest("manifests/examples/qwen2.5-3b-serve.yaml")   # -> ModelServe
     serve.spec.model.fine_tune_run.name                           # "qwen2.5-3b-function-calling"
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
@@ -40,7 +39,6 @@ from ..apitypes import (
     StorageSpec,
     Toleration,
     described,
-    read_status,
     syntax,
 )
 from ..apitypes import Model as _Model
@@ -403,20 +401,3 @@ RESOURCE = ResourceKind(
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ),
 )
-
-
-def parse_status(obj: dict[str, Any] | None) -> ModelServeStatus:
-    """A stored status, field by field: what does not validate (an older operator's, a hand edit's) is dropped."""
-    return read_status(ModelServeStatus, obj)
-
-
-def parse_spec(obj: dict[str, Any]) -> ModelServeSpec:
-    return RESOURCE.parse_spec(obj)
-
-
-def parse_manifest(obj: dict[str, Any]) -> ModelServe:
-    return RESOURCE.parse_manifest(obj)
-
-
-def load_manifest(path: str | Path) -> ModelServe:
-    return RESOURCE.load_manifest(path)

@@ -91,9 +91,9 @@ async def observe(ctx: Context, body: dict[str, Any]) -> reconcile.Observed:
     meta = body["metadata"]
     name, namespace = meta["name"], meta["namespace"]
     obs = reconcile.Observed(name=name, namespace=namespace, generation=meta.get("generation"),
-                             status=api.parse_status(body.get("status")), now=now())
+                             status=api.RESOURCE.parse_status(body.get("status")), now=now())
     try:
-        manifest = api.parse_manifest({"apiVersion": api.API_VERSION, "kind": api.KIND,
+        manifest = api.RESOURCE.parse_manifest({"apiVersion": api.API_VERSION, "kind": api.KIND,
                                        "metadata": {"name": name, "namespace": namespace},
                                        "spec": body.get("spec") or {}})
     except api.SpecError as exc:

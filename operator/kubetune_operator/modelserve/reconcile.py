@@ -60,7 +60,7 @@ class Observed:
     name: str
     namespace: str
     generation: int | None
-    status: api.ModelServeStatus  # as stored (`api.parse_status`)
+    status: api.ModelServeStatus  # as stored (`api.RESOURCE.parse_status`)
     now: str  # RFC 3339, for the readiness timeout
     build: resources.Build | None = None
     spec: api.ModelServeSpec | None = None
