@@ -132,6 +132,26 @@ def test_artifacts_and_reports(finished_run: dict) -> None:
     assert "| suite | category | metric | tools |" in summary  # the run's table of scores
 
 
+def test_the_run_report_opens_in_a_browser_with_every_point_and_no_request(finished_run: dict,
+                                                                          tmp_path: Path) -> None:
+    """The report.html `kubetune run` wrote, opened in headless chromium: nothing from the network, every chart
+    with the points it says it has, the training curve of stage 2 whole across the interrupt."""
+    import re
+
+    from support.browser import browse
+
+    page = finished_run["root"] / "report.html"
+    assert f"report: {page}" in " ".join(finished_run["out2"].split())
+    seen = browse(page, screenshot=tmp_path / "report.png")
+    print(f"report screenshot: {seen.screenshot}")
+    assert seen.requests == []
+    counts = [int(n) for n in re.findall(r'data-points="(\d+)"', seen.dom)]
+    assert counts and all(counts) and sum(counts) == len(re.findall(r'class="point"', seen.dom))
+    steps = [int(x) for x in re.findall(r'data-series="training loss" data-x="(\d+)"',
+                                        seen.dom.split('aria-label="tools: loss over steps"')[1].split("</svg>")[0])]
+    assert steps == list(range(1, 13)), steps  # 12 steps, those before the interrupt kept on resuming
+
+
 def test_every_generation_reads_as_vllms_hermes_parser_reads_it(finished_run: dict, servable_smollm2: Path) -> None:
     from support.hermes import compare_report
 
