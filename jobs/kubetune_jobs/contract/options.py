@@ -205,6 +205,9 @@ class TrainOptions(_Options):
     lora_dropout: float = flag(0.0, "dropout on the LoRA path")
     target_modules: tuple[str, ...] = flag(REFERENCE_TARGET_MODULES, "comma-separated module names that receive "
                                                                       "adapters", sep=",")
+    lora_top_layers: int | None = flag(None, "adapt only the last N transformer layers (the backward pass stops at "
+                                             "the lowest adapted layer, so each step costs less); default: every "
+                                             "layer")
     batch_size: int = flag(4, "per-device batch size")
     grad_accum: int = flag(4, "gradient accumulation steps per rank (effective batch = batch size x grad accum x "
                               "world size)")
@@ -242,8 +245,8 @@ class TrainOptions(_Options):
 
     def validate(self) -> None:
         """Raise ValueError naming the flag of the first value that cannot be right."""
-        for name in ("lora_r", "lora_alpha", "batch_size", "grad_accum", "max_seq_length", "save_steps",
-                     "keep_checkpoints", "logging_steps", "global_batch"):
+        for name in ("lora_r", "lora_alpha", "lora_top_layers", "batch_size", "grad_accum", "max_seq_length",
+                     "save_steps", "keep_checkpoints", "logging_steps", "global_batch"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
         if self.max_steps == 0 or self.max_steps < -1:

@@ -109,6 +109,9 @@ class LoraSpec(_Model):
     dropout: float = _f(TRAIN["lora_dropout"], "Dropout on the LoRA path.", ge=0.0, lt=1.0)
     target_modules: list[Annotated[str, Field(min_length=1, max_length=64)]] = _f(
         list(REFERENCE_TARGET_MODULES), "Module names that receive adapters.", min_length=1, max_length=32)
+    top_layers: int | None = _f(None, "Adapt only the last N transformer layers (null: every layer). The backward "
+                                "pass stops at the lowest adapted layer, so a step costs less the fewer layers are "
+                                "adapted; the model must have at least N layers.", ge=1, le=1024)
 
 
 class TrainingSpec(_Model):

@@ -95,6 +95,7 @@ def _train(layout: RunLayout, run_name: str, spec: api.FineTuneRunSpec, stage: a
     options = TrainOptions(
         model=model, data=layout.data(stage.name), output=layout.stage(stage.name), backend=t.backend,
         lora_r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=tuple(lora.target_modules),
+        lora_top_layers=lora.top_layers,
         batch_size=t.batch_size, grad_accum=t.grad_accum, global_batch=t.global_batch_size,
         distribution=None if t.distribution == DEFAULT_DISTRIBUTION else t.distribution,  # the flag's own default
         learning_rate=t.learning_rate, epochs=t.epochs,
