@@ -130,8 +130,9 @@ def main() -> int:
         f"| operator CPU time over the whole bench (user+system) | {op_cpu.user + op_cpu.system:.1f} s | |",
         f"| operator RSS with {runs_total} live runs | {rss:.0f} MiB | < 200 MiB |",
         "",
-        "The emulator is `tests/support/kmock_cluster.MetadataEmulator` (kmock plus server metadata, key lookups "
-        "and no request history); stock kmock rescans its whole request history on every request, which made "
+        "The emulator is `tests/support/kmock_cluster.StrictEmulator` (kmock plus server metadata, key lookups, "
+        "no request history, and every write pruned, defaulted and validated as an API server does); stock kmock "
+        "rescans its whole request history on every request, which made "
         "the same measurement grow from ~0.2 s to several seconds per run as runs accumulated.",
         "",
     ]

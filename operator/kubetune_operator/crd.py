@@ -105,20 +105,28 @@ def _map_values(node: dict[str, Any]) -> None:
         node["additionalProperties"] = values
 
 
-def _schema_of(model: type) -> dict[str, Any]:
+def schema_of(model: type) -> dict[str, Any]:
+    """A pydantic model's JSON schema as a structural schema (what a CRD carries for it)."""
     raw = model.model_json_schema(by_alias=True, mode="validation")
     defs = raw.pop("$defs", {})
     return _structural(_inline(raw, defs))
 
 
 def spec_schema(kind: ResourceKind) -> dict[str, Any]:
-    schema = _schema_of(kind.spec)
+    schema = schema_of(kind.spec)
     kind.spec_rules(schema)
     return schema
 
 
 def status_schema(kind: ResourceKind) -> dict[str, Any]:
-    return _schema_of(kind.status)
+    return schema_of(kind.status)
+
+
+def metadata_schema(kind: ResourceKind) -> dict[str, Any]:
+    """The kind's rule for its objects' names (a CRD may constrain metadata.name and nothing else of it)."""
+    name = kind.manifest.model_fields["metadata"].annotation.model_json_schema()["properties"]["name"]
+    return {"type": "object", "properties": {"name": {
+        "type": "string", "maxLength": name["maxLength"], "pattern": name["pattern"]}}}
 
 
 def crd(kind: ResourceKind) -> dict[str, Any]:
@@ -146,7 +154,7 @@ def crd(kind: ResourceKind) -> dict[str, Any]:
                     "properties": {
                         "apiVersion": {"type": "string", "description": kind.api_version},
                         "kind": {"type": "string", "description": kind.kind},
-                        "metadata": {"type": "object"},
+                        "metadata": metadata_schema(kind),
                         "spec": spec_schema(kind),
                         # kopf keeps its own bookkeeping under status too (last-handled, errors):
                         # keep unknown status fields so those writes are not pruned.

@@ -16,6 +16,8 @@ environment at import time.
     KUBETUNE_JOBSET              "true": multi-node training steps run as JobSets (jobset.x-k8s.io/v1alpha2,
                                  its CRD installed) instead of an Indexed Job + headless Service
     KUBETUNE_CLEANUP_ATTEMPTS / _TIMEOUT / _DELAY   artifact deletion on `cleanupPolicy: Delete`
+    KUBETUNE_DISCOVERY_SECONDS   how long the API groups the cluster serves are taken as known (an optional
+                                 API installed later, KEDA or the Prometheus Operator, is used after that)
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Settings:
     cleanup_attempts: int = 3
     cleanup_timeout: float = 60.0
     cleanup_delay: float = 10.0
+    discovery_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -79,4 +82,5 @@ _ENV = {
     "cleanup_attempts": "KUBETUNE_CLEANUP_ATTEMPTS",
     "cleanup_timeout": "KUBETUNE_CLEANUP_TIMEOUT",
     "cleanup_delay": "KUBETUNE_CLEANUP_DELAY",
+    "discovery_seconds": "KUBETUNE_DISCOVERY_SECONDS",
 }

@@ -35,7 +35,7 @@ class Config:
     # Share of rows whose tools are spelled otherwise than in the catalogue: camelCase names and parameters,
     # another verb (fetch_ for get_), or both. Real APIs name one operation many ways; a model that only
     # ever sees one spelling per tool can call it from memory instead of reading the offered schema.
-    # Measured on four draws (BENCHMARKS.md): 0.3 raised seed-tools (unseen tools) from 0.530 to 0.606 on
+    # Measured on four draws (docs/history.md): 0.3 raised seed-tools (unseen tools) from 0.530 to 0.606 on
     # average.
     respelled_share: float = 0.3
     # Share of chat questions that are small worked maths problems, answered in text. No catalogue tool

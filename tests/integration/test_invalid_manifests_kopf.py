@@ -1,5 +1,5 @@
 """Cases of the invalid-manifest corpus against the operator really running (kopf) on kopf's emulator (kmock):
-each is created as it is (the emulator, like a cluster with an outdated CRD, accepts anything) and must get
+each is created as it is (on a cluster whose CRDs are outdated and check no spec field) and must get
 Succeeded=False / Ready=False naming the field `kubetune validate` names (tests/unit/test_invalid_manifests.py
 runs the whole corpus there, and the operator's parse + problems on it), and nothing may start for it.
 
@@ -25,6 +25,7 @@ from test_invalid_manifests import EXPECTED, INVALID  # noqa: E402
 NS = "default"
 CASES = ("ftr-markup-close-key", "ftr-long-key", "ftr-gpus-float", "ftr-toleration-seconds", "ftr-node-selector-key",
          "ftr-image-no-tag", "ftr-snake-case", "ms-markup-key", "ms-replicas-string", "ms-extra-args-underscore",
+         "ms-extra-args-lora-module", "ms-extra-args-negation",
          "ms-toleration-exists-value", "ms-vllm-image-uppercase", "ms-monitoring-label", "ms-served-name-space")
 # The condition that says a resource will not run, per kind.
 VERDICT = {ftr_api.KIND: (ftr_api.PLURAL, "Succeeded"), ms_api.KIND: (ms_api.PLURAL, "Ready")}
@@ -48,7 +49,7 @@ def test_the_operator_names_the_field_of_every_spec_case() -> None:
     cases = spec_cases()
     kinds = [obj["kind"] for obj, _, _ in cases.values()]
     assert kinds.count(ftr_api.KIND) >= 5 and kinds.count(ms_api.KIND) >= 5, kinds
-    with EmulatedCluster() as cluster:
+    with EmulatedCluster(outdated_crds=True) as cluster:
         for obj, _, _ in cases.values():
             cluster.create(obj)
         with OperatorThread(cluster.url):

@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from support.process_tree import cmdline, left, tree
+
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "manifests" / "examples" / "quickstart.yaml"
 # The reduced run's in-process evaluation: the final stage's. (The base model is scored by the gate below,
@@ -55,7 +57,7 @@ def kubetune(*args: str, env: dict | None = None) -> subprocess.Popen:
     # A shell running this suite in the background hands its children SIGINT ignored, and Python then
     # installs no KeyboardInterrupt handler; restore the default so the interrupt below is Ctrl-C's.
     # Its own session, so a Ctrl-C can go to its whole process group as a terminal's does.
-    return subprocess.Popen([sys.executable, "-m", "kubetune_operator.cli", *args], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "kubetune_local.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
@@ -193,7 +195,7 @@ def gates(finished_run: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     store = str(finished_run["root"].parent.parent)
     tuned = kubetune("serve", str(serve_manifest(tmp, "tuned")), "--store", store, "--against",
                      "bundled:smollm2-135m", "--port", str(free_port()))
-    reply = None
+    reply, serving, started = None, [], []
     try:
         out1, endpoint = _serve_until_ready(tuned)
         if endpoint is not None:
@@ -205,6 +207,8 @@ def gates(finished_run: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
                     "name": "get_weather", "description": "Current weather for a city.",
                     "parameters": {"type": "object", "properties": {"location": {"type": "string"}},
                                    "required": ["location"]}}}])
+            serving = tree(tuned.pid)  # the command, vLLM (in a session of its own) and vLLM's workers
+            started = [cmdline(p) for p in serving]
             os.killpg(tuned.pid, signal.SIGINT)
         rest, _ = tuned.communicate(timeout=300)
         out1 += rest
@@ -219,14 +223,16 @@ def gates(finished_run: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     second = _reports(out2)
     assert worse.returncode in (0, 3) and len(second) == 1, out2
     return {"tuned": (tuned.returncode, out1, first), "stage-one": (worse.returncode, out2, second),
-            "reply": reply}
+            "reply": reply, "serving": started, "left": left(serving)}
 
 
 def test_the_gate_promotes_the_tuned_model_over_its_base_and_serves_it(gates: dict) -> None:
     rc, out, _ = gates["tuned"]
     assert "gate: promoted" in " ".join(out.split()), out
-    # Promoted, it was served until Ctrl-C, which stops the server and ends the command cleanly.
+    # Promoted, it was served until Ctrl-C, which stops the server and ends the command cleanly: nothing it
+    # started is left running.
     assert rc == 0 and "stopping the server" in out, out
+    assert any("vllm.entrypoints" in line for line in gates["serving"]) and gates["left"] == [], gates["left"]
     reply = gates["reply"]
     assert reply is not None and reply.model == "quickstart" and reply.choices[0].finish_reason in (
         "stop", "length", "tool_calls")

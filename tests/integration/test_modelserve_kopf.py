@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 from collections.abc import Iterator
 
@@ -137,6 +138,8 @@ def test_a_model_change_rolls_out_beside_and_replaces_the_old_revision(cluster: 
         wait_for(lambda: first not in deployments(cluster, "swap"), what="old revision gone")
         assert cluster.get("v1", "services", NS, "swap")["spec"]["selector"][resources.LABEL_REVISION] == second
         assert [h["decision"] for h in status(cluster, "swap")["history"]] == ["RolledOut", "RolledOut"]
+    # Dozens of reconciles, one question of which APIs the cluster serves (kube.context.Context.api_groups).
+    assert cluster.emulator.served["GET /apis/"] == 1
 
 
 def test_a_missing_secret_gets_a_condition_and_no_deployment(cluster: EmulatedCluster, store: dict) -> None:
@@ -178,9 +181,10 @@ def gated(name: str, store: dict, uri: str, timeout: int = 600, **gate) -> dict:
 
 
 def report(store: dict, serve_name: str, rev: str, accuracy: float) -> None:
+    """What the evaluation Job writes (Python's JSON writes a NaN as `NaN`)."""
     layout = ServeLayout.of(f"s3://{store['bucket']}", NS, serve_name)
-    location(layout.report(rev)).write_json({"complete": True, "suites": {"seed-tools": {"accuracy": accuracy,
-                                                                                         "false_call_rate": 0.0}}})
+    location(layout.report(rev)).write_text(json.dumps(
+        {"complete": True, "suites": {"seed-tools": {"accuracy": accuracy, "false_call_rate": 0.0}}}))
 
 
 def finish(cluster: EmulatedCluster, name: str, succeeded: bool = True) -> None:
@@ -234,6 +238,44 @@ def test_a_worse_candidate_is_rejected_and_the_serving_one_stays(cluster: Emulat
         assert cluster.get("v1", "services", NS, "worse")["spec"]["selector"][resources.LABEL_REVISION] == first
 
 
+def numbers(node: object) -> list[float]:
+    if isinstance(node, dict):
+        return [n for v in node.values() for n in numbers(v)]
+    if isinstance(node, list):
+        return [n for v in node for n in numbers(v)]
+    return [float(node)] if isinstance(node, int | float) and not isinstance(node, bool) else []
+
+
+def test_a_candidate_whose_report_holds_nan_is_rejected_naming_it(cluster: EmulatedCluster, store: dict) -> None:
+    """NaN compares false with everything, so a gate that only asks "below the minimum?" lets it through; and
+    a status holding it is not JSON (an API server refuses the whole write)."""
+    with OperatorThread(cluster.url):
+        first, second = to_candidate(cluster, store, "nan", minAccuracy={"seed-tools": 0.5}, minMargin=0.05,
+                                     maxFalseCallRate=0.1)
+        evals = gate_jobs(cluster, "nan")
+        report(store, "nan", first, 0.60)
+        report(store, "nan", second, math.nan)
+        for job in evals.values():
+            finish(cluster, job)
+        entry = wait_for(lambda: (status(cluster, "nan").get("history") or [{}])[-1].get("decision") == "Rejected"
+                         and status(cluster, "nan")["history"][-1], what="rejection")
+        st = status(cluster, "nan")
+        assert st["model"]["revision"] == first and entry["revision"] == second
+        assert "suites.seed-tools.accuracy is NaN" in entry["message"]
+        assert "suites.seed-tools.accuracy is NaN" in condition(cluster, "nan", "Progressing")["message"]
+        events = wait_for(lambda: [e for e in cluster.list("v1", "events", NS)
+                                   if e.get("involvedObject", {}).get("name") == "nan"
+                                   and "suites.seed-tools.accuracy is NaN" in e.get("message", "")], what="Event")
+        assert events[0]["type"] == "Warning"
+        assert all(math.isfinite(n) for n in numbers(st)), "only finite numbers in the status"
+        json.dumps(st, allow_nan=False)
+        assert st["evaluations"] == [{"revision": first, "suitesDigest": st["evaluations"][0]["suitesDigest"],
+                                      "complete": True, "suites": {"seed-tools": {"accuracy": 0.6,
+                                                                                  "falseCallRate": 0.0,
+                                                                                  "categories": {}}}}]
+        assert cluster.get("v1", "services", NS, "nan")["spec"]["selector"][resources.LABEL_REVISION] == first
+
+
 def test_a_failed_evaluation_rejects(cluster: EmulatedCluster, store: dict) -> None:
     with OperatorThread(cluster.url):
         first, second = to_candidate(cluster, store, "broken")
@@ -273,3 +315,51 @@ def test_a_restart_mid_promotion_resumes_it_and_deletion_mid_promotion_removes_b
         cluster.delete(api.API_VERSION, api.PLURAL, NS, "resume")
         wait_for(lambda: not serve(cluster, "resume"), what="deleted")
     assert deployments(cluster, "resume") == {} and jobs(cluster, "resume") == {}
+
+
+def bench_json(store: dict, serve_name: str, rev: str, ttft: float, throughput: float) -> None:
+    """What the benchmark Job writes."""
+    layout = ServeLayout.of(f"s3://{store['bucket']}", NS, serve_name)
+    level = {"completed": 16, "failed": 0, "duration_s": 3.0, "request_throughput": 5.0, "output_tokens": 1024}
+    location(layout.bench_file(rev)).write_text(json.dumps({
+        "complete": True, "endpoint": "e", "model": serve_name, "max_tokens": 64, "levels": [
+            {**level, "concurrency": 1, "output_throughput": throughput / 4, "ttft_p95_s": ttft / 4},
+            {**level, "concurrency": 8, "output_throughput": throughput, "ttft_p95_s": ttft}]}))
+
+
+def test_serving_objectives_benchmark_the_candidate_and_reject_a_slow_one_before_traffic_moves(
+        cluster: EmulatedCluster, store: dict) -> None:
+    body = manifest("slowtok", store, {"uri": model(store, "slowtok-1")}, benchmark={"concurrency": [1, 8]},
+                    promotion={"enabled": True, "suites": [{"name": "seed-tools"}], "gate": {
+                        "maxTTFTp95Ms": 500, "minThroughputRatio": 0.9, "benchmarkConcurrency": 8}})
+    with OperatorThread(cluster.url):
+        cluster.create(body)
+        first = rollout(cluster, "slowtok")
+        bench_first = resources.bench_job_name("slowtok", first)
+        wait_for(lambda: bench_first in jobs(cluster, "slowtok"), what="the serving revision's benchmark")
+        bench_json(store, "slowtok", first, 0.2, 100.0)
+        finish(cluster, bench_first)
+        wait_for(lambda: (status(cluster, "slowtok").get("benchmark") or {}).get("revision") == first, what="bench")
+        cluster.patch(api.API_VERSION, api.PLURAL, NS, "slowtok", {"spec": {"model": {"uri": model(store, "slowtok-2")}}})
+        second = rollout(cluster, "slowtok", exclude={first})
+        evals = gate_jobs(cluster, "slowtok")
+        report(store, "slowtok", first, 0.5)
+        report(store, "slowtok", second, 0.7)
+        for job in evals.values():
+            finish(cluster, job)
+        # The evaluation passed; the candidate is benchmarked (at full strength: one replica here) first.
+        bench_second = resources.bench_job_name("slowtok", second)
+        wait_for(lambda: bench_second in jobs(cluster, "slowtok"), what="the candidate's benchmark")
+        wait_for(lambda: condition(cluster, "slowtok", "Progressing").get("reason") == "Benchmarking",
+                 what="Benchmarking")
+        assert status(cluster, "slowtok")["model"]["revision"] == first
+        bench_json(store, "slowtok", second, 0.9, 60.0)
+        finish(cluster, bench_second)
+        entry = wait_for(lambda: (status(cluster, "slowtok").get("history") or [{}])[-1].get("decision") == "Rejected"
+                         and status(cluster, "slowtok")["history"][-1], what="rejection")
+        assert entry["revision"] == second and entry["reason"] == "PromotionRejected"
+        assert "maxTTFTp95Ms: the candidate's TTFT p95 at concurrency 8 is 900 ms > 500" in entry["message"]
+        assert "minThroughputRatio" in entry["message"]
+        wait_for(lambda: second not in deployments(cluster, "slowtok"), what="candidate removed")
+        assert cluster.get("v1", "services", NS, "slowtok")["spec"]["selector"][resources.LABEL_REVISION] == first
+        assert status(cluster, "slowtok")["benchmark"]["revision"] == first

@@ -135,6 +135,35 @@ def test_run_walks_the_plan_in_order_to_succeeded(cluster: EmulatedCluster, stor
                                      {"namespace": NS, "kind": "train"}) >= 2
 
 
+def test_figures_that_are_not_numbers_never_block_the_status_and_fail_the_gate(cluster: EmulatedCluster,
+                                                                              store: dict) -> None:
+    """A diverged training writes `"loss": NaN` to progress.json and an evaluation can write a NaN accuracy. JSON
+    has no NaN: an API server refuses a status write holding one, whole, so the run's status would stop moving
+    (and a NaN accuracy compared with a gate passes it). The status leaves such a figure out; the gate fails."""
+    manifest = run_manifest("nan", store, stages=[{"name": "chat", "dataset": {
+        "source": "HuggingFaceH4/ultrachat_200k", "format": "ultrachat"}}], evaluation={
+        "suites": [{"name": "heldout"}], "evaluateBase": False, "gates": {"minAccuracy": {"heldout": 0.5}}})
+    run = layout.RunLayout.of(f"s3://{store['bucket']}", NS, "nan")
+    with OperatorThread(cluster.url):
+        cluster.create(manifest)
+        seen: set[str] = set()
+        assert next_job(cluster, "nan", seen) == "prepare-chat"
+        cluster.finish_job(NS, naming.job_name("nan", "prepare-chat"))
+        assert next_job(cluster, "nan", seen) == "train-chat"
+        location(run.progress("chat")).write_bytes(b'{"state": "running", "step": 3, "total": 9, "loss": NaN, '
+                                                   b'"tokens_per_second": Infinity}')
+        wait_for(lambda: status(cluster, "nan").get("progress") == "3/9", what="progress 3/9")
+        assert status(cluster, "nan")["stages"][0] == {"name": "chat", "phase": "Training", "step": 3, "total": 9}
+        cluster.finish_job(NS, naming.job_name("nan", "train-chat"))
+        assert next_job(cluster, "nan", seen) == "eval-chat"
+        location(run.report("chat")).write_bytes(b'{"complete": true, "suites": {"heldout": {"accuracy": NaN}}}')
+        cluster.finish_job(NS, naming.job_name("nan", "eval-chat"))
+        wait_for(lambda: status(cluster, "nan").get("phase") == "Failed", what="phase Failed")
+    cond = condition(cluster, "nan", "Succeeded")
+    assert cond["reason"] == "GateNotMet" and "spec.evaluation.gates.minAccuracy.heldout" in cond["message"]
+    assert status(cluster, "nan")["evaluations"][0]["suites"] == [{"suite": "heldout"}]
+
+
 def test_kueue_run_waits_for_admission(cluster: EmulatedCluster) -> None:
     with OperatorThread(cluster.url):
         cluster.create(run_manifest("queued", resources={"kueueQueue": "team-a"}))
@@ -148,6 +177,18 @@ def test_kueue_run_waits_for_admission(cluster: EmulatedCluster) -> None:
         cluster.patch("batch/v1", "jobs", NS, naming.job_name("queued", step), {"spec": {"suspend": False}})
         wait_for(lambda: condition(cluster, "queued", "Progressing").get("reason") == "StepRunning",
                  what="Progressing=StepRunning")
+
+
+def test_jobs_run_the_operators_jobs_image_unless_the_run_names_its_own(cluster: EmulatedCluster) -> None:
+    operators = "registry.example:5000/team/kubetune-jobs:2.3.4"
+    own = "registry.example/own/jobs:1.0"
+    with OperatorThread(cluster.url, jobs_image=operators):
+        cluster.create(run_manifest("default-image"))
+        cluster.create(run_manifest("own-image", images={"jobs": own}))
+        for run, image in (("default-image", operators), ("own-image", own)):
+            step = next_job(cluster, run, set())
+            job = cluster.get("batch/v1", "jobs", NS, naming.job_name(run, step))
+            assert job["spec"]["template"]["spec"]["containers"][0]["image"] == image, run
 
 
 def test_failed_job_fails_the_run_with_its_reason(cluster: EmulatedCluster) -> None:
@@ -196,16 +237,14 @@ def test_operator_restart_mid_run_adopts_jobs_and_never_duplicates(cluster: Emul
 def test_steps_whose_outputs_verify_are_skipped(cluster: EmulatedCluster, store: dict) -> None:
     run = layout.RunLayout.of(f"s3://{store['bucket']}", NS, "skip")
     manifest = run_manifest("skip", store)
-    # The emulator keeps a uid the client sends (an API server would not): the test knows the run's uid, so it
-    # can write outputs that carry this very run's step fingerprint.
-    manifest["metadata"]["uid"] = "6f1c7d2e-0000-4000-8000-000000000001"
-    steps = {s.name: s for s in build_plan("skip", NS, manifest["spec"], f"s3://{store['bucket']}",
-                                           uid=manifest["metadata"]["uid"])}
+    # The run exists before the operator starts, so the test knows the uid the API server gave it and can write
+    # outputs that carry this very run's step fingerprint.
+    uid = cluster.create(manifest)["metadata"]["uid"]
+    steps = {s.name: s for s in build_plan("skip", NS, manifest["spec"], f"s3://{store['bucket']}", uid=uid)}
     location(run.data("chat")).child("train.jsonl").write_text("{}\n")
     location(run.stats("chat")).write_json({"content_hash": "abc", "files": {"train.jsonl": "x"},
                                             "step_fingerprint": steps["prepare-chat"].fingerprint})
     with OperatorThread(cluster.url):
-        cluster.create(manifest)
         seen: set[str] = set()
         assert next_job(cluster, "skip", seen) == "prepare-tools"
         wait_for(lambda: "prepare-chat" in status(cluster, "skip").get("stepsDone", []), what="prepare-chat done")
@@ -216,29 +255,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from test_operator_api import INVALID, minimal  # noqa: E402
 
 
-def test_invalid_specs_fail_with_a_message_naming_the_field(cluster: EmulatedCluster) -> None:
-    """The emulator, like a cluster with an outdated CRD, accepts anything: the operator must reject it."""
+def test_invalid_specs_fail_with_a_message_naming_the_field() -> None:
+    """A cluster with an outdated CRD accepts any spec: the operator must reject it."""
     import copy
 
-    cases = {}
-    for i, (mutate, field, word) in enumerate(INVALID):
-        spec = copy.deepcopy(minimal())
-        mutate(spec)
-        name = f"invalid-{i}"
-        cases[name] = (field, word)
-        cluster.create({"apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": {"name": name, "namespace": NS},
-                        "spec": spec})
-    missing = run_manifest("no-secret", {"endpoint": "http://minio:9000", "credentialsSecret": "absent"})
-    cluster.create(missing)
-    cases["no-secret"] = ("spec.storage.credentialsSecret", "not found")
-    with OperatorThread(cluster.url):
-        for name, (field, word) in cases.items():
-            cond = wait_for(lambda n=name: condition(cluster, n, "Succeeded").get("status") == "False"
-                            and condition(cluster, n, "Succeeded"), what=f"{name} rejected")
-            assert cond["reason"] in ("InvalidSpec", "SecretNotFound")
-            assert f"{field}:" in cond["message"] and word.lower() in cond["message"].lower(), (name, cond)
-            assert status(cluster, name)["phase"] == "Failed"
-    assert cluster.jobs(NS) == [], "an invalid run must not start any Job"
+    with EmulatedCluster(outdated_crds=True) as cluster:
+        cases = {}
+        for i, (mutate, field, word) in enumerate(INVALID):
+            spec = copy.deepcopy(minimal())
+            mutate(spec)
+            name = f"invalid-{i}"
+            cases[name] = (field, word)
+            cluster.create({"apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": {"name": name, "namespace": NS},
+                            "spec": spec})
+        missing = run_manifest("no-secret", {"endpoint": "http://minio:9000", "credentialsSecret": "absent"})
+        cluster.create(missing)
+        cases["no-secret"] = ("spec.storage.credentialsSecret", "not found")
+        with OperatorThread(cluster.url):
+            for name, (field, word) in cases.items():
+                cond = wait_for(lambda n=name: condition(cluster, n, "Succeeded").get("status") == "False"
+                                and condition(cluster, n, "Succeeded"), what=f"{name} rejected")
+                assert cond["reason"] in ("InvalidSpec", "SecretNotFound")
+                assert f"{field}:" in cond["message"] and word.lower() in cond["message"].lower(), (name, cond)
+                assert status(cluster, name)["phase"] == "Failed"
+        assert cluster.jobs(NS) == [], "an invalid run must not start any Job"
 
 
 def test_delete_with_cleanup_removes_artifacts_retain_keeps_them(cluster: EmulatedCluster, store: dict) -> None:
@@ -310,9 +350,13 @@ def test_multinode_group_is_created_once_adopted_after_restart_and_restarted_as_
         second = naming.group_job_name("group", step, 1)
         wait_for(lambda: cluster.get("batch/v1", "jobs", NS, second), what="the group's second start")
         assert status(cluster, "group")["phase"] == "Running"
-        reasons = [e.get("reason") for e in cluster.list("v1", "events", NS)
-                   if e.get("involvedObject", {}).get("name") == "group"]
-        assert reasons.count("GroupRestarted") == 1
+        def reasons() -> list[str]:
+            return [e.get("reason") for e in cluster.list("v1", "events", NS)
+                    if e.get("involvedObject", {}).get("name") == "group"]
+
+        # The event is posted after the Job is created: wait for it, then count.
+        wait_for(lambda: "GroupRestarted" in reasons(), what="the GroupRestarted event")
+        assert reasons().count("GroupRestarted") == 1
         # backoffLimit 1: the second failure fails the run.
         cluster.finish_job(NS, second, succeeded=False)
         wait_for(lambda: status(cluster, "group").get("phase") == "Failed", what="phase Failed")

@@ -193,8 +193,8 @@ def test_kubetune_run_starts_every_rank_of_the_manifest(tiny_qwen2: str, tmp_pat
 
     from rich.console import Console
 
+    from kubetune_local.run import LocalRun
     from kubetune_operator.finetunerun import api
-    from kubetune_operator.finetunerun.local import LocalRun
 
     run = api.parse_manifest({
         "apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": {"name": "ranks", "namespace": "default"},

@@ -98,7 +98,7 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(case: str, tiny_qwen2:
     if case == "missing-data":
         data, expect = str(tmp_path / "nodata"), "missing dataset"
     elif case == "filtered-empty":
-        extra, expect = ["--max-seq-length", "32"], "empty dataset after filtering"
+        extra, expect = ["--max-seq-length", "64"], "empty dataset after filtering"
     elif case == "no-model":
         model, expect = str(tmp_path / "nomodel"), "does not exist"
     elif case == "bad-model":

@@ -4,6 +4,12 @@
         cluster.create(run_manifest)
         cluster.wait_for(lambda: cluster.jobs("default"))
 
+The emulator is as strict as an API server on writes (`StrictEmulator`, `apiserver`): our kinds are pruned,
+defaulted and validated against the CRDs `kubetune_operator.crd` generates, built-in kinds against
+Kubernetes' schemas, and a refused write (422, or 400 for a body with NaN) stores nothing. A cluster whose
+CRDs are an older release's that checked no spec field is `EmulatedCluster(outdated_crds=True)`: specs land
+as they are sent (the operator must refuse what its CRD would have), status writes are still checked.
+
 Test support, not shipped: kmock is a dev dependency. The emulator runs in its own thread and event
 loop; the operator in another (kopf's shutdown must not cancel the emulator's tasks), built exactly as
 `kubetune-operator` builds it, with `Settings` pointing it at the emulator's URL and fast timers.
@@ -12,7 +18,11 @@ loop; the operator in another (kopf's shutdown must not cancel the emulator's ta
 from __future__ import annotations
 
 import asyncio
+import collections
+import copy
 import datetime
+import functools
+import gzip
 import itertools
 import json
 import threading
@@ -21,21 +31,50 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import aiohttp.web
 import attrs
+import jsonpatch
+import jsonpointer
 import kmock
+import yaml
 
 from kubetune_operator import crd, registry
 from kubetune_operator.apitypes import API_VERSION, GROUP, VERSION
 from kubetune_operator.finetunerun import api
 from kubetune_operator.settings import Settings
 
+from . import apiserver
+
 # Timers of a test operator: resyncs and cleanup retries in fractions of a second.
 TEST_SETTINGS = {"resync_seconds": 0.3, "cleanup_delay": 0.2, "cleanup_attempts": 2, "cleanup_timeout": 10.0}
 PLURALS = {kind.kind: kind.plural for kind in crd.KINDS}
 
 _rv = itertools.count(1)
+_UNCHECKED = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+
+
+# JobSet's published CRD (see tests/fixtures/jobset/SOURCE.md), as on a cluster that has it installed.
+JOBSET_CRD = Path(__file__).resolve().parents[1] / "fixtures" / "jobset" / "jobset.x-k8s.io_jobsets-v0.12.0.yaml.gz"
+
+
+@functools.cache
+def crd_schemas(outdated: bool = False) -> dict[Any, apiserver.CustomResourceSchema]:
+    """The schemas of the custom resources the test cluster serves: our kinds as the CRDs generated from this
+    tree declare them (`outdated`: with a spec nothing checks), and JobSet's."""
+    out = {}
+    for kind in crd.KINDS:
+        schema = apiserver.crd_version_schema(crd.crd(kind), VERSION)
+        if outdated:
+            schema = copy.deepcopy(schema)
+            schema["properties"]["spec"] = _UNCHECKED
+        out[kmock.resource(GROUP, VERSION, kind.plural)] = apiserver.CustomResourceSchema(kind.kind, GROUP, schema)
+    jobset = yaml.safe_load(gzip.decompress(JOBSET_CRD.read_bytes()))
+    out[kmock.resource("jobset.x-k8s.io", "v1alpha2", "jobsets")] = apiserver.CustomResourceSchema(
+        "JobSet", "jobset.x-k8s.io", apiserver.crd_version_schema(jobset, "v1alpha2"))
+    return out
 
 
 @attrs.frozen
@@ -45,53 +84,50 @@ class _PatchConflict(kmock.KubernetesError):
     message: str = "the object has been modified; please apply your changes to the latest version"
 
 
-class MetadataEmulator(kmock.KubernetesEmulator):
-    """kmock plus the server-side metadata kopf and clients rely on: uid, creationTimestamp, generation,
-    namespace, generateName, and an increasing resourceVersion on every write."""
+def _refusal(refused: apiserver.Refused, resource: Any, kind: str, name: str | None) -> kmock.KubernetesError:
+    return kmock.KubernetesError(status=refused.code, reason=refused.reason, message=refused.message,
+                                 details=refused.details(kind, resource.group, name))
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _content(obj: dict[str, Any]) -> dict[str, Any]:
+    """What a generation counts: everything but metadata and status."""
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+
+
+class StrictEmulator(kmock.KubernetesEmulator):
+    """kmock with what an API server does on a write (`apiserver`): the body decoded as JSON proper, our kinds
+    pruned, defaulted and validated against their CRDs, built-in kinds against Kubernetes' schemas, a refused
+    write answered 422 with nothing stored; the status subresource (a write to /status changes only status, a
+    write to the object anything but status, a create starts without status); and the server's metadata
+    (uid, creationTimestamp, generation moving when the content does, namespace, generateName, a new
+    resourceVersion on every write that changes something, none on one that changes nothing)."""
+
+    def __init__(self, schemas: dict[Any, apiserver.CustomResourceSchema], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.schemas = schemas  # resource -> its CRD's schema
+        self._writes = asyncio.Lock()  # one write at a time: each is computed from the object it replaces
+        self.served: collections.Counter[str] = collections.Counter()  # "GET /apis" -> how many were served
+        # Discovery with a trailing slash, as kubernetes_asyncio asks it (stock kmock answers 404: no groups).
+        self.fallback["get /apis/"] << self._serve_apis
+        self.fallback["get /api/"] << self._serve_api
 
     async def _handle(self, request: kmock.Request):  # type: ignore[override]
-        if request.resource is not None and request.action == kmock.action.UPDATE and isinstance(request.data, list):
-            # JSON patch, which kopf sends with a `test` of resourceVersion. kmock answers a failed test with
-            # 500 (kopf then retries the stale patch for seconds); the apiserver answers 422, upon which kopf
-            # re-reads the object. Emulate that, and move resourceVersion like any other write.
-            # kmock's watch also replays existing objects on every (re)connect, so kopf may act on a stale
-            # copy; the apiserver would have streamed the newer version, so re-announce it with the 422.
-            key = (request.resource, request.namespace, request.name)
-            raw = None
-            try:
-                raw = self._objects[key].raw
-            except (KeyError, LookupError):
-                pass
-            current = (raw or {}).get("metadata", {}).get("resourceVersion")
-            for op in request.data:
-                if op.get("op") == "test" and op.get("path") == "/metadata/resourceVersion" \
-                        and current is not None and op.get("value") != current:
-                    await self._buses[request.resource].put({"type": "MODIFIED", "object": raw})
-                    raise _PatchConflict()
-            request.data.append({"op": "add", "path": "/metadata/resourceVersion", "value": str(next(_rv))})
-        if request.resource is not None and isinstance(request.data, dict):
-            meta = request.data.setdefault("metadata", {})
-            if request.action == kmock.action.CREATE:
-                if not meta.get("name") and meta.get("generateName"):
-                    meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
-                if request.namespace:
-                    meta.setdefault("namespace", request.namespace)
-                meta.setdefault("uid", str(uuid.uuid4()))
-                meta.setdefault("creationTimestamp",
-                                datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-                meta["generation"] = 1
-                meta["resourceVersion"] = str(next(_rv))
-            elif request.action == kmock.action.UPDATE and request.name:
-                meta["resourceVersion"] = str(next(_rv))
-                if "spec" in request.data and not request.subresource:
-                    key = (request.resource, request.namespace, request.name)
-                    try:
-                        old = self._objects[key].raw
-                        meta["generation"] = int(old.get("metadata", {}).get("generation") or 1) + 1
-                    except (KeyError, LookupError):
-                        pass
+        self.served[f"{request.method.value} {request.url.path}"] += 1
         try:
-            return await super()._handle(request)
+            if request.resource is None or request.action not in (kmock.action.CREATE, kmock.action.UPDATE):
+                return await super()._handle(request)
+            async with self._writes:
+                admitted = await self._admit(request)
+                if isinstance(admitted, dict):
+                    return aiohttp.web.json_response(admitted)
+                response = await super()._handle(admitted)
+                if request.action == kmock.action.CREATE and response.status == 200 and not response.prepared:
+                    response.set_status(201)  # what the API server answers a create (clients expect it)
+                return response
         finally:
             # kmock keeps every request for assertions and matches each new one by scanning that history,
             # so a long bench turns quadratic. Nothing here asserts on requests: forget each once served.
@@ -100,6 +136,89 @@ class MetadataEmulator(kmock.KubernetesEmulator):
                     del self._requests[k]
                     break
 
+    async def _admit(self, request: kmock.Request) -> kmock.Request | dict[str, Any]:
+        """The request for kmock to serve, its data the whole object to store; or the stored object when the
+        write would change nothing. Raises the API server's refusal."""
+        info = self.resources[request.resource] if request.resource in self.resources else None
+        kind = (info.kind if info else None) or request.resource.plural
+        try:
+            body = apiserver.decode(request.body)
+        except apiserver.Refused as exc:
+            raise _refusal(exc, request.resource, kind, request.name) from None
+        has_status = info is not None and "status" in info.subresources
+        if request.action == kmock.action.CREATE:
+            if not isinstance(body, dict):
+                raise kmock.KubernetesError(status=400, reason="BadRequest", message="the body is not an object")
+            new, old = body, None
+            meta = new.setdefault("metadata", {})
+            if not meta.get("name") and meta.get("generateName"):
+                meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+            if request.namespace:
+                meta["namespace"] = request.namespace
+            meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
+            if has_status:
+                new.pop("status", None)
+            if self._lookup(request.resource, meta.get("namespace"), meta.get("name")) is not None:
+                return request  # kmock answers 409
+        else:
+            stored = self._lookup(request.resource, request.namespace, request.name)
+            if stored is None:
+                return request  # kmock answers 404
+            old = stored.raw
+            new = await self._patched(request, old, body)
+            if has_status and request.subresource == "status":
+                new = {**copy.deepcopy(old), "status": new.get("status")}
+            elif has_status:
+                new["status"] = copy.deepcopy(old.get("status"))
+            if new.get("status") is None:
+                new.pop("status", None)
+            meta = new.setdefault("metadata", {})
+            for key in ("uid", "creationTimestamp", "namespace", "name", "generation", "resourceVersion"):
+                if key in old.get("metadata", {}):
+                    meta[key] = old["metadata"][key]
+            if _content(new) != _content(old):
+                meta["generation"] = int(meta.get("generation") or 1) + 1
+        new = self._validated(request, kind, new, old)
+        if old is not None and new == old:
+            return old
+        new["metadata"]["resourceVersion"] = str(next(_rv))
+        # kmock stores a create's data, and applies an update's as a patch: replace the whole object. (A kmock
+        # request is frozen, and only the very request it parsed is matched to its reactions.)
+        data = new if request.action == kmock.action.CREATE else [{"op": "replace", "path": "", "value": new}]
+        object.__setattr__(request, "data", data)
+        return request
+
+    async def _patched(self, request: kmock.Request, old: dict[str, Any], body: Any) -> dict[str, Any]:
+        if isinstance(body, dict):
+            return apiserver.merge_patch(copy.deepcopy(old), body)
+        # A JSON patch, which kopf sends with a `test` of resourceVersion. kmock answers a failed test with
+        # 500 (kopf then retries the stale patch for seconds); the apiserver answers 422, upon which kopf
+        # re-reads the object. kmock's watch also replays existing objects on every (re)connect, so kopf may
+        # act on a stale copy; the apiserver would have streamed the newer version, so re-announce it.
+        current = old.get("metadata", {}).get("resourceVersion")
+        for op in body or []:
+            if op.get("op") == "test" and op.get("path") == "/metadata/resourceVersion" \
+                    and current is not None and op.get("value") != current:
+                await self._buses[request.resource].put({"type": "MODIFIED", "object": old})
+                raise _PatchConflict()
+        try:
+            return jsonpatch.apply_patch(copy.deepcopy(old), body)
+        except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+            raise kmock.KubernetesError(status=422, reason="Invalid", message=f"the JSON patch does not apply: {exc}",
+                                        details={}) from None
+
+    def _validated(self, request: kmock.Request, kind: str, new: dict[str, Any],
+                   old: dict[str, Any] | None) -> dict[str, Any]:
+        name = new.get("metadata", {}).get("name")
+        schema = self.schemas.get(request.resource)
+        causes = apiserver.metadata_causes(new, old)
+        try:
+            new = schema.admit(new, old) if schema is not None else apiserver.admit_builtin(new, old)
+        except apiserver.Refused as exc:
+            causes += exc.causes
+        if causes:
+            raise _refusal(apiserver.invalid(kind, request.resource.group, name, causes), request.resource, kind, name)
+        return new
 
     # kmock finds one object by scanning every stored object (events included), so each GET slows down as
     # a bench piles up runs; the apiserver looks objects up by key. Serve single-object reads by key.
@@ -136,24 +255,25 @@ class MetadataEmulator(kmock.KubernetesEmulator):
 class EmulatedCluster:
     """The emulator served on a loopback port from a background thread, with a tiny sync HTTP client."""
 
-    def __init__(self) -> None:
+    def __init__(self, outdated_crds: bool = False) -> None:
         self.url = ""
+        self._schemas = crd_schemas(outdated_crds)
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True, name="kmock")
-        self.emulator: MetadataEmulator | None = None
+        self.emulator: StrictEmulator | None = None
 
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        async with MetadataEmulator() as emu, kmock.Server(emu) as server:
+        async with StrictEmulator(self._schemas) as emu, kmock.Server(emu) as server:
             emu.resources.load_bundled()
             for kind in crd.KINDS:
                 emu.resources[f"{GROUP}/{VERSION}/{kind.plural}"] = kmock.ResourceInfo(
                     kind=kind.kind, singular=kind.singular, namespaced=True,
                     verbs={"list", "watch", "get", "create", "patch", "update", "delete"}, subresources={"status"})
-            # JobSet's CRD, as on a cluster that has it installed (the operator uses it only when told to).
+            # JobSet's CRD (JOBSET_CRD), as on a cluster that has it installed (the operator uses it only when told).
             emu.resources["jobset.x-k8s.io/v1alpha2/jobsets"] = kmock.ResourceInfo(
                 kind="JobSet", singular="jobset", namespaced=True,
                 verbs={"list", "watch", "get", "create", "patch", "update", "delete"}, subresources={"status"})
@@ -179,8 +299,13 @@ class EmulatedCluster:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.url + path, data=data, method=method,
                                      headers={"Content-Type": content_type})
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read() or b"{}")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            exc.status_body = json.loads(exc.read() or b"{}")  # type: ignore[attr-defined]  # the Status
+            exc.msg = exc.status_body.get("message") or exc.msg  # type: ignore[attr-defined]
+            raise
 
     @staticmethod
     def path(api_version: str, plural: str, namespace: str, name: str | None = None) -> str:

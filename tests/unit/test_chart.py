@@ -46,8 +46,8 @@ def helm(*args: str) -> str:
     return out.stdout
 
 
-def render(config: str, namespace: str = "kubetune") -> list[dict]:
-    text = helm("template", "kt", str(CHART), "--namespace", namespace, "--include-crds", *CONFIGS[config])
+def render(config: str, namespace: str = "kubetune", *extra: str) -> list[dict]:
+    text = helm("template", "kt", str(CHART), "--namespace", namespace, "--include-crds", *CONFIGS[config], *extra)
     return [d for d in yaml.safe_load_all(text) if d]
 
 
@@ -389,10 +389,10 @@ def test_prometheus_rule_ships_the_tested_rules_with_overrides(tmp_path: Path) -
     assert bad.returncode != 0 and "NoSuch" in bad.stderr
 
 
-def _operator_settings(config: str, namespace: str) -> Settings:
+def _operator_settings(config: str, namespace: str, *extra: str) -> Settings:
     """The operator's Settings exactly as its pod would read them from the rendered Deployment."""
     env = {}
-    for name, e in operator_env(render(config, namespace=namespace)).items():
+    for name, e in operator_env(render(config, namespace, *extra)).items():
         if "value" in e:
             env[name] = e["value"]
         elif e["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}:
@@ -449,3 +449,38 @@ def test_a_runs_and_a_serves_jobs_get_the_charts_pushgateway_and_store() -> None
     gate = options.EvaluateOptions.parse(resources.gate_job(serve, b, "r1", ())["spec"]["template"]["spec"]
                                          ["containers"][0]["args"][1:])
     assert (gate.serve_name, gate.model_label) == ("assistant", "r1")
+
+
+def _images(obj: object) -> list[str]:
+    """Every container image in a manifest (init containers included)."""
+    if isinstance(obj, dict):
+        own = [c["image"] for key in ("containers", "initContainers") for c in obj.get(key) or []]
+        return own + [i for v in obj.values() for i in _images(v)]
+    if isinstance(obj, list):
+        return [i for v in obj for i in _images(v)]
+    return []
+
+
+def test_a_runs_jobs_run_the_charts_jobs_image_unless_the_run_names_its_own() -> None:
+    from kubetune_operator.finetunerun import api as ftr_api
+    from kubetune_operator.finetunerun import group, plan
+    from kubetune_operator.kube.owner import Owner
+
+    settings = _operator_settings("defaults", "ml-platform", "--set", "jobs.image.repository=registry.example:5000/"
+                                  "team/kubetune-jobs", "--set", "jobs.image.tag=2.3.4")
+    chart_image = "registry.example:5000/team/kubetune-jobs:2.3.4"
+    assert settings.jobs_image == chart_image
+    raw = yaml.safe_load((ROOT / "manifests" / "examples" / "quickstart.yaml").read_text())["spec"]
+    owner = Owner(ftr_api.KIND, "quickstart", "team-a", "uid-1")
+    own_image = "registry.example/own/jobs@sha256:" + "a" * 64
+    # One node (a Job), several nodes (an Indexed Job or a JobSet): the same image rule.
+    for resources in ({}, {"gpus": 2, "nodes": 2}):
+        for images, expected in (({}, chart_image), ({"jobs": own_image}, own_image)):
+            spec = ftr_api.parse_spec({**raw, "images": images, "resources": {**raw.get("resources", {}),
+                                                                             **resources}})
+            for step in plan.build_plan("quickstart", "team-a", spec, "s3://kubetune", uid="uid-1"):
+                for use_jobset in (False, True):
+                    made = group.manifests_for_step(step, spec, owner, settings.store_endpoint,
+                                                    jobs_image=settings.jobs_image, use_jobset=use_jobset)
+                    found = _images(made)
+                    assert found and set(found) == {expected}, (step.name, images, resources)

@@ -58,15 +58,8 @@ def test_the_fingerprint_ignores_what_does_not_shape_the_outputs() -> None:
 def test_crd_defaults_are_the_jobs_defaults() -> None:
     spec = api.parse_spec(minimal())
     train, prepare, evaluate = defaults(TrainOptions), defaults(PrepareOptions), defaults(EvaluateOptions)
-    t, lora = spec.training, spec.lora
-    pairs = {"batch_size": t.batch_size, "grad_accum": t.grad_accum, "learning_rate": t.learning_rate,
-             "epochs": t.epochs, "max_steps": t.max_steps, "max_seq_length": t.max_seq_length,
-             "warmup_ratio": t.warmup_ratio, "lr_scheduler": t.scheduler, "optim": t.optimizer,
-             "precision": t.precision, "load_in_4bit": t.load_in_4bit, "packing": t.packing,
-             "save_steps": t.save_steps, "keep_checkpoints": t.keep_checkpoints, "backend": t.backend,
-             "seed": t.seed, "lora_r": lora.r, "lora_alpha": lora.alpha, "lora_dropout": lora.dropout,
-             "target_modules": tuple(lora.target_modules)}
-    assert pairs == {k: train[k] for k in pairs}
+    hyperparameters = spec.stage_hyperparameters(spec.stages[0])
+    assert hyperparameters and hyperparameters == {k: train[k] for k in hyperparameters}
     d = spec.stages[1].dataset
     assert (d.no_call_fraction, d.turns_per_row, d.eval_fraction) == (
         prepare["no_call_fraction"], prepare["turns_per_row"], prepare["eval_fraction"])

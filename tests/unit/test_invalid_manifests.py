@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 import yaml
 
-from kubetune_operator import cli
+from kubetune_local import cli
+from kubetune_local import run as local_run
+from kubetune_local import serve as local_serve
 from kubetune_operator.apitypes import SpecError, read_documents
 from kubetune_operator.finetunerun import api as ftr_api
 from kubetune_operator.finetunerun import validation as ftr_validation
@@ -48,7 +50,7 @@ def validate(*paths: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "operator"), str(ROOT / "jobs"),
                                                         os.environ.get("PYTHONPATH", "")])}
     try:
-        return subprocess.run([sys.executable, "-m", "kubetune_operator.cli", "validate", *map(str, paths)],
+        return subprocess.run([sys.executable, "-m", "kubetune_local.cli", "validate", *map(str, paths)],
                               env=env, capture_output=True, text=True, timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         pytest.fail(f"kubetune validate {' '.join(p.name for p in paths)[:200]} did not finish within {TIMEOUT} s")
@@ -140,6 +142,34 @@ def test_a_local_run_refuses_a_namespace_that_leaves_the_store(command: str, nam
     assert [p for p in tmp_path.rglob("*") if p != work and p not in work.parents] == []
 
 
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_run_and_serve_read_a_file_as_validate_does(name: str) -> None:
+    """`kubetune run` and `kubetune serve` load their manifest through the loader `kubetune validate` uses: every
+    document of the file is checked, none skipped, so each refuses the whole corpus naming the same field."""
+    field, word = EXPECTED[name]
+    for load in (local_run.load, local_serve.load):
+        with pytest.raises(SpecError) as refused:
+            load(INVALID / name)
+        message = str(refused.value)
+        assert f"{field}:" in message and word.lower() in message.lower(), (load.__module__, field, word, message)
+
+
+@pytest.mark.parametrize(("command", "name", "field"), [
+    ("serve", "ms-second-document-garbage.yaml", "document 2: kind:"),
+    ("run", "two-documents-second-invalid.yaml", "document 2: spec.replicas:"),
+    ("serve", "two-documents-second-invalid.yaml", "document 2: spec.replicas:"),
+])
+def test_run_and_serve_refuse_a_file_with_a_bad_document_beside_theirs(command: str, name: str, field: str,
+                                                                       tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """The document a command runs is valid, another in the file is not: `kubetune validate` refuses the file,
+    and so does the command (it used to run its own document and skip the rest)."""
+    assert cli.main([command, str(INVALID / name), "--store", str(tmp_path / "store")]) == 2
+    out = capsys.readouterr().out
+    assert out.startswith(f"invalid manifest {INVALID / name}: ") and field in out, out
+    assert not (tmp_path / "store").exists()
+
+
 def operator_messages(path: Path) -> list[str] | None:
     """What the operator's checks say about each document of a file it could be given (None: not one)."""
     try:
@@ -170,6 +200,13 @@ def operator_messages(path: Path) -> list[str] | None:
 @pytest.mark.parametrize("name", sorted(n for n, (field, _) in EXPECTED.items() if field.startswith(DOCUMENT_FIELDS)))
 def test_the_operators_checks_name_the_same_field(name: str) -> None:
     field, word = EXPECTED[name]
+    try:
+        read_documents(INVALID / name)
+    except SpecError as exc:
+        # Refused as YAML (aliases that multiply it): the operator is given JSON an API server parsed, never this
+        # YAML; the loader every command shares names the field itself.
+        assert f" {field}: " in str(exc) and word.lower() in str(exc).lower(), (field, word, str(exc))
+        return
     messages = operator_messages(INVALID / name)
     assert messages is not None, f"{name}: no document the operator would be given"
     naming = [m for m in messages if m.startswith(f"{field}:") or f"; {field}:" in m]

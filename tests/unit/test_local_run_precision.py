@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from kubetune_jobs.contract import records
-from kubetune_operator.finetunerun import local
+from kubetune_local import run as local
 
 QUICKSTART = Path(__file__).parent.parent.parent / "manifests" / "examples" / "quickstart.yaml"
 TRAIN_REASON = "auto: probe of a LoRA training step on this CPU took 100 ms in bf16, 150 ms in fp32"

@@ -158,7 +158,12 @@ def test_manifest_errors_name_the_file_problem(tmp_path: Path) -> None:
                    "spec: {stages: [{name: a, dataset: {source: x, format: csv}}]}\n")
     with pytest.raises(api.SpecError, match=r"spec\.stages\[0\]\.dataset\.format"):
         api.load_manifest(bad)
-    empty = tmp_path / "empty.yaml"
-    empty.write_text("kind: ConfigMap\n")
-    with pytest.raises(api.SpecError, match="exactly one FineTuneRun"):
-        api.load_manifest(empty)
+    other = tmp_path / "other.yaml"
+    other.write_text("kind: ConfigMap\n")
+    with pytest.raises(api.SpecError, match="kind: 'ConfigMap' is not one of FineTuneRun, ModelServe"):
+        api.load_manifest(other)
+    serve_only = tmp_path / "serve.yaml"
+    serve_only.write_text("apiVersion: kubetune.io/v1alpha1\nkind: ModelServe\nmetadata: {name: s}\n"
+                          "spec: {model: {hub: Qwen/Qwen2.5-3B-Instruct}}\n")
+    with pytest.raises(api.SpecError, match="exactly one FineTuneRun document, found 0"):
+        api.load_manifest(serve_only)

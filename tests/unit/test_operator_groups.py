@@ -17,8 +17,9 @@ from test_launch import torchrun_parse
 from test_operator_api import minimal
 
 from kubetune_jobs.contract import launch
+from kubetune_local import run as local
 from kubetune_operator import naming
-from kubetune_operator.finetunerun import api, group, local, validation
+from kubetune_operator.finetunerun import api, group, validation
 from kubetune_operator.finetunerun.plan import build_plan
 from kubetune_operator.kube.jobs import FAILED, JobView
 from kubetune_operator.kube.owner import Owner
@@ -246,5 +247,5 @@ def test_stage_status_says_the_world_size_and_effective_batch() -> None:
 
     got = results.stage_progress({"state": "running", "step": 3, "total": 9, "world_size": 16, "batch_size": 4,
                                   "grad_accum": 1, "effective_batch": 64})
-    assert (got["worldSize"], got["effectiveBatch"]) == (16, 64)
-    api.StageStatus.model_validate({"name": "chat", **got})  # fields the CRD declares (else pruned)
+    assert (got["world_size"], got["effective_batch"]) == (16, 64)
+    api.StageStatus(name="chat", **got)  # fields the CRD declares (else pruned)

@@ -12,7 +12,7 @@ from kubetune_jobs.contract import layout
 from kubetune_jobs.evaluate import suites
 from kubetune_jobs.storage import location
 from kubetune_operator import naming
-from kubetune_operator.finetunerun import api
+from kubetune_operator.finetunerun import api, validation
 from kubetune_operator.finetunerun.plan import build_plan, step_done
 
 
@@ -150,3 +150,32 @@ def test_step_done_needs_verified_outputs(tmp_path: Path) -> None:
     assert step_done(ev, location)
     Path(run.report("chat")).write_text(json.dumps({"complete": True, "suites": {}}))
     assert not step_done(ev, location), "a report of unknown origin is not this step's"
+
+
+def test_only_a_last_stage_nothing_evaluates_may_publish_its_adapter_alone() -> None:
+    def problems(**where: dict) -> list[str]:
+        raw = minimal()
+        for path, value in where.items():
+            node = raw
+            *parents, last = path.split("__")
+            for p in parents:
+                node = node[int(p)] if p.isdigit() else node[p]
+            node[last] = value
+        return validation.problems(api.parse_spec(raw))
+
+    [early] = problems(stages__0__training={"merge": False}, evaluation={"suites": []})
+    assert early.startswith("spec.stages[0].training.merge: false, but stage 'tools' trains from")
+    [evaluated] = problems(stages__1__training={"merge": False})
+    assert evaluated.startswith("spec.stages[1].training.merge: false, but stage 'tools' is evaluated")
+    assert [p.split(":")[0] for p in problems(training={"merge": False})] == ["spec.training.merge"] * 2
+
+    raw = minimal()
+    raw["stages"][1]["training"] = {"merge": False}
+    raw["evaluation"] = {"suites": []}
+    spec = api.parse_spec(raw)
+    assert validation.problems(spec) == []
+    steps = {s.name: s for s in build_plan("r", "ns", spec, "s3://b")}
+    run = layout.RunLayout.of("s3://b", "ns", "r")
+    assert steps["train-tools"].outputs == (f"{run.adapter('tools')}/_COMPLETE",)
+    assert steps["train-chat"].outputs == (f"{run.merged('chat')}/_COMPLETE",)
+    assert build_parser().parse_args(list(steps["train-tools"].args)).merge is False

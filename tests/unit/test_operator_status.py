@@ -35,12 +35,13 @@ def test_job_state() -> None:
 def test_progress_and_report_parsing() -> None:
     assert st.stage_progress({"state": "running", "step": 40, "total": 100, "loss": 1.25,
                               "tokens_per_second": 3000.5, "eta_seconds": 10}) == {
-        "step": 40, "total": 100, "loss": 1.25, "tokensPerSecond": 3000.5}
+        "step": 40, "total": 100, "loss": 1.25, "tokens_per_second": 3000.5}
     assert st.stage_progress(None) == {}
     report = {"complete": True, "suites": {"heldout": {"accuracy": 0.5, "false_call_rate": 0.1},
                                            "chat": {"loss": 1.0}}}
     results = st.suite_results(report)
-    assert results == [{"suite": "heldout", "accuracy": 0.5, "falseCallRate": 0.1}, {"suite": "chat"}]
+    assert [r.wire() for r in results] == [{"suite": "heldout", "accuracy": 0.5, "falseCallRate": 0.1},
+                                           {"suite": "chat"}]
     assert st.mean_accuracy(results) == 0.5
 
 
@@ -52,7 +53,7 @@ def test_stage_status_reads_what_the_train_job_writes(tmp_path: Path) -> None:
     Progress(storage.location(tmp_path), None, "run-a", "tools").update(
         state="running", step=40, total=100, loss=1.25, tokens_per_second=3000.5, checkpoint=uri)
     written = json.loads((tmp_path / PROGRESS_FILE).read_text())
-    assert st.stage_progress(written) == {"step": 40, "total": 100, "loss": 1.25, "tokensPerSecond": 3000.5,
+    assert st.stage_progress(written) == {"step": 40, "total": 100, "loss": 1.25, "tokens_per_second": 3000.5,
                                           "checkpoint": uri}
 
 
@@ -60,8 +61,8 @@ def test_gates() -> None:
     gates = api.GatesSpec(min_accuracy={"heldout": 0.6}, max_false_call_rate=0.2)
     assert st.gate_failures(api.GatesSpec(), None) == []
     assert st.gate_failures(gates, None) == ["the final evaluation report could not be read"]
-    ok = [{"suite": "heldout", "accuracy": 0.7, "falseCallRate": 0.1}]
+    ok = [api.SuiteResult(suite="heldout", accuracy=0.7, false_call_rate=0.1)]
     assert st.gate_failures(gates, ok) == []
-    bad = [{"suite": "heldout", "accuracy": 0.5, "falseCallRate": 0.3}]
+    bad = [api.SuiteResult(suite="heldout", accuracy=0.5, false_call_rate=0.3)]
     msgs = st.gate_failures(gates, bad)
     assert len(msgs) == 2 and msgs[0].startswith("spec.evaluation.gates.minAccuracy.heldout")

@@ -14,6 +14,8 @@ from kubetune_jobs.data import strict_json
 
 CORPUS = Path(__file__).parent.parent / "fixtures" / "malformed"
 MAX_ROW_BYTES = 16384  # what the corpus's oversized rows exceed
+WEATHER_TOOL = {"name": "get_weather", "description": "Current weather for a city.",
+                "parameters": {"city": {"description": "City name", "type": "str"}}}
 
 
 def corpus(fmt: str) -> list[tuple[int, str, str, bytes]]:
@@ -58,7 +60,7 @@ def test_each_bad_row_is_dropped_with_its_reason(fmt: str, line: int, expected: 
     src.write_bytes(good + b"\n" + bad + b"\n")
     stats = prepare(src, fmt, tmp_path / "out")
     assert stats["dropped"] == {expected: 1}, what
-    assert stats["rows_read"] == 2 and stats["rows_out"] == 1
+    assert stats["rows_read"] == 2 and stats["rows_kept"] == 1 and stats["rows_out"] == 1
     assert len(stats["dropped_examples"][expected]) == 1
 
 
@@ -68,6 +70,7 @@ def test_the_whole_corpus_keeps_every_good_row(fmt: str, tmp_path: Path) -> None
     stats = prepare(CORPUS / f"{fmt}.jsonl", fmt, tmp_path / "out")
     assert stats["rows_read"] == len(rows)
     assert stats["dropped"] == dict(Counter(expected for _, expected, _, _ in rows if expected != "kept"))
+    assert counted(stats) == stats["rows_kept"]
 
     kept = [json.loads(raw.decode("utf-8-sig")) for _, expected, _, raw in rows if expected == "kept"]
     wanted = {k["query"] if fmt == "xlam" else k["messages"][-1]["content"] for k in kept}
@@ -79,6 +82,60 @@ def test_the_whole_corpus_keeps_every_good_row(fmt: str, tmp_path: Path) -> None
         got.add(next(m["content"] for m in row["messages"] if m["role"] == "user") if fmt == "xlam"
                 else row["messages"][-1]["content"])
     assert got == wanted
+
+
+def counted(stats: dict) -> int:
+    """The source rows stats.json accounts for besides the kept ones: read, less each dropped row once."""
+    return stats["rows_read"] - sum(stats["dropped"].values())
+
+
+NO_CALL = ("--no-call-source", "bundled:quickstart-chat")
+
+
+@pytest.mark.parametrize("tool", [
+    {**WEATHER_TOOL, "description": 5},
+    {"type": "function", "function": {"name": "get_weather", "description": 5, "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}},
+], ids=["xlam", "json-schema"])
+def test_a_dropped_row_beside_generated_no_call_rows_adds_up(tool: dict, tmp_path: Path) -> None:
+    """A tool whose description is a number drops its row; the no-call row generated beside the kept one is
+    counted as generated, not as a source row kept (stats.json said 2 read, 2 kept, 1 dropped)."""
+    rows = corpus("xlam")
+    bad = json.dumps({"query": "Is it raining in Lima?", "tools": json.dumps([tool]),
+                      "answers": json.dumps([{"name": "get_weather", "arguments": {"city": "Lima"}}])})
+    src = tmp_path / "source.jsonl"
+    src.write_bytes(rows[0][3] + b"\n" + bad.encode() + b"\n")
+    stats = prepare(src, "xlam", tmp_path / "out", *NO_CALL, "--no-call-fraction", "0.5")
+    assert stats["rows_read"] == 2 and stats["dropped"] == {"invalid_tool_schema": 1}
+    assert stats["rows_kept"] == 1 == counted(stats)
+    assert stats["no_call"]["generated"] == 1 and stats["rows_out"] == 2
+
+
+@pytest.mark.parametrize("extra", [
+    (*NO_CALL, "--no-call-fraction", "0.5"),
+    (*NO_CALL, "--no-call-fraction", "0.3", "--near-miss-share", "0.5"),
+    (*NO_CALL, "--no-call-fraction", "0.3", "--turns-per-row", "3"),
+    ("--no-call-fraction", "0", "--max-samples", "5"),
+], ids=["no-call", "near-miss", "conversations", "max-samples"])
+def test_every_source_row_is_kept_or_dropped_once(extra: tuple[str, ...], tmp_path: Path) -> None:
+    rows = corpus("xlam")
+    stats = prepare(CORPUS / "xlam.jsonl", "xlam", tmp_path / "out", *extra)
+    assert stats["rows_read"] == len(rows)
+    assert stats["rows_kept"] == counted(stats) >= 1
+    written = [strict_json.loads(t) for t in (tmp_path / "out" / "train.jsonl").read_text().splitlines()]
+    calls = sum(1 for r in written for m in r["messages"] if m["role"] == "assistant" and m.get("tool_calls"))
+    assert calls == stats["rows_kept"]  # each kept xlam row is one request and its calls, in the output once
+    if "--max-samples" in extra:
+        assert stats["rows_kept"] == 5 and stats["dropped"]["max_samples"] == sum(e == "kept" for _, e, _, _ in rows) - 5
+
+
+def test_rows_dropped_after_conversion_are_counted_once(tmp_path: Path) -> None:
+    """--max-tokens drops rows after conversion: a source row under too_long, a generated no-call row under the
+    no-call counts; either way the source rows still add up."""
+    stats = prepare(CORPUS / "xlam.jsonl", "xlam", tmp_path / "out", *NO_CALL, "--no-call-fraction", "0.5",
+                    "--tokenizer", "bundled:smollm2-135m", "--max-tokens", "300")
+    assert stats["dropped"].get("too_long", 0) >= 1 and stats["no_call"].get("dropped", {}).get("too_long", 0) >= 1
+    assert stats["rows_kept"] == counted(stats) >= 1
 
 
 def test_a_bad_no_call_source_row_is_counted_there(tmp_path: Path) -> None:

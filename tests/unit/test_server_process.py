@@ -6,12 +6,19 @@ under test is the process handling (port, health, start, stop), the same for vLL
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
+import time
 import urllib.request
+from collections.abc import Callable
 
+import psutil
 import pytest
 
-from kubetune_jobs.serving.process import ServerError, ServerProcess, free_port
+from kubetune_jobs.serving.process import ServerError, ServerProcess, free_port, port_free, stop_all
+from support.process_tree import kill
 
 
 def http_server(port: int, directory: str) -> ServerProcess:
@@ -42,3 +49,73 @@ def test_entering_a_started_server_does_not_start_another(tmp_path) -> None:
     # Stopped means the port is free again: the next server on it starts.
     with http_server(port, str(tmp_path)) as again:
         assert again.running
+
+
+def interrupt_when(ready: Callable[[], bool]) -> threading.Thread:
+    """Ctrl-C to this process (SIGINT: KeyboardInterrupt where the main thread is) once `ready()` holds."""
+    def wait_then_interrupt() -> None:
+        deadline = time.monotonic() + 120
+        while not ready() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=wait_then_interrupt, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_an_interrupt_while_starting_stops_the_server(tmp_path) -> None:
+    """The server runs in a session of its own, out of a terminal's Ctrl-C: start() stops it itself."""
+    port = free_port()
+    # A page http.server does not have: it answers 404, so the start waits for health until interrupted.
+    server = ServerProcess([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory",
+                            str(tmp_path)], port=port, name="http.server", health_path="/no-such-page")
+    started: list[psutil.Process] = []
+
+    def listening() -> bool:
+        started[:] = [p for p in psutil.Process().children() if "http.server" in " ".join(p.cmdline())]
+        return bool(started) and not port_free(port)
+
+    thread = interrupt_when(listening)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            server.start()
+        thread.join()
+        assert started and not server.running
+        assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in started)
+    finally:
+        kill(started)
+
+
+STUBBORN = """
+import http.server, pathlib, signal, sys
+marker = pathlib.Path(sys.argv[2])
+signal.signal(signal.SIGTERM, lambda *_: marker.write_text("asked to stop, staying"))
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), http.server.SimpleHTTPRequestHandler).serve_forever()
+"""
+
+
+def test_an_interrupt_while_stopping_kills_the_server_at_once(tmp_path) -> None:
+    """A server that ignores SIGTERM would hold stop() for its whole grace; a second Ctrl-C cuts it short."""
+    port, marker = free_port(), tmp_path / "sigterm"
+    server = ServerProcess([sys.executable, "-c", STUBBORN, str(port), str(marker)], port=port, name="stubborn",
+                           health_path="/").start()
+    leader = psutil.Process(server._proc.pid)
+    thread = interrupt_when(marker.exists)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            server.stop(grace=600)
+        thread.join()
+        assert not server.running and not leader.is_running()
+    finally:
+        kill([leader])
+
+
+def test_stop_all_stops_what_no_one_stopped(tmp_path) -> None:
+    port = free_port()
+    server = http_server(port, str(tmp_path)).start()
+    try:
+        stop_all()
+        assert not server.running and port_free(port)
+    finally:
+        server.stop()

@@ -76,7 +76,7 @@ def test_catalogue_is_large_varied_and_ours() -> None:
 
 
 def test_a_parameter_name_does_not_decide_its_type() -> None:
-    # Measured (BENCHMARKS.md): when `location` was only ever an object here, the tuned model wrote
+    # Measured (docs/history.md): when `location` was only ever an object here, the tuned model wrote
     # {"lat": ..., "long": ...} for any `location`, whatever the offered schema said.
     types = {_base(t["parameters"]["location"]["type"]) for t in datagen.tool_catalogue()
              if "location" in t["parameters"]}

@@ -5,6 +5,8 @@ jobs parse those command lines and write those files. Everything the two sides m
 here and nowhere else:
 
     options   each job's flags, their types and defaults (the CLI and the operator's argv both come from it)
+    hyperparams  each fine-tuning hyperparameter, declared once: the train flag, the FineTuneRun field, the
+                 trainer argument and whether it enters the step fingerprint all derive from it
     layout    artifact paths and file names under `<root>/<namespace>/<run>/`
     records   typed records the jobs write and the operator reads (progress, prepare stats, report summary)
     suites    evaluation suite names and BFCL categories (what the operator admits evaluate can run)
@@ -13,5 +15,5 @@ here and nowhere else:
     metrics   every kubetune_* metric name, its help and labels, the Pushgateway groups, vLLM's names we read
     pushgateway  the Pushgateway client: the jobs push (best-effort), the operator deletes a resource's groups
 
-Nothing here imports torch, transformers or kopf: the operator image imports this package.
+Nothing here imports torch, transformers or kopf: the operator image holds this package and no other job code.
 """

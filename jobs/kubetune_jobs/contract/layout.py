@@ -2,13 +2,13 @@
 
     <root>/<namespace>/<run>/
         data/<stage>/{train.jsonl, eval.jsonl, stats.json}
-        stages/<stage>/{checkpoints/step-<n>/, adapter/, merged/, progress.json}
+        stages/<stage>/{checkpoints/step-<n>/, adapter/, merged/, progress.json, curve.json}
         eval/<label>/{report.json, report.md}
-        summary.json                         (written by `kubetune run`)
+        summary.json, report.html            (written by `kubetune run`, `kubetune report`)
 
     <root>/<namespace>/serves/<serve>/       (a ModelServe's own results, per revision)
         bench/<revision>/bench.json
-        eval/<revision>/{report.json, report.md}
+        eval/<revision>/{report.json, report.md, verdict.json}   (verdict: the gate's, `kubetune serve --against`)
 
 `root` is `s3://<bucket>` in a cluster or a local directory for `kubetune run`. A directory of files
 (a checkpoint, an adapter, a merged model) is complete only when its `_COMPLETE` marker is present:
@@ -28,6 +28,7 @@ STATS_FILE = "stats.json"
 PREPARE_FILES = (TRAIN_FILE, EVAL_FILE)
 
 PROGRESS_FILE = "progress.json"
+CURVE_FILE = "curve.json"
 CHECKPOINTS_DIR = "checkpoints"
 ADAPTER_DIR = "adapter"
 MERGED_DIR = "merged"
@@ -37,6 +38,8 @@ BENCH_FILE = "bench.json"
 BENCH_MARKDOWN = "bench.md"
 REPORT_MARKDOWN = "report.md"
 SUMMARY_FILE = "summary.json"
+VERDICT_FILE = "verdict.json"
+HTML_REPORT = "report.html"
 
 # ASCII digits only, and few enough that int() cannot choke: the names come from the store.
 _STEP_DIR = re.compile(r"step-([0-9]{1,12})", re.ASCII)
@@ -97,6 +100,9 @@ class RunLayout:
     def progress(self, stage: str) -> str:
         return join(self.stage(stage), PROGRESS_FILE)
 
+    def curve(self, stage: str) -> str:
+        return join(self.stage(stage), CURVE_FILE)
+
     def eval(self, label: str) -> str:
         return join(self.root, "eval", label)
 
@@ -106,6 +112,10 @@ class RunLayout:
     @property
     def summary(self) -> str:
         return join(self.root, SUMMARY_FILE)
+
+    @property
+    def html_report(self) -> str:
+        return join(self.root, HTML_REPORT)
 
 
 @dataclass(frozen=True)
@@ -129,3 +139,6 @@ class ServeLayout:
 
     def report(self, revision: str) -> str:
         return join(self.eval(revision), REPORT_FILE)
+
+    def verdict(self, revision: str) -> str:
+        return join(self.eval(revision), VERDICT_FILE)

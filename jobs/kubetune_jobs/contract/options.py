@@ -5,9 +5,14 @@ behind the command lines the operator and `kubetune run` build.
     argv = opts.command_line()              # ["train", "--model", "Qwen/Qwen2.5-3B", ...]
     TrainOptions.parse(argv[1:]) == opts    # the job reads back exactly what was meant
 
-A field becomes the flag `--field-name`; booleans get `--x/--no-x`; tuples are a comma-separated value
-(`sep`) or a repeated flag (`repeat`). The defaults are the reference run's (DESIGN.md): the FineTuneRun
-CRD takes its training, LoRA, data and evaluation defaults from here (`defaults()`).
+A field becomes the flag `--field-name`; booleans get `--x/--no-x`; a Literal type gives the choices; tuples
+are a comma-separated value (`sep`) or a repeated flag (`repeat`). The defaults are the reference run's
+(DESIGN.md). The train job's hyperparameters are declared in `hyperparams` and become TrainOptions fields
+(`declared_flags`); the FineTuneRun CRD takes its data and evaluation defaults from here (`defaults()`).
+
+A step's fingerprint digests `command_line_identity()`: the flags that change results (a field declares
+`changes_results`), each only where it is set to another value than its default. A flag added later, whose
+default is what ran before it, thus leaves the fingerprints of finished steps as they were.
 """
 
 from __future__ import annotations
@@ -17,26 +22,46 @@ import dataclasses
 import typing
 from dataclasses import MISSING, dataclass, field
 from functools import cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from .launch import DISTRIBUTIONS
+from .hyperparams import DECLARATIONS, Declaration
 
-REFERENCE_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-BACKENDS = ("auto", "unsloth", "trl")
 FORMATS = ("ultrachat", "xlam")
 
 
 def flag(default: Any = MISSING, help: str = "", *, choices: tuple[str, ...] | None = None, sep: str | None = None,
          repeat: bool = False, group: str | None = None, nargs: str | None = None, metavar: str | None = None,
-         identity: bool = True) -> Any:
-    """A dataclass field that is also a command-line flag. `identity=False` marks a flag that changes how a
-    job reports or is watched, not what it produces (metric labels, log cadence): it is left out of the
-    step fingerprint, so changing it never makes finished work count as undone."""
+         changes_results: bool = True, param: Any = None) -> Any:
+    """A dataclass field that is also a command-line flag. `changes_results=False` marks a flag that changes
+    how a job reports or is watched, not what it produces (metric labels, log cadence): it is left out of the
+    step fingerprint, so changing it never makes finished work count as undone. `param`: the declared
+    hyperparameter (`hyperparams.Param`) the field was made from."""
     meta = {"help": help, "choices": choices, "sep": sep, "repeat": repeat, "group": group, "nargs": nargs,
-            "metavar": metavar, "identity": identity}
+            "metavar": metavar, "changes_results": changes_results, "param": param}
     return field(default=default, metadata=meta)
+
+
+def declared_flags(*declarations: type[Declaration]) -> Any:
+    """Class decorator (under @dataclass): every field of the declarations becomes a flag of the class, placed
+    after the class's own required fields, with the declared type, default and help."""
+    def add(cls: type) -> type:
+        own = dict(cls.__dict__.get("__annotations__", {}))
+        required = [n for n in own if getattr(cls.__dict__.get(n), "default", MISSING) is MISSING
+                    and getattr(cls.__dict__.get(n), "default_factory", MISSING) is MISSING]
+        annotations = {n: own[n] for n in required}
+        for declaration in declarations:
+            hints = typing.get_type_hints(declaration)
+            for name, info, where in declaration.declared():
+                annotations[name] = hints[name]
+                default, listed = info.get_default(call_default_factory=True), typing.get_origin(hints[name]) is tuple
+                setattr(cls, name, flag(default, (info.description or "") + (" Comma-separated." if listed else ""),
+                                        sep="," if listed else None, changes_results=where.changes_results,
+                                        param=where))
+        annotations.update({n: t for n, t in own.items() if n not in annotations})
+        cls.__annotations__ = annotations
+        cls.DECLARATIONS = declarations  # type: ignore[attr-defined]
+        return cls
+    return add
 
 
 @cache
@@ -58,6 +83,7 @@ class _Options:
 
     COMMAND: ClassVar[str]
     HELP: ClassVar[str]
+    DECLARATIONS: ClassVar[tuple[type[Declaration], ...]] = ()  # the hyperparameters among the fields
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -74,6 +100,8 @@ class _Options:
                 kwargs["metavar"] = meta["metavar"]
             if tp is bool:
                 kwargs["action"] = argparse.BooleanOptionalAction
+            elif typing.get_origin(tp) is Literal:
+                kwargs.update(choices=list(typing.get_args(tp)), type=type(typing.get_args(tp)[0]))
             elif typing.get_origin(tp) is tuple:
                 item = typing.get_args(tp)[0]
                 if meta.get("repeat"):
@@ -111,13 +139,14 @@ class _Options:
         cls.add_arguments(parser)
         return cls.from_namespace(parser.parse_args(argv))
 
-    def argv(self, *, identity_only: bool = False) -> list[str]:
+    def argv(self, *, fingerprinted: bool = False) -> list[str]:
         """The flags that reproduce these options (every field that is set; None is left out). With
-        `identity_only`, only the flags that shape the job's outputs (what a step fingerprint covers)."""
+        `fingerprinted`, only what a step fingerprint covers: the flags that change results, each where it
+        differs from its default."""
         out: list[str] = []
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value, meta = getattr(self, f.name), f.metadata
-            if identity_only and not meta.get("identity", True):
+            if fingerprinted and (not meta.get("changes_results", True) or value == f.default):
                 continue
             name = "--" + f.name.replace("_", "-")
             if value is None:
@@ -143,7 +172,18 @@ class _Options:
 
     def command_line_identity(self) -> list[str]:
         """The part of the command line that shapes the outputs (what a step fingerprint digests)."""
-        return [self.COMMAND, *self.argv(identity_only=True)]
+        return [self.COMMAND, *self.argv(fingerprinted=True)]
+
+    def trainer_arguments(self, trainer: str) -> dict[str, Any]:
+        """{keyword: value} that `trainer` ("sft": TRL's SFTConfig, "peft": LoraConfig) takes as they are
+        from the declared hyperparameters (tuples as lists)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            where = f.metadata.get("param")
+            for keyword in where.keywords(trainer) if where is not None else ():
+                value = getattr(self, f.name)
+                out[keyword] = list(value) if isinstance(value, tuple) else value
+        return out
 
 
 def _splitter(sep: str, item: type) -> Any:
@@ -188,75 +228,36 @@ class PrepareOptions(_Options):
     tokenizer: str | None = flag(None, "model reference whose tokenizer measures row length")
     max_tokens: int | None = flag(None, "drop rows that render longer than this")
     max_row_bytes: int | None = flag(None, "drop source rows larger than this (default 1 MiB), as row_too_large")
-    fingerprint: str | None = flag(None, FINGERPRINT_HELP, identity=False)
+    fingerprint: str | None = flag(None, FINGERPRINT_HELP, changes_results=False)
 
 
 @dataclass(frozen=True)
+@declared_flags(*DECLARATIONS)
 class TrainOptions(_Options):
+    """The LoRA and training hyperparameters are the fields declared in `hyperparams`; these are the rest."""
+
     COMMAND: ClassVar[str] = "train"
     HELP: ClassVar[str] = "one supervised fine-tuning stage with LoRA/QLoRA"
 
     model: str = flag(help="base model: Hub id, local dir, s3:// URI of a merged model, or bundled:smollm2-135m")
     data: str = flag(help="directory or s3:// prefix holding train.jsonl and eval.jsonl")
     output: str = flag(help="stage directory or s3:// prefix: checkpoints/, adapter/, merged/, progress.json")
-    backend: str = flag("auto", "auto: Unsloth on CUDA, TRL+PEFT elsewhere", choices=BACKENDS)
-    lora_r: int = flag(16, "LoRA rank")
-    lora_alpha: int = flag(16, "LoRA alpha (scaling = alpha / r)")
-    lora_dropout: float = flag(0.0, "dropout on the LoRA path")
-    target_modules: tuple[str, ...] = flag(REFERENCE_TARGET_MODULES, "comma-separated module names that receive "
-                                                                      "adapters", sep=",")
-    lora_top_layers: int | None = flag(None, "adapt only the last N transformer layers (the backward pass stops at "
-                                             "the lowest adapted layer, so each step costs less); default: every "
-                                             "layer")
-    batch_size: int = flag(4, "per-device batch size")
-    grad_accum: int = flag(4, "gradient accumulation steps per rank (effective batch = batch size x grad accum x "
-                              "world size)")
-    global_batch: int | None = flag(None, "rows per optimizer step over all ranks (the batch plan): each rank "
-                                          "accumulates global / (batch size x world size) micro-batches instead of "
-                                          "--grad-accum, so the step means the same at any world size")
-    # Unset means ddp, so that the flag stays out of the command lines (and fingerprints) of steps made before it.
-    distribution: str | None = flag(None, "how ranks share the work under torchrun: ddp (the default: each rank "
-                                          "holds the model) or fsdp (parameters, gradients and optimizer state "
-                                          "sharded across ranks)", choices=DISTRIBUTIONS)
-    learning_rate: float = flag(2e-4, "peak learning rate")
-    epochs: float = flag(1.0, "epochs over the stage's data")
-    max_steps: int = flag(-1, "stop after this many optimizer steps (-1: run the epochs)")
-    max_seq_length: int = flag(2048, "longest tokenized row used for training (longer rows are truncated)")
-    warmup_ratio: float = flag(0.03, "share of steps spent warming the learning rate up")
-    lr_scheduler: str = flag("linear", "learning-rate schedule", choices=SCHEDULERS)
-    weight_decay: float = flag(0.0, "AdamW weight decay")
-    optim: str = flag("auto", "optimizer; auto: adamw_8bit on CUDA, adamw_torch elsewhere")
-    precision: str = flag("bf16", "compute precision; auto: bf16 on CUDA where supported, on a CPU whichever a "
-                                  "short measured probe finds faster", choices=PRECISIONS)
-    load_in_4bit: bool = flag(True, "QLoRA: 4-bit base weights (CUDA only; --no-load-in-4bit trains 16-bit LoRA)")
-    packing: bool = flag(False, "pack sequences (padding-free)")
-    gradient_checkpointing: bool | None = flag(None, "default: on for CUDA, off on CPU")
-    save_steps: int = flag(100, "checkpoint every N optimizer steps (resumes after preemption)", identity=False)
-    keep_checkpoints: int = flag(2, "newest checkpoints kept in the store", identity=False)
-    eval_steps: int = flag(0, "evaluate every N steps (0: before and after training only)")
-    logging_steps: int = flag(1, "log (and update progress.json) every N steps", identity=False)
-    seed: int = flag(42, "seed of the batch order and the adapter's initial weights")
-    merge: bool = flag(True, "also export the merged model (--no-merge: the adapter only)")
-    pushgateway: str | None = flag(None, "Prometheus Pushgateway URL for kubetune_train_* metrics (best effort)", identity=False)
-    run_name: str = flag("local", "metric label: the FineTuneRun", identity=False)
-    stage_name: str = flag("train", "metric label: the stage", identity=False)
-    namespace: str | None = flag(None, "metric label: the FineTuneRun's namespace", identity=False)
-    fingerprint: str | None = flag(None, FINGERPRINT_HELP, identity=False)
+    logging_steps: int = flag(1, "log (and update progress.json) every N steps", changes_results=False)
+    pushgateway: str | None = flag(None, "Prometheus Pushgateway URL for kubetune_train_* metrics (best effort)",
+                                   changes_results=False)
+    run_name: str = flag("local", "metric label: the FineTuneRun", changes_results=False)
+    stage_name: str = flag("train", "metric label: the stage", changes_results=False)
+    namespace: str | None = flag(None, "metric label: the FineTuneRun's namespace", changes_results=False)
+    fingerprint: str | None = flag(None, FINGERPRINT_HELP, changes_results=False)
 
     def validate(self) -> None:
         """Raise ValueError naming the flag of the first value that cannot be right."""
-        for name in ("lora_r", "lora_alpha", "lora_top_layers", "batch_size", "grad_accum", "max_seq_length",
-                     "save_steps", "keep_checkpoints", "logging_steps", "global_batch"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.max_steps == 0 or self.max_steps < -1:
+        for declaration in self.DECLARATIONS:
+            declaration.check(self)
+        if self.logging_steps < 1:
+            raise ValueError("--logging-steps must be at least 1")
+        if self.max_steps == 0:
             raise ValueError("--max-steps must be positive (or -1 to train for --epochs)")
-        if self.max_steps == -1 and self.epochs <= 0:
-            raise ValueError("--epochs must be positive")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError("--warmup-ratio must be in [0, 1)")
-        if not self.target_modules:
-            raise ValueError("--target-modules names no module")
         if self.distribution == "fsdp" and self.load_in_4bit:
             raise ValueError("--distribution fsdp cannot shard 4-bit (QLoRA) base weights here; use "
                              "--no-load-in-4bit or --distribution ddp")
@@ -277,23 +278,23 @@ class EvaluateOptions(_Options):
     data: tuple[str, ...] = flag((), "prepare output (eval.jsonl) for the heldout and chat suites (repeatable)",
                                  repeat=True)
     limit: int | None = flag(None, "first N items of each suite without its own :N")
-    concurrency: int = flag(8, "requests in flight (endpoint)", identity=False)
+    concurrency: int = flag(8, "requests in flight (endpoint)", changes_results=False)
     batch_size: int = flag(8, "generation batch (local model)")
     max_new_tokens: int = flag(512, "longest answer generated per item (tool calls are short; chat answers longer)")
-    timeout: float = flag(120.0, "seconds per request", identity=False)
-    retries: int = flag(3, "attempts per request on transient errors", identity=False)
+    timeout: float = flag(120.0, "seconds per request", changes_results=False)
+    retries: int = flag(3, "attempts per request on transient errors", changes_results=False)
     judge_endpoint: str | None = flag(None, "OpenAI-compatible judge for the chat suite")
     judge_model: str | None = flag(None, "model name at the judge endpoint")
-    pushgateway: str | None = flag(None, "Prometheus Pushgateway URL for kubetune_eval_* metrics (best effort)", identity=False)
-    run_name: str = flag("local", "metric label: the FineTuneRun", identity=False)
+    pushgateway: str | None = flag(None, "Prometheus Pushgateway URL for kubetune_eval_* metrics (best effort)", changes_results=False)
+    run_name: str = flag("local", "metric label: the FineTuneRun", changes_results=False)
     model_label: str | None = flag(None, "metric label: which model (base, stage name, serve revision)",
-                                   identity=False)
+                                   changes_results=False)
     serve_name: str | None = flag(None, "metric label: the ModelServe whose revision a promotion gate evaluates "
-                                        "(instead of a FineTuneRun)", identity=False)
-    namespace: str | None = flag(None, "metric label: the FineTuneRun's or ModelServe's namespace", identity=False)
+                                        "(instead of a FineTuneRun)", changes_results=False)
+    namespace: str | None = flag(None, "metric label: the FineTuneRun's or ModelServe's namespace", changes_results=False)
     compare: tuple[str, ...] = flag((), "print a before/after table of report.json files instead of evaluating",
                                     nargs="+", metavar="REPORT")
-    fingerprint: str | None = flag(None, FINGERPRINT_HELP, identity=False)
+    fingerprint: str | None = flag(None, FINGERPRINT_HELP, changes_results=False)
 
 
 @dataclass(frozen=True)
@@ -321,11 +322,11 @@ class BenchOptions(_Options):
                                          "(default: derived from --endpoint)")
     output: str | None = flag(None, "directory or s3:// prefix for bench.json")
     pushgateway: str | None = flag(None, "Prometheus Pushgateway URL for kubetune_bench_* metrics (best effort)",
-                                   identity=False)
-    serve_name: str = flag("local", "metric label: the ModelServe", identity=False)
-    revision: str | None = flag(None, "metric label: the ModelServe revision benchmarked", identity=False)
-    namespace: str | None = flag(None, "metric label: the ModelServe's namespace", identity=False)
-    fingerprint: str | None = flag(None, FINGERPRINT_HELP, identity=False)
+                                   changes_results=False)
+    serve_name: str = flag("local", "metric label: the ModelServe", changes_results=False)
+    revision: str | None = flag(None, "metric label: the ModelServe revision benchmarked", changes_results=False)
+    namespace: str | None = flag(None, "metric label: the ModelServe's namespace", changes_results=False)
+    fingerprint: str | None = flag(None, FINGERPRINT_HELP, changes_results=False)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The records the jobs write and the operator (and `kubetune run`) read, typed on both sides.
 
     progress.json   `Progress`       written by train on every logged step
+    curve.json      `TrainingCurve`  written by train beside it: the figures of every logged step
     stats.json      `PrepareStats`   written last by prepare (what it vouches for)
     report.json     `ReportSummary`  the figures of the report evaluate writes (items are the job's own)
     bench.json      `BenchReport`    written by bench after every concurrency level (complete at the end)
@@ -13,14 +14,18 @@ reader guesses at alternative keys. Keys a newer job adds are ignored by an olde
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, ValidationError
 
 R = TypeVar("R", bound=BaseModel)
 
 # The states train writes; a reader takes any string, so a newer job's new state does not hide its figures.
 PROGRESS_STATES = ("starting", "running", "exporting", "succeeded", "preempted", "failed")
+
+# An accuracy or a rate where a decision rests on it (the promotion gate, a status an API server stores): a
+# JSON number, never a boolean or a numeric string, finite (NaN and infinities are not JSON), within [0, 1].
+Fraction = Annotated[float, Strict(), AllowInfNan(False), Field(ge=0.0, le=1.0)]
 
 
 class _Record(BaseModel):
@@ -57,6 +62,22 @@ class Progress(_Record):
     grad_accum: int | None = None  # micro-batches each rank accumulates per optimizer step
     effective_batch: int | None = None  # rows per optimizer step: batch_size × grad_accum × world_size
     distribution: str | None = None  # ddp | fsdp (with world_size > 1)
+
+
+class CurvePoint(_Record):
+    """The figures train logged at one optimizer step (step 0: the evaluation before any training)."""
+
+    step: int
+    loss: float | None = None
+    eval_loss: float | None = None
+    learning_rate: float | None = None
+    tokens_per_second: float | None = None
+
+
+class TrainingCurve(_Record):
+    """One training stage's figures over its steps (`stages/<stage>/curve.json`), for the run report."""
+
+    points: list[CurvePoint] = []
 
 
 class PrepareStats(_Record):

@@ -4,7 +4,7 @@ The tools block is most of a function-calling row: each offered tool renders to 
 schema, a request and its call to ~40. A single-turn row therefore pays for the whole block to teach
 one decision. A conversation of several requests under the same tools teaches several decisions
 (call this tool, call two, call none) for one block, which is what makes a small training budget go
-further (BENCHMARKS.md, "turns per row").
+further (docs/history.md, "The demo's tools stage").
 
 A conversation is built around one converted call row (its tools are the conversation's tools):
 - further call turns come from other call rows whose calls use only tools offered here, with the

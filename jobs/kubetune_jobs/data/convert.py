@@ -152,7 +152,7 @@ def tool_words(tool: dict[str, Any]) -> set[str]:
 
 # No-call rows offer 1-NO_CALL_MAX_TOOLS unrelated tools. Whether to call depends on the request, not on
 # how many tools are listed, and each tool costs ~110 prompt tokens: on the quickstart, no-call rows with
-# 1-2 tools taught the decision better per training second than rows with up to six (BENCHMARKS.md).
+# 1-2 tools taught the decision better per training second than rows with up to six (docs/history.md).
 NO_CALL_MAX_TOOLS = 2
 
 

@@ -36,17 +36,27 @@ DEFAULT_SPLITS = {"ultrachat": "train_sft", "xlam": "train"}
 
 @dataclass
 class Tally:
-    """Rows read, kept, and dropped by reason (with a few examples of each, for debugging data)."""
+    """Rows of one source read, and dropped by reason (with a few examples of each, for debugging data).
+    Every row read is either in the output or counted here once, under the step that dropped it."""
 
     read: int = 0
     dropped: Counter = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
 
-    def drop(self, reason: str, detail: str) -> None:
-        self.dropped[reason] += 1
+    def drop(self, reason: str, detail: str, rows: int = 1) -> None:
+        self.dropped[reason] += rows
         shown = self.examples.setdefault(reason, [])
         if len(shown) < EXAMPLES_PER_REASON:
             shown.append(detail[:200])
+
+
+def source_rows(row: dict[str, Any], fmt: str) -> int:
+    """How many rows of the main source an output row holds: a chat row is one; an xlam row holds one per
+    turn that calls (each xlam source row is one request and its calls, and conversations group them);
+    its no-call turns are generated, from the no-call source or from another row's request."""
+    if fmt != "xlam":
+        return 1
+    return sum(1 for m in row["messages"] if m["role"] == "assistant" and m.get("tool_calls"))
 
 
 def _row_key(row: dict[str, Any]) -> str:
@@ -172,8 +182,18 @@ def prepare(
     tally = Tally()
     rows = convert_rows(source, args.format, args.system_prompt, tally, f"converting {args.format}")
     rng.shuffle(rows)
-    if args.max_samples is not None:
+    if args.max_samples is not None and len(rows) > args.max_samples:
+        tally.drop("max_samples", f"{len(rows) - args.max_samples} rows beyond --max-samples {args.max_samples}",
+                   rows=len(rows) - args.max_samples)
         rows = rows[: args.max_samples]
+    generated_dropped: Counter = Counter()  # generated no-call rows dropped below (no source row is lost)
+
+    def drop_output(row: dict[str, Any], reason: str, detail: str) -> None:
+        held = source_rows(row, args.format)
+        if held:
+            tally.drop(reason, detail, rows=held)
+        else:
+            generated_dropped[reason] += 1
 
     no_call_stats: dict[str, Any] = {"fraction": 0.0, "generated": 0}
     if args.format == "xlam" and args.no_call_fraction > 0 and nc_source is None:
@@ -236,7 +256,7 @@ def prepare(
     if any(n is None for n in lengths):
         for row, n in zip(rows, lengths, strict=True):
             if n is None:
-                tally.drop("unrenderable", row["messages"][-1]["content"][:80] if row["messages"] else "")
+                drop_output(row, "unrenderable", row["messages"][-1]["content"][:80] if row["messages"] else "")
         kept_rows = [(r, n) for r, n in zip(rows, lengths, strict=True) if n is not None]
         rows, lengths = [r for r, _ in kept_rows], [n for _, n in kept_rows]
     if args.max_tokens:
@@ -245,7 +265,7 @@ def prepare(
         kept = []
         for row, length in zip(rows, lengths, strict=True):
             if length > args.max_tokens:
-                tally.drop("too_long", f"{length} tokens > {args.max_tokens}")
+                drop_output(row, "too_long", f"{length} tokens > {args.max_tokens}")
             else:
                 kept.append((row, length))
         rows, lengths = [r for r, _ in kept], [n for _, n in kept]
@@ -253,6 +273,8 @@ def prepare(
         reasons = ", ".join(f"{k}={v}" for k, v in tally.dropped.most_common()) or "the source is empty"
         raise ValueError(f"no usable rows in {args.source} ({tally.read} read; dropped: {reasons})")
 
+    if generated_dropped:
+        no_call_stats["dropped"] = dict(sorted(generated_dropped.items()))
     turns = [_turn(row, m) for row in rows for m in row["messages"] if m["role"] == "assistant"]
     n_eval = min(len(rows) - 1, max(1, round(len(rows) * args.eval_fraction))) if args.eval_fraction > 0 else 0
     files = {EVAL_FILE: serialize(rows[:n_eval]), TRAIN_FILE: serialize(rows[n_eval:])}
@@ -260,10 +282,12 @@ def prepare(
     stats = {
         "format": args.format,
         "source": args.source,
+        # Source rows: rows_read = rows_kept + the sum of dropped, each dropped row under one reason.
         "rows_read": tally.read,
-        "rows_converted": tally.read - sum(tally.dropped.values()),
+        "rows_kept": sum(source_rows(r, args.format) for r in rows),
         "dropped": dict(sorted(tally.dropped.items())),
         "dropped_examples": dict(sorted(tally.examples.items())),
+        # Lines written: the kept rows, alone or grouped into conversations, and the generated no-call rows.
         "rows_out": len(rows),
         "train_rows": len(rows) - n_eval,
         "eval_rows": n_eval,

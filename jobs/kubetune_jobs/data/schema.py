@@ -140,6 +140,8 @@ def to_openai_tool(tool: Any) -> dict[str, Any]:
     name = tool.get("name")
     if not isinstance(name, str) or not name:
         raise SchemaError("tool has no name")
+    if not isinstance(tool.get("description", ""), str):
+        raise SchemaError(f"tool {name!r}: description is not text")
     params = tool.get("parameters") or {}
     if not isinstance(params, dict):
         raise SchemaError(f"tool {name!r}: parameters are not an object")
@@ -157,8 +159,10 @@ def to_openai_tool(tool: Any) -> dict[str, Any]:
             prop = python_type_to_schema(type_text)
         except SchemaError as exc:
             raise SchemaError(f"tool {name!r}: parameter {pname!r}: {exc}") from exc
+        if not isinstance(spec.get("description", ""), str):
+            raise SchemaError(f"tool {name!r}: parameter {pname!r}: description is not text")
         if spec.get("description"):
-            prop["description"] = str(spec["description"])
+            prop["description"] = spec["description"]
         if "default" in spec and spec["default"] not in (None, ""):
             prop["default"] = spec["default"]
         properties[pname] = prop
@@ -168,7 +172,7 @@ def to_openai_tool(tool: Any) -> dict[str, Any]:
         "type": "function",
         "function": {
             "name": name,
-            "description": str(tool.get("description", "")),
+            "description": tool.get("description", ""),
             "parameters": {"type": "object", "properties": properties, "required": required},
         },
     }

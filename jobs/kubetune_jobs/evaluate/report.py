@@ -64,8 +64,20 @@ def _expected_names(item: Item) -> list[str]:
     return sorted(c["name"] for c in item.ground_truth)
 
 
+PROMPT_CHARS = 500  # what the run report shows of a request; the suite has it whole
+
+
+def _question(item: Item) -> str | None:
+    """The item's last user turn (what the model was asked), shortened."""
+    content = next((m.get("content") for m in reversed(item.messages) if m.get("role") == "user"), None)
+    return content[:PROMPT_CHARS] if isinstance(content, str) else None
+
+
 def score_item(item: Item, pred: Prediction | None) -> dict[str, Any]:
-    rec: dict[str, Any] = {"id": item.id, "suite": item.suite, "category": item.category}
+    rec: dict[str, Any] = {"id": item.id, "suite": item.suite, "category": item.category,
+                           "question": _question(item)}
+    if item.scoring != CHAT:
+        rec["expected"] = item.ground_truth  # BFCL's acceptable values (AST) or the calls themselves (EXACT)
     if item.scoring == CHAT:
         rec.update(passed=None, reason="", scored=pred is not None and pred.failure is None)
         return rec

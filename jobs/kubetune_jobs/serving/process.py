@@ -2,12 +2,17 @@
 
 Both local servers (vLLM and `transformers serve`) run through `ServerProcess`. The server gets a
 process group of its own, so stopping it also stops the workers it started (vLLM's engine core is a
-child process), and a server that dies while starting is seen at once, with the tail of its log.
+child process), and a server that dies while starting is seen at once, with the cause read off its log.
+
+A process group of its own also means a terminal's Ctrl-C does not reach the server: whoever started it
+stops it, whatever interrupts them (an interrupt while starting or stopping included), and `stop_all` is
+the last resort of a command on its way out.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,6 +21,11 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import IO, Any, NoReturn
+
+# The line of a log that says why a Python program died: the exception's own, after its traceback.
+_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt)\b:?(?: .*)?$")
+# Servers started and not yet stopped, whoever holds them (`stop_all`).
+_live: set[ServerProcess] = set()
 
 
 def free_port() -> int:
@@ -37,7 +47,38 @@ def port_free(port: int) -> bool:
 
 
 class ServerError(RuntimeError):
-    """The local server did not come up, or stopped; the message carries the tail of its log."""
+    """The local server did not come up, or stopped: the message is one line naming the cause (and the
+    log); `detail` holds the tail of the log, where there is one."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+def cause(log: str, limit: int = 300) -> str:
+    """What a server's log says it died of: its last exception line (with the indented line after it, where
+    pydantic and others put the detail), else its last non-blank line; at most `limit` characters."""
+    lines = [line.rstrip() for line in log.splitlines() if line.strip()]
+    found = [i for i, line in enumerate(lines) if _EXCEPTION_LINE.match(line)]
+    if found:
+        i = found[-1]
+        line = lines[i]
+        if i + 1 < len(lines) and lines[i + 1][:1].isspace() and not lines[i + 1].lstrip().startswith("File "):
+            line = f"{line.rstrip(':')}: {lines[i + 1].strip()}"
+    else:
+        line = lines[-1].strip() if lines else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def stop_all() -> None:
+    """Stop every server this process started and has not stopped: what a command does last, so that no
+    path out of it (an error, an interrupt, a bug) leaves one running. An interrupt meanwhile only makes
+    a stop quicker (SIGKILL at once): the caller is on its way out already."""
+    for server in list(_live):
+        try:
+            server.stop()
+        except KeyboardInterrupt:
+            pass
 
 
 class ServerProcess:
@@ -91,27 +132,44 @@ class ServerProcess:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         began = time.monotonic()
         self._stopped = False
+        _live.add(self)
         try:
-            self._proc = subprocess.Popen(self.command, stdout=self._log, stderr=subprocess.STDOUT,
-                                          env=self.env, start_new_session=True)
-        except OSError as exc:
-            self._log.close()
-            raise ServerError(f"{self.name} could not be started ({self.command[0]}): {exc}") from exc
+            try:
+                self._proc = subprocess.Popen(self.command, stdout=self._log, stderr=subprocess.STDOUT,
+                                              env=self.env, start_new_session=True)
+            except OSError as exc:
+                raise ServerError(f"{self.name} could not be started ({self.command[0]}): {exc}") from exc
+            self._wait_healthy(began)
+        except BaseException:
+            # Ctrl-C or SIGTERM while it starts: it runs in a session of its own, nothing else stops it.
+            self.stop()
+            raise
+        return self
+
+    def _wait_healthy(self, began: float) -> None:
+        assert self._proc is not None
         deadline = began + self.startup_timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 self._fail(f"{self.name} exited with {self._proc.returncode} while starting")
             if _answers_200(self.health_url):
                 self.startup_s = time.monotonic() - began
-                return self
+                return
             time.sleep(0.5)
         self._fail(f"{self.name} not healthy after {self.startup_timeout:.0f} s")
 
     def _fail(self, why: str) -> NoReturn:
+        raise self.failure(why)
+
+    def failure(self, why: str) -> ServerError:
+        """The server stopped: `why`, with the cause its log gives, as a ServerError (the log is kept, the
+        message names it, and the server is stopped)."""
         tail = self.log_tail()
-        self._own_log = False  # keep the log the message points to
+        self._own_log = False
         self.stop()
-        raise ServerError(f"{why} (log: {self.log_path}):\n{tail}")
+        said = cause(tail)
+        return ServerError(f"{why}: {said} (log: {self.log_path})" if said else f"{why} (log: {self.log_path})",
+                           tail)
 
     def wait(self) -> int:
         """Block until the server exits by itself; returns its exit status."""
@@ -119,23 +177,26 @@ class ServerProcess:
         return self._proc.wait()
 
     def stop(self, grace: float = 30.0) -> None:
-        """SIGTERM to the server's process group, SIGKILL to what is left after `grace` seconds. Once
-        stopped, stopping again does nothing (the group id could by then be another's)."""
+        """SIGTERM to the server's process group, SIGKILL to what is left after `grace` seconds, or at once
+        when an interrupt (a second Ctrl-C, SIGTERM) cuts the wait short; the interrupt then goes on up.
+        Once stopped, stopping again does nothing (the group id could by then be another's)."""
         proc = self._proc
         if proc is not None and not self._stopped:
             self._stopped = True
-            if proc.poll() is None:
-                _signal_group(proc.pid, signal.SIGTERM)
-                try:
+            try:
+                if proc.poll() is None:
+                    _signal_group(proc.pid, signal.SIGTERM)
                     proc.wait(timeout=grace)
-                except subprocess.TimeoutExpired:
-                    _signal_group(proc.pid, signal.SIGKILL)
-                    proc.wait()
-            # Workers outlive a leader that exited first; give them a moment to end on their own.
-            deadline = time.monotonic() + 5
-            while _group_alive(proc.pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            _signal_group(proc.pid, signal.SIGKILL)
+                # Workers outlive a leader that exited first; give them a moment to end on their own.
+                deadline = time.monotonic() + 5
+                while _group_alive(proc.pid) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+            except subprocess.TimeoutExpired:
+                pass
+            finally:
+                _signal_group(proc.pid, signal.SIGKILL)
+                _reap(proc)
+        _live.discard(self)
         if self._log is not None:
             self._log.close()
         if self._own_log and self.log_path is not None:
@@ -161,6 +222,17 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    """Wait for a leader sent SIGKILL (it cannot refuse: no interrupt is let cut this short, or it would
+    stay a zombie holding its process group id)."""
+    while True:
+        try:
+            proc.wait()
+            return
+        except KeyboardInterrupt:
+            continue
 
 
 def _group_alive(pgid: int) -> bool:

@@ -40,6 +40,10 @@ DEFAULT_ENV = {
 DROPPED_ENV = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
 
 
+class NotInstalled(ServerError):
+    """No vLLM venv where one is looked for by default (where one is named, a wrong name is an error)."""
+
+
 def vllm_python() -> Path:
     """The vLLM venv's python: `$KUBETUNE_VLLM_PYTHON`, else `<repo>/.venv-vllm/bin/python`."""
     configured = os.environ.get(PYTHON_ENV)
@@ -51,7 +55,7 @@ def vllm_python() -> Path:
         return path
     path = REPO_ROOT / DEFAULT_VENV / "bin" / "python"
     if not path.exists():
-        raise ServerError(f"vLLM is not installed: no {path} and {PYTHON_ENV} is not set; "
+        raise NotInstalled(f"vLLM is not installed: no {path} and {PYTHON_ENV} is not set; "
                           f"run `{MAKE_TARGET}` in {REPO_ROOT}")
     return path
 

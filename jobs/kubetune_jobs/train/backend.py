@@ -115,8 +115,8 @@ def load_model(cfg: TrainOptions, backend: str, path: str, prec: Precision) -> t
 
 
 def _lora_kwargs(cfg: TrainOptions, model_config: Any) -> dict[str, Any]:
-    kwargs = {"r": cfg.lora_r, "lora_alpha": cfg.lora_alpha, "lora_dropout": cfg.lora_dropout,
-              "target_modules": list(cfg.target_modules), "bias": "none"}
+    # The declared LoRA shape (contract.hyperparams: `peft`), with no bias terms trained.
+    kwargs = {**cfg.trainer_arguments("peft"), "bias": "none"}
     if cfg.lora_top_layers is not None:
         kwargs["layers_to_transform"] = top_layers(cfg.lora_top_layers, model_config)
     return kwargs

@@ -1,4 +1,4 @@
-"""Progress for people and for the operator: `<output>/progress.json` and pushed metrics.
+"""Progress for people and for the operator: `<output>/progress.json`, `<output>/curve.json` and pushed metrics.
 
 progress.json is a `contract.records.Progress`: step, total, loss, learning rate, tokens and tokens/s,
 ETA, epoch, the batch plan (world size, per-device batch, accumulation, effective batch) and state
@@ -6,6 +6,8 @@ ETA, epoch, the batch plan (world size, per-device batch, accumulation, effectiv
 from, eval losses, the newest published checkpoint's URI (which the operator shows in the stage's
 status), the step fingerprint, the precision it trains in and why (`auto`'s verdict for this machine, or
 the requested value), and on CUDA the peak GPU memory. The local progress bar is the Trainer's own (tqdm).
+curve.json (`contract.records.TrainingCurve`) keeps the loss, eval loss, learning rate and tokens/s of every
+logged step for the run report; a resumed stage keeps the points up to the step it resumed from.
 
 Writes that only move the figures along are best-effort, one attempt each: the next update carries
 the same fields, and waiting out a store outage there would stall training. Writes that change
@@ -25,7 +27,7 @@ from typing import Any
 
 from .. import storage
 from ..contract import records
-from ..contract.layout import PROGRESS_FILE
+from ..contract.layout import CURVE_FILE, PROGRESS_FILE
 from . import metrics
 
 log = logging.getLogger(__name__)
@@ -38,10 +40,41 @@ class Progress:
     def __init__(self, output: storage.Location, pushgateway: str | None, run: str, stage: str,
                  fingerprint: str | None = None, namespace: str | None = None, *, publish: bool = True) -> None:
         self.loc = output.child(PROGRESS_FILE)
+        self.curve_loc = output.child(CURVE_FILE)
         self.publish = publish  # false on every rank but 0: the figures are kept, nothing is written
         self.pusher = metrics.MetricsPusher(pushgateway, run, stage, namespace) if pushgateway and publish else None
         self._unwritten = False
         self.data: dict[str, Any] = records.Progress(fingerprint=fingerprint).dump()
+        self.points: dict[int, dict[str, Any]] = {}  # step -> its figures (curve.json)
+
+    def resumed(self, step: int) -> None:
+        """Training (re)starts at `step`: keep the curve a previous attempt recorded up to it, drop the rest
+        (steps after the checkpoint are trained again)."""
+        if not self.publish:
+            return
+        try:
+            with storage.retry_budget(0):
+                curve = records.read(records.TrainingCurve, self.curve_loc.read_bytes())
+        except (FileNotFoundError, OSError, storage.StorageError):
+            curve = None
+        self.points = {p.step: p.dump() for p in (curve.points if curve else []) if p.step <= step}
+
+    def point(self, step: int, **figures: float | None) -> None:
+        """Record figures of `step` in curve.json (best-effort, as the figures of progress.json)."""
+        unknown = set(figures) - set(records.CurvePoint.model_fields)
+        if unknown:
+            raise KeyError(f"not fields of curve.json: {', '.join(sorted(unknown))}")
+        entry = self.points.setdefault(step, {"step": step})
+        entry.update({k: v for k, v in figures.items() if v is not None})
+        if not self.publish:
+            return
+        curve = records.TrainingCurve(points=[self.points[s] for s in sorted(self.points)])
+        try:
+            with storage.retry_budget(0):
+                self.curve_loc.write_json(curve.dump())
+        except (OSError, storage.StorageError) as exc:
+            log.debug("could not write %s (%s); the next logged step writes the whole curve again",
+                      self.curve_loc.uri, exc)
 
     def update(self, **fields: Any) -> None:
         unknown = set(fields) - _FIELDS
@@ -84,6 +117,7 @@ def make_callback(progress: Progress) -> Any:
         def on_train_begin(self, args, state, control, **kwargs):
             self.start = (time.monotonic(), state.global_step, state.num_input_tokens_seen)
             self.warm = None
+            progress.resumed(state.global_step)
             if state.global_step:
                 log.info("resumed at step %d of %d", state.global_step, state.max_steps)
             progress.update(state="running", step=state.global_step, total=state.max_steps,
@@ -116,6 +150,9 @@ def make_callback(progress: Progress) -> Any:
                 # At step 0 it is the evaluation before any training (the Trainer's eval_on_start).
                 fields["eval_loss" if state.global_step > 0 else "eval_loss_start"] = float(logs["eval_loss"])
             progress.update(**fields)
+            progress.point(state.global_step, loss=fields.get("loss"), learning_rate=fields.get("learning_rate"),
+                           eval_loss=float(logs["eval_loss"]) if "eval_loss" in logs else None,
+                           tokens_per_second=fields["tokens_per_second"] if "loss" in logs else None)
 
     return ProgressCallback()
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from .. import models, storage
 from ..contract import records
-from ..contract.launch import DEFAULT_DISTRIBUTION, accumulation
+from ..contract.launch import accumulation
 from ..contract.layout import ADAPTER_DIR, MERGED_DIR, PROGRESS_FILE, TRAIN_FILE
 from ..contract.options import TrainOptions
 from . import backend as backends
@@ -91,16 +91,11 @@ def _sft_config(cfg: TrainOptions, workdir: Path, prec: backends.Precision, back
             # LoRA mixes frozen and trainable weights in one layer: FSDP must keep the original parameters.
             distributed.update(fsdp="full_shard auto_wrap", fsdp_config={"use_orig_params": True})
     return SFTConfig(
+        # The declared hyperparameters that SFTConfig takes as they are (contract.hyperparams: `sft`).
+        **cfg.trainer_arguments("sft"),
+        # What the job resolves for this machine, this world size and this data.
         output_dir=str(workdir / "trainer"),
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size,
         gradient_accumulation_steps=plan["grad_accum"],
-        learning_rate=cfg.learning_rate,
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        lr_scheduler_type=cfg.lr_scheduler,
-        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float below 1 is a fraction of the total steps
-        weight_decay=cfg.weight_decay,
         optim=backends.optimizer(cfg.optim),
         bf16=prec.name == "bf16",
         fp16=prec.name == "fp16",
@@ -108,7 +103,6 @@ def _sft_config(cfg: TrainOptions, workdir: Path, prec: backends.Precision, back
         gradient_checkpointing=gc,
         gradient_checkpointing_kwargs={"use_reentrant": False} if gc else None,
         save_strategy="steps",
-        save_steps=cfg.save_steps,
         save_total_limit=1,  # local copies only; the store keeps --keep-checkpoints
         eval_strategy="steps" if has_eval and cfg.eval_steps else "no",
         eval_steps=cfg.eval_steps or None,
@@ -116,11 +110,7 @@ def _sft_config(cfg: TrainOptions, workdir: Path, prec: backends.Precision, back
         # prepared, and accelerate would then never wrap it in DDP (every rank training its own copy).
         eval_on_start=eval_on_start,
         logging_steps=cfg.logging_steps,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
         report_to="none",
-        max_length=cfg.max_seq_length,
-        packing=cfg.packing,
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=0,
         **distributed,
@@ -143,8 +133,7 @@ def run(args: TrainOptions) -> int:
     if not data.child(TRAIN_FILE).exists():
         raise DataError(f"missing dataset: {data.child(TRAIN_FILE).uri} does not exist")
 
-    distribution = cfg.distribution or DEFAULT_DISTRIBUTION
-    backend = backends.choose(cfg.backend, distribution, world.size)
+    backend = backends.choose(cfg.backend, cfg.distribution, world.size)
     world.init()
     backends.prepare(backend)  # before anything below imports transformers
     # Rank 0's: a probe on each rank could come out differently, and all ranks must train alike.
@@ -170,7 +159,7 @@ def run(args: TrainOptions) -> int:
     progress = Progress(output, cfg.pushgateway, cfg.run_name, cfg.stage_name, cfg.fingerprint, cfg.namespace,
                         publish=world.is_main)
     progress.update(world_size=world.size, batch_size=cfg.batch_size, grad_accum=plan["grad_accum"],
-                    effective_batch=plan["global_batch"], distribution=distribution if world.size > 1 else None,
+                    effective_batch=plan["global_batch"], distribution=cfg.distribution if world.size > 1 else None,
                     precision=prec.name, precision_reason=prec.reason, eval_loss_start=carried)
     if world.is_main:
         log.info("effective batch %d = %d per device x %d accumulation x %d ranks", plan["global_batch"],

@@ -2,8 +2,9 @@
 
 `scripts/gen_crds.py` turns these models into the CRD YAML (see `crd.py`); `kubetune run` and the operator
 parse manifests with the same models, so a field documented here means the same thing everywhere. The
-training, LoRA, data-preparation and evaluation defaults are the jobs' own (`kubetune_jobs.contract.options`):
-one definition, the reference run's values.
+LoRA and training objects (and each stage's overrides) are built from the hyperparameters declared in
+`kubetune_jobs.contract.hyperparams`; the data-preparation and evaluation defaults are the jobs' own
+(`kubetune_jobs.contract.options`): one definition, the reference run's values.
 
 Parsing a manifest file into the typed model::
 
@@ -21,29 +22,17 @@ cleanupPolicy) may change and apply to Jobs created afterwards.
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
-from kubetune_jobs.contract import suites
-from kubetune_jobs.contract.launch import DEFAULT_DISTRIBUTION
-from kubetune_jobs.contract.options import (
-    BACKENDS,
-    DISTRIBUTIONS,
-    FORMATS,
-    PRECISIONS,
-    REFERENCE_TARGET_MODULES,
-    SCHEDULERS,
-    EvaluateOptions,
-    PrepareOptions,
-    TrainOptions,
-    defaults,
-)
+from kubetune_jobs.contract import hyperparams, suites
+from kubetune_jobs.contract.options import FORMATS, EvaluateOptions, PrepareOptions, defaults
 
 from ..apitypes import (
     API_VERSION,
-    DEFAULT_JOBS_IMAGE,
     DNS_LABEL,
     DNS_SUBDOMAIN,
     GROUP,
@@ -71,7 +60,6 @@ SHORT_NAMES = ["ftr"]
 REFERENCE_SUITES = list(suites.REFERENCE)
 SUITE_PATTERN = r"^(bfcl-[a-z_]+|seed-tools|heldout|chat)$"
 # One definition of the defaults: the jobs' options (the reference run).
-TRAIN = defaults(TrainOptions)
 PREPARE = defaults(PrepareOptions)
 EVALUATE = defaults(EvaluateOptions)
 _f = described
@@ -101,59 +89,40 @@ class DatasetSpec(_Model):
     eval_fraction: float = _f(PREPARE["eval_fraction"], "Share of rows held out in eval.jsonl.", gt=0.0, lt=0.5)
 
 
-class LoraSpec(_Model):
-    """LoRA adapter shape (reference run: r=16, alpha=16, dropout 0 on all attention and MLP projections)."""
-
-    r: int = _f(TRAIN["lora_r"], "LoRA rank.", ge=1, le=512)
-    alpha: int = _f(TRAIN["lora_alpha"], "LoRA alpha (scaling = alpha / r).", ge=1, le=1024)
-    dropout: float = _f(TRAIN["lora_dropout"], "Dropout on the LoRA path.", ge=0.0, lt=1.0)
-    target_modules: list[Annotated[str, Field(min_length=1, max_length=64)]] = _f(
-        list(REFERENCE_TARGET_MODULES), "Module names that receive adapters.", min_length=1, max_length=32)
-    top_layers: int | None = _f(None, "Adapt only the last N transformer layers (null: every layer). The backward "
-                                "pass stops at the lowest adapted layer, so a step costs less the fewer layers are "
-                                "adapted; the model must have at least N layers.", ge=1, le=1024)
-
-
-class TrainingSpec(_Model):
-    """Supervised fine-tuning hyperparameters (reference: batch 4 x accum 4, lr 2e-4, 1 epoch, bf16, QLoRA)."""
-
-    batch_size: int = _f(TRAIN["batch_size"], "Per-device batch size.", ge=1, le=1024)
-    grad_accum: int = _f(TRAIN["grad_accum"], "Gradient accumulation steps per rank. Effective batch = batchSize "
-                         "x gradAccum x world size (spec.resources.gpus x nodes); unused when globalBatchSize "
-                         "is set.", ge=1, le=1024)
-    global_batch_size: int | None = _f(None, "Rows per optimizer step over all ranks (the batch plan): each rank "
-                                       "accumulates globalBatchSize / (batchSize x world size) micro-batches, so "
-                                       "a step means the same on 1 GPU or 16; the world size must divide it.",
-                                       ge=1, le=1_048_576)
-    distribution: Literal[DISTRIBUTIONS] = _f(  # type: ignore[valid-type]
-        DEFAULT_DISTRIBUTION, "How ranks share a step with several GPUs: ddp (data-parallel, each GPU holds the "
-        "model) or fsdp (parameters, gradients and optimizer state sharded, for models that do not fit one "
-        "GPU; TRL + PEFT, not with loadIn4bit).")
-    learning_rate: float = _f(TRAIN["learning_rate"], "Peak learning rate.", gt=0.0, le=1.0)
-    epochs: float = _f(TRAIN["epochs"], "Epochs over the stage's data.", gt=0.0, le=100.0)
-    max_steps: int = _f(TRAIN["max_steps"], "Stop after this many optimizer steps (-1: run the epochs).", ge=-1)
-    max_seq_length: int = _f(TRAIN["max_seq_length"], "Longest tokenized row used for training.", ge=64, le=131072)
-    warmup_ratio: float = _f(TRAIN["warmup_ratio"], "Share of steps spent warming the learning rate up.", ge=0.0, lt=1.0)
-    scheduler: Literal[SCHEDULERS] = _f(TRAIN["lr_scheduler"], "Learning-rate schedule.")  # type: ignore[valid-type]
-    optimizer: str = _f(TRAIN["optim"], "Optimizer; auto: AdamW 8-bit on GPU, AdamW (torch) elsewhere.", max_length=64)
-    precision: Literal[PRECISIONS] = _f(  # type: ignore[valid-type]
-        TRAIN["precision"], "Compute precision; auto: bf16 on GPUs that support it (else fp16), and on a CPU "
-        "whichever of bf16 autocast and fp32 a short measured probe finds faster.")
-    load_in_4bit: bool = _f(TRAIN["load_in_4bit"], "QLoRA: 4-bit base weights (needs a GPU: set false when "
-                            "spec.resources.gpus is 0).", alias="loadIn4bit")
-    packing: bool = _f(TRAIN["packing"], "Pack short rows into full sequences.")
-    save_steps: int = _f(TRAIN["save_steps"], "Checkpoint every N optimizer steps (resumes after preemption).", ge=1)
-    keep_checkpoints: int = _f(TRAIN["keep_checkpoints"], "Newest checkpoints kept.", ge=1, le=100)
-    backend: Literal[BACKENDS] = _f(TRAIN["backend"], "auto: Unsloth on CUDA, TRL + PEFT elsewhere.")  # type: ignore[valid-type]
-    seed: int = _f(TRAIN["seed"], "Seed of the batch order and the adapter's initial weights: the same seed, data and "
-                       "settings start a run the same way. Multi-threaded sums can still differ between runs.",
-                   ge=0, le=2**32 - 1)
-
-
-def _overrides_model() -> type[_Model]:
-    """Every TrainingSpec field, optional and unset by default: a stage overrides only what it names."""
+def declared_model(declaration: type[hyperparams.Declaration], name: str) -> type[_Model]:
+    """A FineTuneRun object made of declared hyperparameters (`kubetune_jobs.contract.hyperparams`): each
+    field keeps its type, default, bounds and help; its name is the declared `cr` name where the FineTuneRun's
+    differs from the flag's, and tuples are lists (JSON has no tuples)."""
     fields: dict[str, Any] = {}
-    for name, info in TrainingSpec.model_fields.items():
+    for flag_name, info, where in declaration.declared():
+        typ, default = info.annotation, info.get_default(call_default_factory=True)
+        if typing.get_origin(typ) is tuple:
+            typ, default = list[typing.get_args(typ)[0]], list(default)  # type: ignore[misc]
+        typ = Annotated[typ, *info.metadata] if info.metadata else typ
+        fields[where.cr or flag_name] = (typ, Field(default, description=info.description, alias=where.alias))
+    model = create_model(name, __base__=_Model, **fields)
+    model.__doc__ = declaration.__doc__
+    return model
+
+
+LoraSpec = declared_model(hyperparams.LoraParameters, "LoraSpec")
+TrainingSpec = declared_model(hyperparams.TrainingParameters, "TrainingSpec")
+
+
+def declared_values(obj: _Model, declaration: type[hyperparams.Declaration]) -> dict[str, Any]:
+    """A LoraSpec's or TrainingSpec's values by their declared (flag) names: the train job's options."""
+    out = {}
+    for flag_name, _, where in declaration.declared():
+        value = getattr(obj, where.cr or flag_name)
+        out[flag_name] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def overrides_model(training: type[_Model]) -> type[_Model]:
+    """Every field of `training` (TrainingSpec), optional and unset by default: a stage overrides only what it
+    names."""
+    fields: dict[str, Any] = {}
+    for name, info in training.model_fields.items():
         description = f"Overrides spec.training.{info.alias} for this stage. {info.description}"
         # The bounds (info.metadata) stay on the non-null type, so an override obeys the same limits.
         typ = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
@@ -163,7 +132,7 @@ def _overrides_model() -> type[_Model]:
     return model
 
 
-TrainingOverrides = _overrides_model()
+TrainingOverrides = overrides_model(TrainingSpec)
 
 
 class StageSpec(_Model):
@@ -236,8 +205,9 @@ class ResourcesSpec(_Model):
 class ImagesSpec(_Model):
     """Container images."""
 
-    jobs: str = _f(DEFAULT_JOBS_IMAGE, "Image with `kubetune-job` (prepare, train, evaluate): repository:tag or "
-                   "repository@sha256:digest.", max_length=512, pattern=IMAGE)
+    jobs: str | None = _f(None, "Image with `kubetune-job` (prepare, train, evaluate; default: the operator's, "
+                          "Helm value jobs.image): repository:tag or repository@sha256:digest.", max_length=512,
+                          pattern=IMAGE)
     pull_policy: Literal["Always", "IfNotPresent", "Never"] = _f("IfNotPresent", "Image pull policy.")
 
 
@@ -271,16 +241,32 @@ class FineTuneRunSpec(_Model):
             seen.add(stage.name)
         return stages
 
-    def stage_training(self, stage: StageSpec) -> TrainingSpec:
+    def stage_training(self, stage: StageSpec) -> TrainingSpec:  # type: ignore[valid-type]
         """spec.training with the stage's overrides applied."""
         if stage.training is None:
             return self.training
         return self.training.model_copy(update=stage.training.model_dump(exclude_none=True))
 
+    def stage_hyperparameters(self, stage: StageSpec) -> dict[str, Any]:
+        """The stage's LoRA and training hyperparameters by their declared (flag) names: what its train
+        job's options take."""
+        return {**declared_values(self.lora, hyperparams.LoraParameters),
+                **declared_values(self.stage_training(stage), hyperparams.TrainingParameters)}
+
 
 # ---------------------------------------------------------------- status
+# What the operator writes. `reconcile.decide` builds these models and the handler writes their dump, so the
+# status can only hold what the CRD declares; a figure must be finite (JSON has no NaN: an API server refuses
+# the whole status write) and a share within [0, 1].
 
-class StageStatus(_Model):
+_Share = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Status(_Model):
+    model_config = ConfigDict(validate_assignment=True, allow_inf_nan=False)
+
+
+class StageStatus(_Status):
     """Training progress of one stage, read from its progress.json."""
 
     name: str = _f(..., "Stage name.")
@@ -295,24 +281,24 @@ class StageStatus(_Model):
     checkpoint: str | None = _f(None, "Latest checkpoint URI.")
 
 
-class SuiteResult(_Model):
+class SuiteResult(_Status):
     """One suite's result for one evaluated model."""
 
     suite: str = _f(..., "Suite name.")
-    accuracy: float | None = _f(None, "Share of items passed.")
-    false_call_rate: float | None = _f(None, "Share of no-call items where the model called a tool.")
+    accuracy: _Share | None = _f(None, "Share of items passed.")
+    false_call_rate: _Share | None = _f(None, "Share of no-call items where the model called a tool.")
 
 
-class EvaluationResult(_Model):
+class EvaluationResult(_Status):
     """The evaluation of one model (base or after a stage)."""
 
     label: str = _f(..., "Model label: base or the stage name.")
     report: str = _f(..., "URI of report.json.")
-    accuracy: float | None = _f(None, "Mean accuracy over suites.")
+    accuracy: _Share | None = _f(None, "Mean accuracy over suites.")
     suites: list[SuiteResult] = _f([], "Per-suite results.")
 
 
-class Artifacts(_Model):
+class Artifacts(_Status):
     """URIs of what the run produced."""
 
     root: str | None = _f(None, "Run root in the store.")
@@ -322,7 +308,7 @@ class Artifacts(_Model):
     final_model: str | None = _f(None, "Merged model of the last stage (what to serve).")
 
 
-class FineTuneRunStatus(_Model):
+class FineTuneRunStatus(_Status):
     """Observed state, written by the operator."""
 
     phase: str | None = _f(None, "Pending, Running, Succeeded or Failed.")
@@ -330,13 +316,28 @@ class FineTuneRunStatus(_Model):
     current_step: str | None = _f(None, "Plan step now running (e.g. train-chat).")
     progress: str | None = _f(None, "step/total of the training stage now running.")
     loss: float | None = _f(None, "Latest training loss.")
-    accuracy: float | None = _f(None, "Mean accuracy of the latest evaluated model.")
+    accuracy: _Share | None = _f(None, "Mean accuracy of the latest evaluated model.")
     steps_done: list[str] = _f([], "Plan steps finished or verified.")
     stages: list[StageStatus] = _f([], "Per-stage progress.")
     evaluations: list[EvaluationResult] = _f([], "Evaluation results per model.")
     artifacts: Artifacts = _f(Artifacts(), "Produced artifact URIs.")
     conditions: list[Condition] = _f([], "Succeeded, Progressing, Degraded.", max_length=16)
     observed_generation: int | None = _f(None, "metadata.generation last reconciled.")
+
+    @classmethod
+    def read(cls, raw: dict[str, Any]) -> FineTuneRunStatus:
+        """The operator's own fields of a status as read from the API server (kopf's are left out). A field
+        that does not read as declared (written under an older schema, edited by hand) starts afresh: the
+        reconcile rebuilds it from what it observes."""
+        owned = {k: v for k, v in raw.items() if k in RESOURCE.status_keys}
+        while True:
+            try:
+                return cls.model_validate(owned, by_alias=True, by_name=False)
+            except ValidationError as exc:
+                bad = {e["loc"][0] for e in exc.errors() if e["loc"]}
+                if not bad & owned.keys():
+                    raise
+                owned = {k: v for k, v in owned.items() if k not in bad}
 
 
 class FineTuneRun(BaseModel):

@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import naming
+from ..apitypes import DEFAULT_JOBS_IMAGE
 from ..kube.jobs import FAILED, JobView
 from ..kube.owner import Owner
 from . import api
@@ -52,13 +53,14 @@ def headless_service(step: Step, owner: Owner) -> dict[str, Any]:
 
 
 def jobset(step: Step, spec: api.FineTuneRunSpec, owner: Owner, store_endpoint: str | None = None,
-           shared_secret: str | None = None) -> dict[str, Any]:
+           shared_secret: str | None = None, *, jobs_image: str = DEFAULT_JOBS_IMAGE) -> dict[str, Any]:
     """The JobSet variant: the Indexed Job's template under one replicated Job; JobSet restarts the group."""
     r = spec.resources
     name = naming.jobset_name(owner.name, step.name)
     # JobSet names the child Job <jobset>-<replicated job>-0 and its pods <that>-<index>.<jobset>.
     child = f"{name}-{naming.GROUP_REPLICATED_JOB}-0"
-    job = job_for_step(step, spec, owner, store_endpoint, shared_secret, subdomain=name, name=child)
+    job = job_for_step(step, spec, owner, store_endpoint, shared_secret, jobs_image=jobs_image, subdomain=name,
+                       name=child)
     job_spec = {k: v for k, v in job["spec"].items() if k not in ("suspend", "ttlSecondsAfterFinished")}
     meta = job["metadata"]
     body: dict[str, Any] = {
@@ -80,16 +82,17 @@ def jobset(step: Step, spec: api.FineTuneRunSpec, owner: Owner, store_endpoint: 
 
 
 def manifests_for_step(step: Step, spec: api.FineTuneRunSpec, owner: Owner, store_endpoint: str | None = None,
-                       shared_secret: str | None = None, *, attempt: int = 0,
+                       shared_secret: str | None = None, *, jobs_image: str = DEFAULT_JOBS_IMAGE, attempt: int = 0,
                        use_jobset: bool = False) -> list[dict[str, Any]]:
-    """What to create for `step` (in order; the last is the workload to follow)."""
+    """What to create for `step` (in order; the last is the workload to follow). `jobs_image`: the operator's
+    (the run's spec.images.jobs wins)."""
     if step.launch.nnodes == 1:
-        return [job_for_step(step, spec, owner, store_endpoint, shared_secret)]
+        return [job_for_step(step, spec, owner, store_endpoint, shared_secret, jobs_image=jobs_image)]
     if use_jobset:
-        return [jobset(step, spec, owner, store_endpoint, shared_secret)]
+        return [jobset(step, spec, owner, store_endpoint, shared_secret, jobs_image=jobs_image)]
     service = headless_service(step, owner)
-    return [service, job_for_step(step, spec, owner, store_endpoint, shared_secret, attempt=attempt,
-                                  subdomain=service["metadata"]["name"])]
+    return [service, job_for_step(step, spec, owner, store_endpoint, shared_secret, jobs_image=jobs_image,
+                                  attempt=attempt, subdomain=service["metadata"]["name"])]
 
 
 def workload_name(run: str, step: Step, attempt: int = 0, use_jobset: bool = False) -> str:

@@ -121,7 +121,7 @@ async def observe(ctx: Context, body: dict[str, Any]) -> reconcile.Observed:
     obs.plan = plan.build_plan(name, namespace, spec, root, uid=meta["uid"], pushgateway=ctx.settings.pushgateway)
     obs.layout_root = layout.root
     obs.datasets = {s.name: layout.data(s.name) for s in spec.stages}
-    obs.models = {s.name: (layout.adapter(s.name), layout.merged(s.name)) for s in spec.stages}
+    obs.models = plan.stage_models(layout, spec)
     obs.queued = bool(spec.resources.kueue_queue)
     obs.jobset = ctx.settings.jobset
     owner = Owner(api.KIND, name, namespace, meta["uid"])
@@ -184,6 +184,7 @@ async def _create_jobs(ctx: Context, body: dict[str, Any], obs: reconcile.Observ
         shared = shared_store.secret_name(owner)
     for step in decision.create:
         manifests = group.manifests_for_step(step, obs.spec, owner, ctx.settings.store_endpoint, shared,
+                                             jobs_image=ctx.settings.jobs_image,
                                              attempt=decision.attempts.get(step.name, 0),
                                              use_jobset=ctx.settings.jobset)
         for manifest in manifests:  # the Service before the Job whose pods it names; the workload last
@@ -234,28 +235,27 @@ async def reconcile_run(ctx: Context, namespace: str, name: str) -> None:
 async def _apply(ctx: Context, body: dict[str, Any], decision: reconcile.Decision) -> None:
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
-    if decision.status is None:
+    status = decision.status
+    if status is None:
         return
     for step, job in decision.finished:
         metrics.step_finished(namespace, step.kind, job.seconds, job.wait_seconds)
-    latest = (decision.status.get("evaluations") or [None])[-1]
-    metrics.eval_accuracy(namespace, name, {r["suite"]: r["accuracy"] for r in (latest or {}).get("suites") or []
-                                            if r.get("accuracy") is not None})
+    latest = status.evaluations[-1].suites if status.evaluations else []
+    metrics.eval_accuracy(namespace, name, {r.suite: r.accuracy for r in latest if r.accuracy is not None})
     for event in decision.events:
         post(body, event)
     old = dict(body.get("status") or {})
-    await status_io.write(ctx.api, KIND, namespace, name, old, decision.status)
-    if decision.status.get("phase") != old.get("phase"):
-        log.info("run %s/%s: %s -> %s", namespace, name, old.get("phase"), decision.status.get("phase"))
+    await status_io.write(ctx.api, KIND, namespace, name, old, status.wire())
+    if status.phase != old.get("phase"):
+        log.info("run %s/%s: %s -> %s", namespace, name, old.get("phase"), status.phase)
 
 
-def _record(namespace: str, name: str, old: dict[str, Any], new: dict[str, Any] | None) -> None:
+def _record(namespace: str, name: str, old: dict[str, Any], new: api.FineTuneRunStatus | None) -> None:
     """The run's phase, why it failed, and whether it moved (a step done, a training step logged)."""
-    status = new if new is not None else old
-    reason = next((c.get("reason") for c in status.get("conditions") or [] if c.get("type") == "Succeeded"), None)
-    moved = (tuple(status.get("stepsDone") or []),
-             tuple((s.get("name"), s.get("phase"), s.get("step")) for s in status.get("stages") or []))
-    metrics.run_seen(namespace, name, status.get("phase"), old.get("phase"), reason, moved)
+    status = new if new is not None else api.FineTuneRunStatus.read(old)
+    reason = next((c.reason for c in status.conditions if c.type == "Succeeded"), None)
+    moved = (tuple(status.steps_done), tuple((s.name, s.phase, s.step) for s in status.stages))
+    metrics.run_seen(namespace, name, status.phase, old.get("phase"), reason, moved)
 
 
 # ---------------------------------------------------------------- deletion

@@ -21,6 +21,7 @@ from kubetune_jobs.contract import launch
 from kubetune_jobs.contract.store import resolve
 
 from .. import naming
+from ..apitypes import DEFAULT_JOBS_IMAGE
 from ..kube import pods
 from ..kube.owner import Owner
 from . import api
@@ -75,10 +76,11 @@ def _launch_env(step: Step, spec: api.FineTuneRunSpec, name: str, subdomain: str
 
 
 def job_for_step(step: Step, spec: api.FineTuneRunSpec, owner: Owner, store_endpoint: str | None = None,
-                 shared_secret: str | None = None, *, attempt: int = 0, subdomain: str | None = None,
-                 name: str | None = None) -> dict[str, Any]:
+                 shared_secret: str | None = None, *, jobs_image: str = DEFAULT_JOBS_IMAGE, attempt: int = 0,
+                 subdomain: str | None = None, name: str | None = None) -> dict[str, Any]:
     """The Job that runs `kubetune-job <step.args>` for `owner`'s run. `store_endpoint` is the operator's
-    default store, `shared_secret` the run's copy of its keys when that store is shared (`kube.shared_store`).
+    default store, `shared_secret` the run's copy of its keys when that store is shared (`kube.shared_store`),
+    `jobs_image` the operator's jobs image (what runs unless the run names its own).
     A multi-node step's Job also needs its `attempt` and the `subdomain` (headless Service) of its pods,
     and `name` the pods' master address is built from (group.py passes all three)."""
     r = spec.resources
@@ -93,7 +95,7 @@ def job_for_step(step: Step, spec: api.FineTuneRunSpec, owner: Owner, store_endp
     volumes, mounts = pods.scratch_volumes(r.scratch_storage)
     container: dict[str, Any] = {
         "name": JOB_CONTAINER,
-        "image": spec.images.jobs,
+        "image": spec.images.jobs or jobs_image,
         "imagePullPolicy": spec.images.pull_policy,
         "command": command,
         "args": args,

@@ -9,10 +9,11 @@ metrics with the run, its namespace and their stage or model. The order is: ever
 then `eval-base` (when enabled), then per stage `train-<stage>` followed by `eval-<stage>` (every stage,
 or only the last one when `evaluateEveryStage` is false). Stage i+1 trains from stage i's merged model.
 
-Each Step carries the exact argv after `kubetune-job` (built from the jobs' own option types), the URIs
-that prove it done, whether it wants a GPU, its process layout (`contract.launch.Launch`: a train step
-spans `gpus` ranks on each of `nodes` nodes), and its fingerprint: a digest of the flags that shape its
-outputs, the run's uid and the fingerprints of the steps it reads from. The job records the fingerprint
+Each Step carries the exact argv after `kubetune-job` (built from the jobs' own option types; a train
+step's hyperparameters pass by their declared names, `contract.hyperparams`), the URIs that prove it done,
+whether it wants a GPU, its process layout (`contract.launch.Launch`: a train step spans `gpus` ranks on
+each of `nodes` nodes), and its fingerprint: a digest of the flags that change its outputs and are set to
+another value than their default, the run's uid and the fingerprints of the steps it reads from. The job records the fingerprint
 with its outputs, and `step_done` counts a step as done only when its outputs verify *and* carry that
 fingerprint, so an edited manifest or a run recreated under the same name never reuses stale work.
 The Kubernetes executor turns a step into a Job (`jobs.job_for_step`); the local executor runs
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kubetune_jobs.contract import records
-from kubetune_jobs.contract.launch import DEFAULT_DISTRIBUTION, Launch
+from kubetune_jobs.contract.launch import Launch
 from kubetune_jobs.contract.layout import COMPLETE_MARKER, PREPARE_FILES, RunLayout, join
 from kubetune_jobs.contract.options import EvaluateOptions, PrepareOptions, TrainOptions
 from kubetune_jobs.contract.suites import suite_arg
@@ -90,20 +91,11 @@ def _prepare(layout: RunLayout, stage: api.StageSpec, uid: str) -> Step:
 
 def _train(layout: RunLayout, run_name: str, spec: api.FineTuneRunSpec, stage: api.StageSpec, model: str,
            upstream: list[str], uid: str, pushgateway: str | None, namespace: str) -> Step:
-    t = spec.stage_training(stage)
-    lora = spec.lora
-    options = TrainOptions(
-        model=model, data=layout.data(stage.name), output=layout.stage(stage.name), backend=t.backend,
-        lora_r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=tuple(lora.target_modules),
-        lora_top_layers=lora.top_layers,
-        batch_size=t.batch_size, grad_accum=t.grad_accum, global_batch=t.global_batch_size,
-        distribution=None if t.distribution == DEFAULT_DISTRIBUTION else t.distribution,  # the flag's own default
-        learning_rate=t.learning_rate, epochs=t.epochs,
-        max_steps=t.max_steps, max_seq_length=t.max_seq_length, warmup_ratio=t.warmup_ratio,
-        lr_scheduler=t.scheduler, optim=t.optimizer, precision=t.precision, load_in_4bit=t.load_in_4bit,
-        packing=t.packing, save_steps=t.save_steps, keep_checkpoints=t.keep_checkpoints, seed=t.seed,
-        run_name=run_name, stage_name=stage.name, pushgateway=pushgateway, namespace=namespace)
-    done = join(layout.merged(stage.name), COMPLETE_MARKER)
+    options = TrainOptions(model=model, data=layout.data(stage.name), output=layout.stage(stage.name),
+                           **spec.stage_hyperparameters(stage), run_name=run_name, stage_name=stage.name,
+                           pushgateway=pushgateway, namespace=namespace)
+    # The stage's newest export proves it done: the merged model, or the adapter where it is not merged.
+    done = join(layout.merged(stage.name) if options.merge else layout.adapter(stage.name), COMPLETE_MARKER)
     return _step(f"train-{stage.name}", "train", options, uid=uid, upstream=upstream, outputs=(done,),
                  record=layout.progress(stage.name), gpu=spec.resources.gpus > 0, stage=stage.name,
                  launch=train_launch(spec.resources))
@@ -147,6 +139,12 @@ def build_plan(run_name: str, namespace: str, spec: api.FineTuneRunSpec | dict[s
             steps.append(_evaluate(layout, run_name, spec, stage.name, model, stage.name, [model_fp, *data_fps], uid,
                                    pushgateway, namespace))
     return steps
+
+
+def stage_models(layout: RunLayout, spec: api.FineTuneRunSpec) -> dict[str, tuple[str, str | None]]:
+    """stage -> (its adapter's URI, its merged model's URI or None where the stage publishes the adapter only)."""
+    return {s.name: (layout.adapter(s.name), layout.merged(s.name) if spec.stage_training(s).merge else None)
+            for s in spec.stages}
 
 
 def _read(loc: Any, record: type[records.R]) -> records.R | None:

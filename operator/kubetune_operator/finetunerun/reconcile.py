@@ -9,7 +9,8 @@ stop); a step without a Job whose outputs verify in the store (same fingerprint)
 step with neither gets its Job. A multi-node step whose Indexed Job failed is started again as a new
 Job while the restart policy allows (`group.restart_attempt`). When every step is done the evaluation gates decide Succeeded or Failed.
 A finished run whose generation was already reconciled is left alone. No I/O happens here: the handler
-gathers `Observed` (the Jobs, the store checks, progress.json and report.json records) first.
+gathers `Observed` (the Jobs, the store checks, progress.json and report.json records) first, and writes
+the dump of the typed status (`api.FineTuneRunStatus`) the decision carries.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from kubetune_jobs.contract import records
 
 from ..kube import jobs as jobstate
-from ..kube.conditions import condition, set_condition
+from ..kube.conditions import find, set_typed
 from ..kube.events import Event
 from ..kube.jobs import JobView
 from . import api, group, results
@@ -43,14 +44,15 @@ class Observed:
 
     name: str
     generation: int | None
-    status: dict[str, Any]  # the status as read (owned keys and kopf's)
+    status: dict[str, Any]  # the status as read (owned keys and kopf's; `decide` reads it typed)
     spec: api.FineTuneRunSpec | None = None
     problems: list[str] = field(default_factory=list)
     problem_reason: str = "InvalidSpec"  # InvalidSpec | SecretNotFound
     plan: list[Step] = field(default_factory=list)
     layout_root: str = ""
     datasets: dict[str, str] = field(default_factory=dict)  # stage -> prepared data URI
-    models: dict[str, tuple[str, str]] = field(default_factory=dict)  # stage -> (adapter URI, merged URI)
+    # stage -> (adapter URI, merged URI or None where the stage publishes its adapter only)
+    models: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     jobs: dict[str, JobView] = field(default_factory=dict)  # step name -> its Job
     verified: dict[str, bool] = field(default_factory=dict)  # step name -> outputs verify (steps without a Job)
     progress: dict[str, records.Progress | None] = field(default_factory=dict)  # stage -> progress.json
@@ -62,7 +64,7 @@ class Observed:
 
 @dataclass
 class Decision:
-    status: dict[str, Any] | None  # the owned status to write; None: leave the resource alone
+    status: api.FineTuneRunStatus | None  # the status to write (its dump); None: leave the resource alone
     create: list[Step] = field(default_factory=list)
     attempts: dict[str, int] = field(default_factory=dict)  # step name -> the group start to create (default 0)
     events: list[Event] = field(default_factory=list)
@@ -73,13 +75,12 @@ class Decision:
 class _Walk:
     def __init__(self, obs: Observed) -> None:
         self.obs = obs
-        self.old = obs.status
-        self.status: dict[str, Any] = {k: v for k, v in self.old.items() if k in api.RESOURCE.status_keys}
-        self.conditions: list[dict[str, Any]] = list(self.old.get("conditions") or [])
+        self.old = api.FineTuneRunStatus.read(obs.status)
+        self.status = self.old.model_copy(deep=True)
         self.decision = Decision(status=None)
 
     def cond(self, type_: str, status: str, reason: str, message: str) -> None:
-        self.conditions = set_condition(self.conditions, type_, status, reason, message, self.obs.generation)
+        self.status.conditions = set_typed(self.status.conditions, type_, status, reason, message, self.obs.generation)
 
     def event(self, type_: str, reason: str, message: str) -> None:
         self.decision.events.append(Event(type_, reason, message))
@@ -87,72 +88,74 @@ class _Walk:
     def finish(self) -> Decision:
         if self.obs.store_error:
             self.cond(DEGRADED, "True", "StoreUnreachable", self.obs.store_error)
-        elif condition(self.conditions, DEGRADED):
+        elif find(self.status.conditions, DEGRADED):
             self.cond(DEGRADED, "False", "AsExpected", "")
-        self.status["conditions"] = self.conditions
-        self.status["observedGeneration"] = self.obs.generation
+        self.status.observed_generation = self.obs.generation
         self.decision.status = self.status
         return self.decision
 
     def fail(self, reason: str, message: str) -> Decision:
-        self.status.update(phase=FAILED, currentStep=None, progress=None)
+        self.status.phase, self.status.current_step, self.status.progress = FAILED, None, None
         self.cond(SUCCEEDED, "False", reason, message)
         self.cond(PROGRESSING, "False", reason, "the run stopped")
         self.event("Warning", reason, message)
         return self.finish()
 
     def mark_stage(self, step: Step, phase: str, /, **fields: Any) -> None:
-        for s in self.status["stages"]:
-            if s["name"] == step.stage:
-                s.update(phase=phase, **fields)
+        for stage in self.status.stages:
+            if stage.name == step.stage:
+                stage.phase = phase
+                for name, value in fields.items():
+                    setattr(stage, name, value)
 
     def init_status(self) -> None:
         spec = self.obs.spec
         assert spec is not None
-        old_stages = {s.get("name"): s for s in self.old.get("stages") or []}
-        self.status["stages"] = [dict(old_stages.get(s.name) or {"name": s.name, "phase": PENDING})
-                                 for s in spec.stages]
-        kept = {k: v for k, v in (self.old.get("artifacts") or {}).items() if k in ("adapters", "models", "finalModel")}
-        self.status["artifacts"] = {"root": self.obs.layout_root, "datasets": dict(self.obs.datasets), **kept}
-        self.status["evaluations"] = list(self.old.get("evaluations") or [])
-        if not self.old.get("phase"):
-            self.status["phase"] = PENDING
+        old_stages = {s.name: s for s in self.status.stages}
+        self.status.stages = [old_stages.get(s.name) or api.StageStatus(name=s.name, phase=PENDING)
+                              for s in spec.stages]
+        self.status.artifacts = self.status.artifacts.model_copy(
+            update={"root": self.obs.layout_root, "datasets": dict(self.obs.datasets)})
+        if not self.old.phase:
+            self.status.phase = PENDING
 
     def after_step(self, step: Step, reason: str, message: str) -> None:
-        arts = self.status["artifacts"]
+        arts = self.status.artifacts
         if step.kind == "train" and step.stage:
             self.mark_stage(step, PHASE_SUCCEEDED, **results.stage_progress(self.obs.progress.get(step.stage)))
             adapter, merged = self.obs.models[step.stage]
-            arts.setdefault("adapters", {})[step.stage] = adapter
-            arts.setdefault("models", {})[step.stage] = merged
-            arts["finalModel"] = merged
+            arts.adapters = {**arts.adapters, step.stage: adapter}
+            if merged:
+                arts.models = {**arts.models, step.stage: merged}
+                arts.final_model = merged
+            else:
+                arts.final_model = None  # the last stage's model is its adapter (on the stage's base)
         elif step.kind == "evaluate" and step.label:
             if step.stage:
                 self.mark_stage(step, PHASE_SUCCEEDED)
             uri, report = self.obs.reports.get(step.label, ("", None))
             found = results.suite_results(report)
-            accuracy = results.mean_accuracy(found)
-            entry: dict[str, Any] = {"label": step.label, "report": uri, "suites": found}
-            if accuracy is not None:
-                entry["accuracy"] = accuracy
-                self.status["accuracy"] = accuracy
-            self.status["evaluations"] = [e for e in self.status["evaluations"] if e.get("label") != step.label]
-            self.status["evaluations"].append(entry)
-        if step.name not in (self.old.get("stepsDone") or []):
+            entry = api.EvaluationResult(label=step.label, report=uri, suites=found,
+                                         accuracy=results.mean_accuracy(found))
+            if entry.accuracy is not None:
+                self.status.accuracy = entry.accuracy
+            self.status.evaluations = [e for e in self.status.evaluations if e.label != step.label] + [entry]
+        if step.name not in self.old.steps_done:
             self.event("Normal", reason, f"step {step.name}: {message}")
 
     def running(self, step: Step, state: str) -> None:
-        self.status.update(phase=RUNNING, currentStep=step.name, currentStage=step.stage or step.label)
-        self.status["progress"] = None
+        self.status.phase, self.status.current_step = RUNNING, step.name
+        self.status.current_stage = step.stage or step.label
+        self.status.progress = None
         if step.kind == "prepare":
             self.mark_stage(step, "Preparing")
         elif step.kind == "train" and step.stage:
             progress = results.stage_progress(self.obs.progress.get(step.stage))
             self.mark_stage(step, "Training", **progress)
             if progress.get("step") is not None and progress.get("total"):
-                self.status["progress"] = f"{progress['step']}/{progress['total']}"
+                self.status.progress = f"{progress['step']}/{progress['total']}"
             if progress.get("loss") is not None:
-                self.status["loss"] = progress["loss"]
+                self.status.loss = progress["loss"]
         elif step.kind == "evaluate" and step.stage:
             self.mark_stage(step, "Evaluating")
         suspended = state == jobstate.SUSPENDED
@@ -166,16 +169,16 @@ class _Walk:
         final_eval = next((s for s in reversed(steps) if s.kind == "evaluate" and s.label != BASE_LABEL), None)
         found = None
         if final_eval is not None:
-            entry = next((e for e in self.status["evaluations"] if e.get("label") == final_eval.label), None)
-            found = entry.get("suites") if entry and entry.get("suites") else None
+            entry = next((e for e in self.status.evaluations if e.label == final_eval.label), None)
+            found = entry.suites if entry and entry.suites else None
         failures = results.gate_failures(spec.evaluation.gates, found)
-        self.status.update(currentStep=None, currentStage=None, progress=None)
+        self.status.current_step = self.status.current_stage = self.status.progress = None
         if failures:
             return self.fail("GateNotMet", "; ".join(failures))
-        self.status["phase"] = PHASE_SUCCEEDED
+        self.status.phase = PHASE_SUCCEEDED
         self.cond(SUCCEEDED, "True", "AllStepsSucceeded", f"{len(steps)} steps done")
         self.cond(PROGRESSING, "False", "Completed", "the run finished")
-        if self.old.get("phase") != PHASE_SUCCEEDED:
+        if self.old.phase != PHASE_SUCCEEDED:
             self.event("Normal", "RunSucceeded", f"{len(steps)} steps done")
         return self.finish()
 
@@ -194,7 +197,7 @@ def decide(obs: Observed) -> Decision:
         return walk.fail(obs.problem_reason, "; ".join(obs.problems) or "the spec could not be read")
     walk.init_status()
     names = {s.name for s in obs.plan}
-    done = [s for s in obs.status.get("stepsDone") or [] if s in names]
+    done = [s for s in walk.old.steps_done if s in names]
     for step in obs.plan:
         if step.name in done:
             continue
@@ -213,7 +216,7 @@ def decide(obs: Observed) -> Decision:
             walk.decision.finished.append((step, job))
             walk.after_step(step, "StepSucceeded", f"Job {job.name} succeeded")
             continue
-        walk.status["stepsDone"] = done
+        walk.status.steps_done = done
         attempt = group.restart_attempt(step, job, obs.spec, obs.jobset) if job.state == jobstate.FAILED else None
         if attempt is not None:
             walk.decision.create.append(step)
@@ -230,5 +233,5 @@ def decide(obs: Observed) -> Decision:
                              f"step {step.name}: Job {job.name} failed: {job.reason}{detail}")
         walk.running(step, job.state)
         return walk.finish()
-    walk.status["stepsDone"] = done
+    walk.status.steps_done = done
     return walk.complete(obs.plan)

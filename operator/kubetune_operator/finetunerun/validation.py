@@ -5,11 +5,14 @@ The handler adds what needs the API (that the Secrets `referenced_secrets` lists
 
 from __future__ import annotations
 
+import re
+
 from kubetune_jobs.contract import env, suites
 from kubetune_jobs.contract.launch import BatchPlanError, accumulation
 from kubetune_jobs.contract.store import StoreConfigError, normalize_endpoint
 
 from .. import urls
+from ..apitypes import S3_URI, SYNTAX, shown
 from . import api
 from .plan import train_launch
 
@@ -34,9 +37,35 @@ def _training_problems(where: str, t: api.TrainingSpec, set_here: dict, spec: ap
     return out
 
 
+def _s3_problems(field: str, value: str | None) -> list[str]:
+    """A source that says s3:// must name a bucket the store can have (`s3://`, `s3:///x` do not)."""
+    if value is None or not value.lower().startswith("s3:") or re.fullmatch(S3_URI, value):
+        return []
+    return [f"{field}: {shown(value)} is not {SYNTAX[S3_URI]}"]
+
+
+def _merge_problems(spec: api.FineTuneRunSpec) -> list[str]:
+    """A stage that publishes its adapter only (merge false) must be one nothing loads the merged model of:
+    the last stage, and not evaluated (evaluation loads the merged model)."""
+    out: list[str] = []
+    last = len(spec.stages) - 1
+    for i, stage in enumerate(spec.stages):
+        if spec.stage_training(stage).merge:
+            continue
+        overridden = stage.training is not None and stage.training.merge is not None
+        where = f"spec.stages[{i}].training.merge" if overridden else "spec.training.merge"
+        if i < last:
+            out.append(f"{where}: false, but stage {spec.stages[i + 1].name!r} trains from stage {stage.name!r}'s "
+                       "merged model; only the last stage may publish its adapter alone")
+        elif spec.evaluation.suites:  # the last stage is always evaluated when there are suites
+            out.append(f"{where}: false, but stage {stage.name!r} is evaluated, which loads its merged model; "
+                       "set spec.evaluation.suites to [] to publish the adapter alone")
+    return list(dict.fromkeys(out))
+
+
 def problems(spec: api.FineTuneRunSpec) -> list[str]:
     """Semantic problems of a spec that parsed; empty when it is fine."""
-    out: list[str] = []
+    out: list[str] = _s3_problems("spec.baseModel", spec.base_model)
     for i, suite in enumerate(spec.evaluation.suites):
         # The CRD lists the same names; a cluster with an outdated CRD may not.
         name = suite.name
@@ -56,6 +85,8 @@ def problems(spec: api.FineTuneRunSpec) -> list[str]:
         out.append("spec.evaluation.gates.maxFalseCallRate: set, but spec.evaluation.suites is empty")
     for i, stage in enumerate(spec.stages):
         d = stage.dataset
+        out += _s3_problems(f"spec.stages[{i}].dataset.source", d.source)
+        out += _s3_problems(f"spec.stages[{i}].dataset.noCallSource", d.no_call_source)
         if d.format != "xlam" and d.no_call_source:
             out.append(f"spec.stages[{i}].dataset.noCallSource: only the xlam format mixes in no-call rows")
         if d.format != "xlam" and d.turns_per_row > 1:
@@ -71,6 +102,7 @@ def problems(spec: api.FineTuneRunSpec) -> list[str]:
         out += _training_problems(f"spec.stages[{i}].training", t, overrides, spec)
         if overrides.get("load_in_4bit") and spec.resources.gpus == 0:
             out.append(f"spec.stages[{i}].training.loadIn4bit: 4-bit QLoRA needs a GPU (spec.resources.gpus is 0)")
+    out += _merge_problems(spec)
     t = spec.training
     out += _training_problems("spec.training", t, t.model_dump(), spec)
     if spec.resources.nodes > 1 and spec.resources.gpus == 0:

@@ -15,17 +15,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
 
 from kubetune_jobs.contract import suites
+from kubetune_jobs.contract.records import Fraction
 
 from ..apitypes import (
     API_VERSION,
+    DNS_1035_LABEL,
     DNS_LABEL,
     DNS_SUBDOMAIN,
     GROUP,
+    HUB_ID,
     IMAGE,
     QUANTITY,
+    S3_URI,
+    SECRET_KEY,
     VERSION,
     Condition,
     Labels,
@@ -35,6 +40,7 @@ from ..apitypes import (
     StorageSpec,
     Toleration,
     described,
+    read_status,
     syntax,
 )
 from ..apitypes import Model as _Model
@@ -78,9 +84,9 @@ class ModelSource(_Model):
 
     fine_tune_run: FineTuneRunRef | None = _f(None, "A FineTuneRun's model (waits for the run to succeed).")
     uri: str | None = _f(None, "s3:// URI of a complete model directory (written with a _COMPLETE marker).",
-                         max_length=512, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
+                         max_length=512, pattern=S3_URI)
     hub: str | None = _f(None, "A Hugging Face Hub model id (downloaded by vLLM; token from hubTokenSecret).",
-                         max_length=256, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+                         max_length=256, pattern=HUB_ID)
     lora: LoraServing = _f(LoraServing(), "Serve a LoRA adapter on its base model.")
 
     @model_validator(mode="after")
@@ -120,7 +126,7 @@ class SecretKeyRef(_Model):
     """A key of a Secret in the ModelServe's namespace."""
 
     name: str = _f(..., "Secret name.", max_length=253, pattern=DNS_SUBDOMAIN)
-    key: str = _f("api-key", "Key holding the value.", max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+    key: str = _f("api-key", "Key holding the value.", max_length=253, pattern=SECRET_KEY)
 
 
 class ServeResources(_Model):
@@ -173,7 +179,25 @@ class PromotionGate(_Model):
         {}, "Lowest accuracy per suite, e.g. {seed-tools: 0.4}.", max_length=32)
     min_margin: float = _f(0.0, "How much the candidate's mean accuracy over the suites must beat the serving "
                            "model's (0: at least equal).", ge=-1.0, le=1.0)
-    max_false_call_rate: float | None = _f(None, "Highest tolerated false-call rate on any suite.", ge=0.0, le=1.0)
+    max_false_call_rate: float | None = _f(None, "Highest tolerated false-call rate (a call made where none was "
+                                           "wanted) on any suite.", ge=0.0, le=1.0)
+    max_missed_call_rate: float | None = _f(None, "Highest tolerated missed-call rate (no call made where one was "
+                                            "wanted) on any suite.", ge=0.0, le=1.0)
+    max_regression: float | None = _f(None, "How far the candidate's accuracy may fall below the serving model's "
+                                      "on any suite, and on any category inside one (a BFCL category, seed-tools' "
+                                      "no_call...): 0 allows no drop at all.", ge=0.0, le=1.0)
+    benchmark_concurrency: int | None = _f(None, "The spec.benchmark.concurrency level the serving objectives read "
+                                           "(required with them).", ge=1, le=1024)
+    max_ttft_p95_ms: float | None = _f(None, "Highest tolerated 95th-percentile time to first token, in ms, of the "
+                                       "candidate's own benchmark at benchmarkConcurrency (run at full strength "
+                                       "before traffic moves).", gt=0.0, le=3_600_000.0, alias="maxTTFTp95Ms")
+    min_throughput_ratio: float | None = _f(None, "Lowest output tok/s of the candidate's benchmark at "
+                                            "benchmarkConcurrency, as a share of the serving revision's at the same "
+                                            "level (1: at least as fast).", gt=0.0, le=100.0)
+
+    def objectives(self) -> bool:
+        """Whether the gate reads benchmarks (the candidate is then benchmarked before traffic moves)."""
+        return self.max_ttft_p95_ms is not None or self.min_throughput_ratio is not None
 
 
 class PromotionSpec(_Model):
@@ -237,14 +261,26 @@ class ServedModel(_Model):
     digest: str | None = _f(None, "sha256 over the completeness markers of the model (and adapter): its content.")
 
 
+# A measured figure the status carries: JSON has no NaN or infinity (an API server refuses the whole write).
+Measured = Annotated[FiniteFloat, Field(ge=0.0)]
+SuiteName = Annotated[str, Field(max_length=64)]
+
+
 class BenchmarkResult(_Model):
     """The benchmark of one revision."""
 
     revision: str = _f(..., "Revision benchmarked.")
-    output_tokens_per_second: dict[str, float] = _f({}, "Output tok/s per concurrency level.")
-    ttft_p95_seconds: dict[str, float] = _f({}, "95th-percentile time to first token per level.")
+    output_tokens_per_second: dict[str, Measured] = _f({}, "Output tok/s per concurrency level.", max_length=8)
+    ttft_p95_seconds: dict[str, Measured] = _f({}, "95th-percentile time to first token per level.", max_length=8)
     failed: int = _f(0, "Requests that failed over the sweep.")
     report: str | None = _f(None, "URI of bench.json.")
+
+    def levels(self) -> dict[str, Any]:
+        """The figures as bench.json holds them: the gate reads a recorded benchmark as it reads bench.json."""
+        ttft = self.ttft_p95_seconds
+        return {"complete": True, "levels": [
+            {"concurrency": int(c), "output_throughput": v, "ttft_p95_s": ttft.get(c)}
+            for c, v in self.output_tokens_per_second.items() if c.isdigit()]}
 
 
 class HistoryEntry(_Model):
@@ -258,12 +294,51 @@ class HistoryEntry(_Model):
     digest: str | None = _f(None, "The model's digest.")
 
 
+class GateFigures(_Model):
+    """The figures of one suite (or one category inside it) that the promotion gate reads."""
+
+    # The same model reads them from an evaluation's report.json (snake_case keys, the report's other figures
+    # ignored) and from this status (camelCase): a recorded evaluation is read as a report is.
+    model_config = ConfigDict(extra="ignore")
+    accuracy: Fraction | None = _f(None, "Share of the items passed (unscored items count as failed).")
+    false_call_rate: Fraction | None = _f(None, "Share of the no-call items answered with a call (unset: there is "
+                                          "no such item).")
+    missed_call_rate: Fraction | None = _f(None, "Share of the call items answered without one (unset: there is "
+                                           "no such item).")
+
+
+class SuiteFigures(GateFigures):
+    """A gated suite's figures, and its categories' (what maxRegression reads)."""
+
+    categories: dict[Annotated[str, Field(max_length=64)], GateFigures] = _f(
+        {}, "Figures per category (a BFCL category, seed-tools' multiple / no_call / parallel_multiple...).",
+        max_length=32)
+
+
+class Evaluation(_Model):
+    """One revision's evaluation on the promotion suites, as the gate read it."""
+
+    revision: str = _f(..., "The revision evaluated.", max_length=64)
+    suites_digest: str = _f(..., "Digest of the suites, their item limits and the answer length: the figures "
+                            "are reused only for the same.", max_length=16)
+    complete: bool = _f(..., "Every item got an answer.")
+    suites: dict[SuiteName, SuiteFigures] = _f({}, "Figures per suite.", max_length=16)
+
+    def report(self) -> dict[str, Any]:
+        """The figures as report.json holds them: the gate reads a recorded evaluation as it reads a report."""
+        return {"complete": self.complete, "suites": {s: f.model_dump() for s, f in self.suites.items()}}
+
+
+EVALUATIONS_KEPT = 4
+
+
 class CandidateStatus(_Model):
     """A revision being rolled out or evaluated beside the serving one."""
 
     revision: str = _f(..., "The candidate revision.")
     started: str = _f(..., "When it was created (RFC 3339); the readiness timeout counts from here.")
-    phase: str = _f("RollingOut", "RollingOut, Evaluating, ScalingUp (passed the gate).")
+    phase: str = _f("RollingOut", "RollingOut, Evaluating, ScalingUp (passed the evaluation), Benchmarking "
+                    "(at full strength, for the serving objectives).")
     message: str | None = _f(None, "The gate's figures, once it passed.", max_length=2048)
 
 
@@ -275,13 +350,21 @@ class ModelServeStatus(_Model):
     candidate: CandidateStatus | None = _f(None, "A revision rolling out or under evaluation.")
     ready_replicas: int = _f(0, "Replicas of the serving revision that are Ready.")
     ready: str | None = _f(None, "readyReplicas/replicas (printer column).")
-    tokens_per_second: float | None = _f(None, "Best output tok/s of the serving revision's benchmark.")
+    tokens_per_second: Measured | None = _f(None, "Best output tok/s of the serving revision's benchmark.")
     benchmark: BenchmarkResult | None = _f(None, "The serving revision's benchmark.")
-    evaluations: dict[str, dict[str, float]] = _f({}, "Mean accuracy per suite, per revision evaluated.")
+    evaluations: list[Evaluation] = _f([], "What the gate read of the serving and the candidate revision's "
+                                       "evaluations (the serving one's is reused while the suites stay the same).",
+                                       max_length=EVALUATIONS_KEPT)
     rejected: list[str] = _f([], "Revisions the gate rejected (not retried).", max_length=32)
     history: list[HistoryEntry] = _f([], "Rollouts, promotions and rejections, newest last.", max_length=50)
     conditions: list[Condition] = _f([], "Ready, Progressing, Degraded.", max_length=16)
     observed_generation: int | None = _f(None, "metadata.generation last reconciled.")
+
+
+class ServeMeta(ObjectMeta):
+    """A ModelServe's metadata: its name is also its Service's, and a Service's name starts with a letter."""
+
+    name: str = Field(..., max_length=63, pattern=DNS_1035_LABEL)
 
 
 class ModelServe(BaseModel):
@@ -290,7 +373,7 @@ class ModelServe(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
     api_version: Literal["kubetune.io/v1alpha1"] = Field(API_VERSION, alias="apiVersion")
     kind: Literal["ModelServe"] = KIND
-    metadata: ObjectMeta
+    metadata: ServeMeta
     spec: ModelServeSpec
     status: ModelServeStatus | None = None
 
@@ -320,6 +403,11 @@ RESOURCE = ResourceKind(
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ),
 )
+
+
+def parse_status(obj: dict[str, Any] | None) -> ModelServeStatus:
+    """A stored status, field by field: what does not validate (an older operator's, a hand edit's) is dropped."""
+    return read_status(ModelServeStatus, obj)
 
 
 def parse_spec(obj: dict[str, Any]) -> ModelServeSpec:

@@ -15,12 +15,10 @@ import logging
 from typing import Any
 
 import kopf
-from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from kubetune_jobs import storage
 from kubetune_jobs.contract import metrics as m
-from kubetune_jobs.contract import records
 from kubetune_jobs.contract.env import STORE_CREDENTIALS
 from kubetune_jobs.contract.layout import COMPLETE_MARKER, join
 from kubetune_jobs.contract.store import StoreAccess, StoreConfigError, resolve
@@ -36,7 +34,7 @@ from ..kube.events import post
 from ..kube.jobs import SUCCEEDED, JobView
 from ..kube.objects import NotOurs, Objects, Refused, text_values
 from ..kube.owner import Owner
-from . import api, reconcile, resources, source, validation
+from . import api, promotion, reconcile, resources, source, validation
 
 log = logging.getLogger(__name__)
 KIND = api.RESOURCE
@@ -72,15 +70,6 @@ async def _store(ctx: Context, spec: api.ModelServeSpec, namespace: str) -> tupl
     return access, shared
 
 
-async def _groups(api_client: k8s.ApiClient) -> set[str]:
-    """API groups the cluster serves (to tell whether the Prometheus Operator and KEDA are installed)."""
-    try:
-        found = await k8s.ApisApi(api_client).get_api_versions()
-    except ApiException:
-        return set()
-    return {g.name for g in found.groups or []}
-
-
 class _Reads:
     """Store reads of one reconcile; a failure is reported (Degraded), never fatal."""
 
@@ -88,27 +77,36 @@ class _Reads:
         self.access = access
         self.error: str | None = None
 
-    async def raw(self, uri: str) -> bytes | None:
+    async def _get(self, uri: str) -> tuple[bytes | None, str | None]:
+        """The object's bytes (None when absent), or why it could not be read."""
         if self.access is None and uri.startswith("s3://"):
-            self.error = f"reading {uri}: no object store endpoint configured (spec.storage.endpoint)"
-            return None
+            return None, f"reading {uri}: no object store endpoint configured (spec.storage.endpoint)"
         try:
-            return await asyncio.to_thread(storage.location(uri, self.access).read_bytes)
+            return await asyncio.to_thread(storage.location(uri, self.access).read_bytes), None
         except FileNotFoundError:
-            return None
+            return None, None
         except Exception as exc:  # noqa: BLE001
-            self.error = f"reading {uri}: {type(exc).__name__}: {exc}"
-            return None
+            return None, f"reading {uri}: {type(exc).__name__}: {exc}"
 
-    async def record(self, uri: str, record: type[records.R]) -> records.R | None:
-        return records.read(record, await self.raw(uri))
+    async def raw(self, uri: str) -> bytes | None:
+        data, error = await self._get(uri)
+        self.error = error or self.error
+        return data
+
+    async def evidence(self, uri: str) -> promotion.Evidence:
+        """A report as the gate takes it: its bytes, None when absent, or why it could not be read."""
+        data, error = await self._get(uri)
+        if error:
+            self.error = error
+            return promotion.Unreadable(error)
+        return data
 
 
 async def observe(ctx: Context, body: dict[str, Any]) -> reconcile.Observed:
     meta = body["metadata"]
     name, namespace = meta["name"], meta["namespace"]
     obs = reconcile.Observed(name=name, namespace=namespace, generation=meta.get("generation"),
-                             status=dict(body.get("status") or {}), now=now())
+                             status=api.parse_status(body.get("status")), now=now())
     try:
         manifest = api.parse_manifest({"apiVersion": api.API_VERSION, "kind": api.KIND,
                                        "metadata": {"name": name, "namespace": namespace},
@@ -121,7 +119,7 @@ async def observe(ctx: Context, body: dict[str, Any]) -> reconcile.Observed:
     objects = Objects(ctx.api)
     owner = Owner(api.KIND, name, namespace, meta["uid"])
     settings = ctx.settings
-    groups = await _groups(ctx.api)
+    groups = await ctx.api_groups()
     obs.pod_monitors, obs.keda = "monitoring.coreos.com" in groups, "keda.sh" in groups
     selector = f"{naming.LABEL_SERVE}={naming.dns_label(name)}"
     for dep in await objects.owned("apps/v1", "Deployment", owner, selector):
@@ -164,9 +162,9 @@ async def observe(ctx: Context, body: dict[str, Any]) -> reconcile.Observed:
     layout = resources.results_layout(spec, namespace, name)
     for revision in obs.deployments:
         if obs.jobs.get(resources.bench_job_name(name, revision), JobView("", "")).state == SUCCEEDED:
-            obs.bench[revision] = await reads.record(layout.bench_file(revision), records.BenchReport)
+            obs.bench[revision] = await reads.evidence(layout.bench_file(revision))
         if obs.jobs.get(resources.gate_job_name(name, revision, spec.promotion), JobView("", "")).state == SUCCEEDED:
-            obs.reports[revision] = await reads.record(layout.report(revision), records.ReportSummary)
+            obs.reports[revision] = await reads.evidence(layout.report(revision))
     obs.store_error = reads.error
     return obs
 
@@ -230,7 +228,8 @@ async def reconcile_serve(ctx: Context, namespace: str, name: str) -> None:
                 decision = reconcile.decide(obs)
             for event in decision.events:
                 post(body, event)
-            await status_io.write(ctx.api, KIND, namespace, name, dict(body.get("status") or {}), decision.status)
+            await status_io.write(ctx.api, KIND, namespace, name, dict(body.get("status") or {}),
+                                  decision.status.wire())
         except ApiException as exc:
             metrics.reconcile_error(namespace, metrics.MODELSERVE, f"Http{exc.status}")
             raise kopf.TemporaryError(f"API error {exc.status}: {exc.reason}", delay=5) from None
@@ -240,13 +239,12 @@ async def reconcile_serve(ctx: Context, namespace: str, name: str) -> None:
         _record(namespace, name, obs, decision.status)
 
 
-def _record(namespace: str, name: str, obs: reconcile.Observed, status: dict[str, Any]) -> None:
+def _record(namespace: str, name: str, obs: reconcile.Observed, status: api.ModelServeStatus) -> None:
     """Ready or not, the serving revision's ready replicas and the decisions new in its history."""
-    seen = obs.status.get("history") or []
-    new = [(e["decision"], e["reason"]) for e in status.get("history") or [] if e not in seen]
-    ready = any(c.get("type") == reconcile.READY and c.get("status") == "True" for c in status.get("conditions") or [])
+    new = [(e.decision, e.reason) for e in status.history if e not in obs.status.history]
+    ready = any(c.type == reconcile.READY and c.status == "True" for c in status.conditions)
     model_name = obs.build.served_name if obs.build is not None else name
-    metrics.serve_seen(namespace, name, model_name, ready, int(status.get("readyReplicas") or 0), new)
+    metrics.serve_seen(namespace, name, model_name, ready, status.ready_replicas, new)
 
 
 async def delete_children(ctx: Context, body: dict[str, Any]) -> None:
@@ -255,7 +253,7 @@ async def delete_children(ctx: Context, body: dict[str, Any]) -> None:
     meta = body["metadata"]
     owner = Owner(api.KIND, meta["name"], meta["namespace"], meta["uid"])
     objects = Objects(ctx.api)
-    groups = await _groups(ctx.api)
+    groups = await ctx.api_groups()
     kinds = [*CHILDREN, *(c for c in OPTIONAL_CHILDREN if c[0].split("/")[0] in groups or c[0] == "autoscaling/v2")]
     for av, kind in kinds:
         for obj in await objects.owned(av, kind, owner):

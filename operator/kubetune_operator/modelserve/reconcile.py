@@ -18,6 +18,7 @@ new Deployment (a revision already serving keeps serving).
 from __future__ import annotations
 
 import datetime
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,8 @@ from . import api, promotion, resources
 from .source import Target, Unavailable, Waiting
 
 READY, PROGRESSING, DEGRADED = "Ready", "Progressing", "Degraded"
+# A candidate in these phases passed the evaluation part of the gate and runs at the full replica count.
+AT_FULL_STRENGTH = ("ScalingUp", "Benchmarking")
 HISTORY = 50
 
 
@@ -57,7 +60,7 @@ class Observed:
     name: str
     namespace: str
     generation: int | None
-    status: dict[str, Any]
+    status: api.ModelServeStatus  # as stored (`api.parse_status`)
     now: str  # RFC 3339, for the readiness timeout
     build: resources.Build | None = None
     spec: api.ModelServeSpec | None = None
@@ -67,8 +70,9 @@ class Observed:
     desired: str | None = None  # the desired revision (a Target resolved)
     deployments: dict[str, DeploymentView] = field(default_factory=dict)  # revision -> Deployment
     jobs: dict[str, JobView] = field(default_factory=dict)  # Job name -> view
-    bench: dict[str, records.BenchReport | None] = field(default_factory=dict)  # revision -> bench.json
-    reports: dict[str, records.ReportSummary | None] = field(default_factory=dict)  # revision -> report.json
+    bench: dict[str, promotion.Evidence] = field(default_factory=dict)  # revision -> bench.json as stored
+    # revision -> its evaluation's report.json as stored (the gate reads it), or why it could not be read
+    reports: dict[str, promotion.Evidence] = field(default_factory=dict)
     pod_monitors: bool = False  # the PodMonitor CRD is installed
     keda: bool = False  # KEDA's ScaledObject CRD is installed
     store_error: str | None = None
@@ -77,7 +81,7 @@ class Observed:
 
 @dataclass
 class Decision:
-    status: dict[str, Any]
+    status: api.ModelServeStatus  # what the handler writes (its `wire()`)
     apply: list[dict[str, Any]] = field(default_factory=list)  # create, or patch when they differ
     delete: list[tuple[str, str, str]] = field(default_factory=list)  # (apiVersion, kind, name)
     events: list[Event] = field(default_factory=list)
@@ -92,13 +96,9 @@ def _seconds_between(start: str, end: str) -> float:
 class _Decide:
     def __init__(self, obs: Observed) -> None:
         self.obs = obs
-        old = obs.status
-        self.status: dict[str, Any] = {k: v for k, v in old.items() if k in api.RESOURCE.status_keys}
-        self.conditions: list[dict[str, Any]] = list(old.get("conditions") or [])
+        self.status = obs.status.model_copy(deep=True)
+        self.conditions: list[dict[str, Any]] = _conditions(obs.status)
         self.d = Decision(status=self.status)
-        self.status.setdefault("history", [])
-        self.status.setdefault("rejected", [])
-        self.status.setdefault("evaluations", {})
 
     # -- helpers
     def cond(self, type_: str, status: str, reason: str, message: str) -> None:
@@ -108,11 +108,9 @@ class _Decide:
         self.d.events.append(Event(type_, reason, message))
 
     def record(self, revision: str, decision: str, reason: str, message: str, digest: str | None) -> None:
-        entry = {"time": self.obs.now, "revision": revision, "decision": decision, "reason": reason,
-                 "message": message[:2000]}
-        if digest:
-            entry["digest"] = digest
-        self.status["history"] = (list(self.status["history"]) + [entry])[-HISTORY:]
+        entry = api.HistoryEntry(time=self.obs.now, revision=revision, decision=decision, reason=reason,  # type: ignore[arg-type]
+                                 message=message[:2000], digest=digest)
+        self.status.history = [*self.status.history, entry][-HISTORY:]
         self.event("Warning" if decision == "Rejected" else "Normal", reason, f"revision {revision}: {message}")
 
     def retire(self, revision: str) -> None:
@@ -152,25 +150,25 @@ class _Decide:
         assert spec is not None
         return max(spec.replicas, spec.autoscaling.min_replicas) if spec.autoscaling.enabled else spec.replicas
 
-    def current(self) -> tuple[str, dict[str, Any]] | None:
-        model = self.status.get("model")
-        if model and model.get("revision") in self.obs.deployments:
-            return model["revision"], model
+    def current(self) -> tuple[str, api.ServedModel] | None:
+        model = self.status.model
+        if model is not None and model.revision in self.obs.deployments:
+            return model.revision, model
         return None
 
     def finish(self) -> Decision:
         obs = self.obs
         cur = self.current()
         if cur is None:
-            self.status["model"] = None
-            self.status["readyReplicas"] = 0
-            self.status["ready"] = None
+            self.status.model = None
+            self.status.ready_replicas = 0
+            self.status.ready = None
         else:
             dep = obs.deployments[cur[0]]
-            self.status["readyReplicas"] = dep.ready
-            self.status["ready"] = f"{dep.ready}/{dep.replicas}"
+            self.status.ready_replicas = dep.ready
+            self.status.ready = f"{dep.ready}/{dep.replicas}"
             if obs.build is not None:
-                self.status["endpoint"] = resources.endpoint(obs.name, obs.namespace)
+                self.status.endpoint = resources.endpoint(obs.name, obs.namespace)
             if dep.ready > 0:
                 self.cond(READY, "True", "Serving", f"revision {cur[0]}: {dep.ready}/{dep.replicas} replicas ready")
             else:
@@ -181,8 +179,12 @@ class _Decide:
             self.cond(DEGRADED, "True", "StoreUnreachable", obs.store_error)
         if condition(self.conditions, DEGRADED) is None:
             self.cond(DEGRADED, "False", "AsExpected", "")
-        self.status["conditions"] = self.conditions
-        self.status["observedGeneration"] = obs.generation
+        self.status.conditions = [api.Condition.model_validate(c, by_alias=True, by_name=False) for c in self.conditions]
+        self.status.observed_generation = obs.generation
+        # Assignments are not validated as they happen: the whole status is, once, so a decision can only
+        # produce a status the CRD's schema admits (a bug raises here, before anything is written).
+        self.d.status = api.ModelServeStatus.model_validate(self.status.model_dump(by_alias=True, mode="json"),
+                                                            by_alias=True, by_name=False)
         # One manifest per object (the last word wins); a deletion wins over an apply made earlier in the
         # same decision (a rejected candidate, a replaced revision).
         deleted = set(self.d.delete)
@@ -206,7 +208,7 @@ class _Decide:
             if cur is None:
                 self.cond(READY, "False", obs.problem_reason, message)
             self.cond(PROGRESSING, "False", obs.problem_reason, "fix the spec; nothing new rolls out until then")
-            if (condition(obs.status.get("conditions") or [], DEGRADED) or {}).get("message") != message:
+            if (condition(_conditions(obs.status), DEGRADED) or {}).get("message") != message:
                 self.event("Warning", obs.problem_reason, message)
             return self.finish()
         res = obs.resolution
@@ -216,7 +218,7 @@ class _Decide:
             degraded = isinstance(res, Unavailable)
             if degraded:
                 self.cond(DEGRADED, "True", res.reason, res.message)
-                if (condition(obs.status.get("conditions") or [], DEGRADED) or {}).get("reason") != res.reason:
+                if (condition(_conditions(obs.status), DEGRADED) or {}).get("reason") != res.reason:
                     self.event("Warning", res.reason, res.message)
             if cur is None:
                 self.cond(READY, "False", res.reason, res.message)
@@ -232,7 +234,7 @@ class _Decide:
             self.cond(PROGRESSING, "False", "Serving", f"revision {desired} serves {res.source}")
             self.benchmark(desired)
             return self.finish()
-        if desired in self.status["rejected"]:
+        if desired in self.status.rejected:
             self.clear_candidate(keep=None)
             self.cond(PROGRESSING, "False", "PromotionRejected",
                       f"revision {desired} was rejected; revision {cur[0] if cur else '–'} keeps serving; "
@@ -245,11 +247,10 @@ class _Decide:
 
     def keep_serving(self, revision: str) -> None:
         spec = self.obs.spec
-        model = self.status.get("model") or {}
-        if spec is None:
+        model = self.status.model
+        if spec is None or model is None:
             return
-        target = Target(model.get("source", ""), uri=model.get("uri"), hub=model.get("hub"),
-                        adapter=model.get("adapter"), digest=model.get("digest"))
+        target = Target(model.source, uri=model.uri, hub=model.hub, adapter=model.adapter, digest=model.digest)
         self.revision_objects(revision, target, self.replicas())
         self.serving_extras(revision)
 
@@ -259,33 +260,30 @@ class _Decide:
             if revision != keep and (cur is None or revision != cur[0]):
                 self.retire(revision)
         if keep is None:
-            self.status["candidate"] = None
+            self.status.candidate = None
 
-    def candidate(self, revision: str, target: Target, cur: tuple[str, dict[str, Any]] | None) -> None:
+    def candidate(self, revision: str, target: Target, cur: tuple[str, api.ServedModel] | None) -> None:
         obs, spec = self.obs, self.obs.spec
         assert spec is not None
-        old = self.status.get("candidate") or {}
-        same = old.get("revision") == revision
-        cand = {"revision": revision, "started": old.get("started") if same else obs.now,
-                "phase": old.get("phase", "RollingOut") if same else "RollingOut"}
-        if same and old.get("message"):
-            cand["message"] = old["message"]
-        self.status["candidate"] = cand
+        old = self.status.candidate
+        cand = old.model_copy() if old is not None and old.revision == revision else \
+            api.CandidateStatus(revision=revision, started=obs.now)
+        self.status.candidate = cand
         self.clear_candidate(keep=revision)
         full = self.replicas()
         # Beside a serving revision a candidate is evaluated on one replica, and scaled to the full count
         # before it takes traffic, so the serving capacity never drops.
-        gated = cur is not None and spec.promotion.enabled and cand["phase"] != "ScalingUp"
+        gated = cur is not None and spec.promotion.enabled and cand.phase not in AT_FULL_STRENGTH
         self.revision_objects(revision, target, 1 if gated else full)
         dep = obs.deployments.get(revision)
-        waited = _seconds_between(cand["started"], obs.now)
-        served = {"revision": revision, "source": target.source, "uri": target.uri, "digest": target.digest,
-                  "hub": target.hub, "adapter": target.adapter}
+        waited = _seconds_between(cand.started, obs.now)
+        served = api.ServedModel(revision=revision, source=target.source, uri=target.uri, digest=target.digest,
+                                 hub=target.hub, adapter=target.adapter)
         ready = dep.ready if dep else 0
-        if ready < 1 or (cur is not None and cand["phase"] == "ScalingUp" and ready < full):
+        if ready < 1 or (cur is not None and cand.phase in AT_FULL_STRENGTH and ready < full):
             if cur is not None and waited > spec.promotion.readiness_timeout_seconds:
                 return self.reject(revision, target, "CandidateNotReady",
-                                   f"{ready} of {full if cand['phase'] == 'ScalingUp' else 1} replicas Ready after "
+                                   f"{ready} of {full if cand.phase in AT_FULL_STRENGTH else 1} replicas Ready after "
                                    f"{waited:.0f} s (spec.promotion.readinessTimeoutSeconds "
                                    f"{spec.promotion.readiness_timeout_seconds})")
             where = f"revision {revision} rolling out ({ready} ready)"
@@ -299,28 +297,31 @@ class _Decide:
             if ready < full:
                 return None
             return self.promote(revision, served, cur[0], "RolledOut", f"replaces revision {cur[0]} ({ready} ready)")
-        if cand["phase"] != "ScalingUp":
+        if cand.phase not in AT_FULL_STRENGTH:
             verdict = self.evaluate(revision, target, cur)
             if verdict is None:
                 return None
-            cand.update(phase="ScalingUp", message=verdict)
+            cand.phase, cand.message = "ScalingUp", verdict[:2000]
             self.revision_objects(revision, target, full)  # the gate passed: to full strength
             if ready < full:
                 self.cond(PROGRESSING, "True", "ScalingUp",
                           f"revision {revision} passed the gate; scaling to {full} before it takes traffic")
                 return None
-        return self.promote(revision, served, cur[0], "Promoted", cand.get("message") or "passed the gate")
+        if spec.promotion.gate.objectives():
+            message = self.objectives(revision, target, cur)
+            if message is None:
+                return None
+            cand.message = message[:2000]
+        return self.promote(revision, served, cur[0], "Promoted", cand.message or "passed the gate")
 
-    def evaluate(self, revision: str, target: Target, cur: tuple[str, dict[str, Any]]) -> str | None:
+    def evaluate(self, revision: str, target: Target, cur: tuple[str, api.ServedModel]) -> str | None:
         """The gate's message once it passed; None while evaluations run or when it rejected."""
         obs, spec, b = self.obs, self.obs.spec, self.obs.build
-        assert spec is not None and b is not None
-        self.status["candidate"]["phase"] = "Evaluating"
+        assert spec is not None and b is not None and self.status.candidate is not None
+        self.status.candidate.phase = "Evaluating"
         digest = resources.suites_digest(spec.promotion)
-        needed = [revision]
-        recorded = self.status["evaluations"].get(cur[0])
-        if not (recorded and recorded.get("_suites") == digest):
-            needed.append(cur[0])
+        recorded = {e.revision: e for e in self.status.evaluations if e.suites_digest == digest}
+        needed = [revision] + ([] if cur[0] in recorded else [cur[0]])
         pending = []
         for rev in needed:
             name = resources.gate_job_name(obs.name, rev, spec.promotion)
@@ -335,41 +336,81 @@ class _Decide:
             elif job.state != SUCCEEDED:
                 pending.append(rev)
             else:
-                report = obs.reports.get(rev)
-                if report is None or not report.complete:
-                    self.reject(revision, target, "EvaluationFailed",
-                                f"evaluation of revision {rev} left no complete report")
-                    return None
-                figures = promotion.scores(report, [s.name for s in spec.promotion.suites])
-                self.status["evaluations"][rev] = {**figures, "_suites": digest}
+                found = promotion.evaluation(spec.promotion, rev, digest, obs.reports.get(rev))
+                if found is not None:
+                    recorded[rev] = found
+        # Only the serving revision's figures and the candidate's are kept (merge-patch replaces the list whole).
+        self.status.evaluations = [e for r, e in recorded.items() if r in (cur[0], revision)]
         if pending:
             self.cond(PROGRESSING, "True", "Evaluating",
                       f"evaluating revision {', '.join(pending)} for promotion; revision {cur[0]} serves")
             return None
-        current_scores = {k: v for k, v in self.status["evaluations"][cur[0]].items() if k != "_suites"}
-        verdict = promotion.gate(spec.promotion, obs.reports.get(revision), current_scores)
+        # The serving objectives wait for the candidate's benchmark at full strength (`objectives`).
+        verdict = promotion.gate(promotion.evaluation_only(spec.promotion), obs.reports.get(revision),
+                                 self.serving_evaluation(cur[0]))
         if not verdict.passed:
-            self.reject(revision, target, "PromotionRejected", verdict.message)
+            self.reject(revision, target, "EvaluationFailed" if verdict.unusable else "PromotionRejected",
+                        verdict.message)
             return None
         return verdict.message
 
-    def promote(self, revision: str, served: dict[str, Any], old: str | None, reason: str, message: str) -> None:
-        self.status["model"] = {k: v for k, v in served.items() if v is not None}
-        self.status["candidate"] = None
-        self.status["benchmark"] = None
-        self.status["tokensPerSecond"] = None
+    def serving_evaluation(self, revision: str) -> promotion.Evidence:
+        """The serving revision's evaluation: what the status recorded for these suites, else its report."""
+        assert self.obs.spec is not None
+        digest = resources.suites_digest(self.obs.spec.promotion)
+        recorded = next((e for e in self.status.evaluations if e.revision == revision and e.suites_digest == digest),
+                        None)
+        return recorded or self.obs.reports.get(revision)
+
+    def objectives(self, revision: str, target: Target, cur: tuple[str, api.ServedModel]) -> str | None:
+        """The whole gate, the serving objectives included, once the candidate has been benchmarked at full
+        strength (the Job is the one that benchmarks a revision once it serves: it is not run twice). The
+        gate's message once it passed; None while the benchmark runs or when it rejected."""
+        obs, spec, b = self.obs, self.obs.spec, self.obs.build
+        assert spec is not None and b is not None and self.status.candidate is not None
+        self.status.candidate.phase = "Benchmarking"
+        name = resources.bench_job_name(obs.name, revision)
+        job = obs.jobs.get(name)
+        if job is not None and job.state == FAILED:
+            self.reject(revision, target, "BenchmarkFailed",
+                        f"benchmark Job {name} of revision {revision} failed: {job.reason} {job.message}".strip())
+            return None
+        if job is None or job.state != SUCCEEDED:
+            if job is None:
+                self.d.apply.append(resources.bench_job(spec, b, revision))
+            self.cond(PROGRESSING, "True", "Benchmarking", f"benchmarking revision {revision} at full strength for "
+                      f"the serving objectives; revision {cur[0]} serves")
+            return None
+        recorded = self.status.benchmark if self.status.benchmark and self.status.benchmark.revision == cur[0] \
+            else None
+        serving_bench = obs.bench.get(cur[0]) if cur[0] in obs.bench else recorded
+        verdict = promotion.gate(spec.promotion, obs.reports.get(revision), self.serving_evaluation(cur[0]),
+                                 obs.bench.get(revision), serving_bench)
+        if not verdict.passed:
+            self.reject(revision, target, "EvaluationFailed" if verdict.unusable else "PromotionRejected",
+                        verdict.message)
+            return None
+        return verdict.message
+
+    def promote(self, revision: str, served: api.ServedModel, old: str | None, reason: str, message: str) -> None:
+        self.status.model = served
+        self.status.candidate = None
+        self.status.evaluations = [e for e in self.status.evaluations if e.revision == revision]
+        self.status.benchmark = None
+        self.status.tokens_per_second = None
         self.serving_extras(revision)
         if old is not None:
             self.retire(old)
         decision = "Promoted" if reason == "Promoted" else "RolledOut"
-        self.record(revision, decision, reason, message, served.get("digest"))
+        self.record(revision, decision, reason, message, served.digest)
         self.cond(PROGRESSING, "False", reason, f"revision {revision}: {message}")
         self.benchmark(revision)
 
     def reject(self, revision: str, target: Target, reason: str, message: str) -> None:
         self.retire(revision)
-        self.status["candidate"] = None
-        self.status["rejected"] = (list(self.status["rejected"]) + [revision])[-32:]
+        self.status.candidate = None
+        self.status.rejected = [*self.status.rejected, revision][-32:]
+        self.status.evaluations = [e for e in self.status.evaluations if e.revision != revision]
         self.record(revision, "Rejected", reason, message, target.digest)
         cur = self.current()
         self.cond(PROGRESSING, "False", reason, f"revision {revision} rejected: {message}"
@@ -379,7 +420,7 @@ class _Decide:
         obs, spec, b = self.obs, self.obs.spec, self.obs.build
         assert spec is not None and b is not None
         dep = obs.deployments.get(revision)
-        done = (self.status.get("benchmark") or {}).get("revision") == revision
+        done = self.status.benchmark is not None and self.status.benchmark.revision == revision
         if not spec.benchmark.enabled or done or dep is None or dep.ready < 1:
             return
         name = resources.bench_job_name(obs.name, revision)
@@ -388,25 +429,35 @@ class _Decide:
             self.d.apply.append(resources.bench_job(spec, b, revision))
             return
         if job.state == FAILED:
-            self.status["benchmark"] = {"revision": revision, "failed": -1}
+            self.status.benchmark = api.BenchmarkResult(revision=revision, failed=-1)
             self.event("Warning", "BenchmarkFailed", f"revision {revision}: Job {name} failed: {job.reason}")
             return
         if job.state != SUCCEEDED:
             return
-        report = obs.bench.get(revision)
+        raw = obs.bench.get(revision)
+        report = records.read(records.BenchReport, raw) if isinstance(raw, bytes | str) else None
         layout = resources.results_layout(spec, obs.namespace, obs.name)
-        result: dict[str, Any] = {"revision": revision, "report": layout.bench_file(revision), "failed": 0}
+        result = api.BenchmarkResult(revision=revision, report=layout.bench_file(revision))
         if report is not None:
-            result["outputTokensPerSecond"] = {str(lv.concurrency): round(lv.output_throughput, 2)
-                                               for lv in report.levels}
-            result["ttftP95Seconds"] = {str(lv.concurrency): round(lv.ttft_p95_s, 4) for lv in report.levels
-                                        if lv.ttft_p95_s is not None}
-            result["failed"] = sum(lv.failed for lv in report.levels)
-            best = max((lv.output_throughput for lv in report.levels), default=None)
-            self.status["tokensPerSecond"] = round(best, 2) if best is not None else None
+            # Only finite figures: a status holding NaN is refused whole by the API server.
+            levels = [lv for lv in report.levels if _measured(lv.output_throughput)]
+            result.output_tokens_per_second = {str(lv.concurrency): round(lv.output_throughput, 2) for lv in levels}
+            result.ttft_p95_seconds = {str(lv.concurrency): round(lv.ttft_p95_s, 4) for lv in report.levels
+                                       if lv.ttft_p95_s is not None and _measured(lv.ttft_p95_s)}
+            result.failed = sum(lv.failed for lv in report.levels)
+            best = max((lv.output_throughput for lv in levels), default=None)
+            self.status.tokens_per_second = round(best, 2) if best is not None else None
             self.event("Normal", "Benchmarked", f"revision {revision}: " + ", ".join(
-                f"{c}: {v} tok/s" for c, v in result["outputTokensPerSecond"].items()))
-        self.status["benchmark"] = result
+                f"{c}: {v} tok/s" for c, v in result.output_tokens_per_second.items()))
+        self.status.benchmark = result
+
+
+def _measured(value: float) -> bool:
+    return math.isfinite(value) and value >= 0
+
+
+def _conditions(status: api.ModelServeStatus) -> list[dict[str, Any]]:
+    return [c.model_dump(by_alias=True, exclude_none=True) for c in status.conditions]
 
 
 def decide(obs: Observed) -> Decision:

@@ -26,6 +26,7 @@ def problems(spec: api.ModelServeSpec) -> list[str]:
     for suite in spec.promotion.gate.min_accuracy:
         if suite not in names:
             out.append(f"spec.promotion.gate.minAccuracy.{suite}: not one of spec.promotion.suites")
+    out += _objectives(spec)
     a = spec.autoscaling
     if a.enabled and a.min_replicas > a.max_replicas:
         out.append("spec.autoscaling.minReplicas: must not exceed spec.autoscaling.maxReplicas")
@@ -37,6 +38,23 @@ def problems(spec: api.ModelServeSpec) -> list[str]:
         except StoreConfigError as exc:
             out.append(f"spec.storage.endpoint: {exc}")
     return out
+
+
+def _objectives(spec: api.ModelServeSpec) -> list[str]:
+    """The serving objectives read the candidate's benchmark at a level the benchmark runs."""
+    g = spec.promotion.gate
+    if not g.objectives():
+        return []
+    named = "maxTTFTp95Ms" if g.max_ttft_p95_ms is not None else "minThroughputRatio"
+    if not spec.benchmark.enabled:
+        return [f"spec.promotion.gate.{named}: reads the candidate's benchmark; spec.benchmark.enabled is false"]
+    if g.benchmark_concurrency is None:
+        return [f"spec.promotion.gate.benchmarkConcurrency: required with {named} (one of spec.benchmark.concurrency: "
+                f"{', '.join(map(str, spec.benchmark.concurrency))})"]
+    if g.benchmark_concurrency not in spec.benchmark.concurrency:
+        return [f"spec.promotion.gate.benchmarkConcurrency: {g.benchmark_concurrency} is not one of "
+                f"spec.benchmark.concurrency ({', '.join(map(str, spec.benchmark.concurrency))})"]
+    return []
 
 
 def referenced_secrets(spec: api.ModelServeSpec) -> list[tuple[str, str, tuple[str, ...]]]:

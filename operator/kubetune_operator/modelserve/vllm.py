@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..apitypes import shown
-from . import api
+from . import api, vllm_args
 
 # vLLM 0.32's tool-call parsers (`ToolParserManager`); a test checks this list against the real vLLM.
 TOOL_PARSERS = frozenset({
@@ -24,18 +24,6 @@ TOOL_PARSERS = frozenset({
 })
 API_KEY_ENV = "VLLM_API_KEY"
 PORT = 8000
-# Flags the operator sets itself (or must never be set in argv): extraArgs may not name them. `--config` reads
-# flags from a file, which could set any of them.
-OWNED_FLAGS = frozenset({"--model", "--served-model-name", "--host", "--port", "--api-key", "--lora-modules",
-                         "--enable-lora", "--max-loras", "--config"})
-# Flags a field sets: extraArgs naming one would silently override the field (argparse keeps the last).
-FIELD_FLAGS = {"--dtype": "spec.vllm.dtype", "--max-model-len": "spec.vllm.maxModelLen",
-               "--gpu-memory-utilization": "spec.vllm.gpuMemoryUtilization",
-               "--tensor-parallel-size": "spec.vllm.tensorParallelSize",
-               "--tool-call-parser": "spec.vllm.toolCallParser",
-               "--enable-auto-tool-choice": "spec.vllm.enableAutoToolChoice",
-               "--chat-template": "spec.vllm.chatTemplate", "--max-num-seqs": "spec.vllm.maxNumSeqs",
-               "--max-lora-rank": "spec.model.lora.maxRank"}
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # what --max-lora-rank accepts
 
 
@@ -57,28 +45,68 @@ def lora_rank(rank: int) -> int:
     return next((r for r in LORA_RANKS if r >= rank), LORA_RANKS[-1])
 
 
+@dataclass(frozen=True)
+class Setting:
+    """One setting of vLLM the operator owns: its flag, the spec field that decides it (None: the operator
+    itself), and its values on this argv (None: not on it; [] for a switch that is on)."""
+
+    flag: str
+    field: str | None
+    values: list[str] | None
+    secret: bool = False  # never a flag: vLLM reads it from the environment, set from the field's Secret
+
+
+def settings(spec: api.ModelServeSpec, served_name: str, files: ModelFiles, *, host: str = "0.0.0.0",
+             port: int = PORT) -> list[Setting]:
+    """Every setting vLLM's argv may carry for a ModelServe, in argv order, whether this spec sets it or not:
+    together they are what `spec.vllm.extraArgs` may not touch."""
+    v = spec.vllm
+    gpus = spec.resources.gpus > 0
+    lora = files.adapter is not None
+    return [
+        Setting("--model", None, [files.model]),
+        Setting("--served-model-name", None, [served_name]),
+        Setting("--host", None, [host]),
+        Setting("--port", None, [str(port)]),
+        # Where and how it listens: HTTP on host:port, where the probes and the Service look.
+        Setting("--uds", None, None),
+        Setting("--grpc", None, None),
+        Setting("--headless", None, None),
+        # Secrets are never flags (argv shows in the pod spec, `ps` and logs): vLLM reads them from the env.
+        Setting("--api-key", "spec.apiKeySecret", None, secret=True),
+        Setting("--hf-token", "spec.hubTokenSecret", None, secret=True),
+        Setting("--dtype", "spec.vllm.dtype", [v.dtype]),
+        Setting("--max-model-len", "spec.vllm.maxModelLen", [str(v.max_model_len)] if v.max_model_len else None),
+        Setting("--gpu-memory-utilization", "spec.vllm.gpuMemoryUtilization",
+                [str(v.gpu_memory_utilization)] if gpus else None),
+        Setting("--tensor-parallel-size", "spec.vllm.tensorParallelSize",
+                [str(tensor_parallel(spec))] if gpus else None),
+        Setting("--enable-auto-tool-choice", "spec.vllm.enableAutoToolChoice",
+                [] if v.enable_auto_tool_choice else None),
+        Setting("--tool-call-parser", "spec.vllm.toolCallParser", [v.tool_call_parser]),
+        Setting("--chat-template", "spec.vllm.chatTemplate", [files.chat_template] if files.chat_template else None),
+        Setting("--max-num-seqs", "spec.vllm.maxNumSeqs", [str(v.max_num_seqs)] if v.max_num_seqs else None),
+        Setting("--enable-lora", "spec.model.lora.enabled", [] if lora else None),
+        Setting("--max-lora-rank", "spec.model.lora.maxRank", [str(lora_rank(spec.model.lora.max_rank))] if lora
+                else None),
+        Setting("--max-loras", None, ["1"] if lora else None),
+        Setting("--lora-modules", None, [f"{served_name}={files.adapter}"] if lora else None),
+    ]
+
+
+# Flags extraArgs may not hold though no setting above is theirs, and why.
+REFUSED = {"--config": "reads flags from a file, which could set any setting the operator owns",
+           "--help": "prints the help and exits instead of serving"}
+
+
 def argv(spec: api.ModelServeSpec, served_name: str, files: ModelFiles, *, host: str = "0.0.0.0",
          port: int = PORT) -> list[str]:
-    """The api_server flags of one replica."""
-    v = spec.vllm
-    out = ["--model", files.model, "--served-model-name", served_name, "--host", host, "--port", str(port),
-           "--dtype", v.dtype]
-    if v.max_model_len:
-        out += ["--max-model-len", str(v.max_model_len)]
-    if spec.resources.gpus > 0:
-        out += ["--gpu-memory-utilization", str(v.gpu_memory_utilization),
-                "--tensor-parallel-size", str(tensor_parallel(spec))]
-    if v.enable_auto_tool_choice:
-        out += ["--enable-auto-tool-choice"]
-    out += ["--tool-call-parser", v.tool_call_parser]
-    if files.chat_template:
-        out += ["--chat-template", files.chat_template]
-    if v.max_num_seqs:
-        out += ["--max-num-seqs", str(v.max_num_seqs)]
-    if files.adapter:
-        out += ["--enable-lora", "--max-lora-rank", str(lora_rank(spec.model.lora.max_rank)), "--max-loras", "1",
-                "--lora-modules", f"{served_name}={files.adapter}"]
-    return out + list(v.extra_args)
+    """The api_server flags of one replica: the operator's settings, then spec.vllm.extraArgs."""
+    out = []
+    for s in settings(spec, served_name, files, host=host, port=port):
+        if s.values is not None:
+            out += [s.flag, *s.values]
+    return out + list(spec.vllm.extra_args)
 
 
 def problems(spec: api.ModelServeSpec) -> list[str]:
@@ -95,31 +123,75 @@ def problems(spec: api.ModelServeSpec) -> list[str]:
         elif gpus % v.tensor_parallel_size:
             out.append(f"spec.vllm.tensorParallelSize: {v.tensor_parallel_size} does not divide "
                        f"spec.resources.gpus ({gpus})")
-    for i, arg in enumerate(v.extra_args):
-        out += [f"spec.vllm.extraArgs[{i}]: {p}" for p in _arg_problems(arg)]
-    return out
+    return out + extra_args_problems(spec)
 
 
-def flag_name(arg: str) -> str | None:
-    """The long flag an argv item names as vLLM's parser reads it (`--max_num_seqs=8` -> `--max-num-seqs`)."""
-    if not arg.startswith("--") or arg == "--":
-        return None
-    return "--" + arg[2:].split("=", 1)[0].split(".", 1)[0].replace("_", "-")
+def extra_args_problems(spec: api.ModelServeSpec) -> list[str]:
+    """Each extraArgs item that vLLM's parser would read as one of the operator's settings in any spelling
+    (an abbreviation, a short alias, a `--no-` negation, a dotted key, one more value of the operator's last
+    flag), as a flag it refuses, or as a positional; and a setting given twice. A message names the item and
+    never repeats a value (it may be a key pasted by mistake)."""
+    extra = list(spec.vllm.extra_args)
+    if not extra:
+        return []
+    files = ModelFiles(model="MODEL", chat_template="TEMPLATE",
+                       adapter="ADAPTER" if spec.model.lora.enabled else None)
+    owned = {vllm_args.dest(s.flag): s for s in settings(spec, "NAME", files)}
+    refused = {vllm_args.dest(flag): why for flag, why in REFUSED.items()}
+    full = argv(spec, "NAME", files)
+    first = len(full) - len(extra)  # the index of extraArgs[0] in the full argv
+    reading = vllm_args.read(full)
+    found: dict[int, str] = {}
+
+    def refuse(index: int, message: str) -> None:
+        if index >= first:
+            found.setdefault(index - first, message)
+
+    for index, item in enumerate(extra):
+        if item == "--":
+            refuse(first + index, "`--` ends vLLM's options: every later item would be a positional")
+    seen: dict[str, int] = {}
+    for use in reading.uses:
+        how = _spelled(use)
+        if use.dest in owned:
+            setting = owned[use.dest]
+            refuse(use.flag, f"{how} {_owner(setting)}")
+            for value in use.values if use.flag < first else ():  # a bare item after the operator's last flag
+                refuse(value, f"would be read as one more value of {setting.flag}, which "
+                              f"{'the operator sets' if setting.field is None else setting.field + ' sets'}")
+        elif use.dest in refused:
+            refuse(use.flag, f"{how} {refused[use.dest]}")
+        elif use.flag >= first and vllm_args.option(use.option)["action"] != "Append":
+            if use.dest in seen:
+                refuse(use.flag, f"{how} is also set by spec.vllm.extraArgs[{seen[use.dest] - first}]; "
+                                 "give each setting once")
+            seen.setdefault(use.dest, use.flag)
+    for r in reading.refusals:
+        refuse(r.index, f"{r.reason}; vLLM would not start")
+    for index in reading.positionals:
+        item = extra[index - first] if index >= first else ""
+        if item.startswith("-") and any(c.isspace() for c in item):
+            refuse(index, f"{shown(item.split()[0].split('=', 1)[0])} and its value are two items (or one "
+                          "`--flag=value`), not one with a space")
+        else:
+            refuse(index, "follows no flag that takes it: vLLM would read this bare item as a positional "
+                          "argument (the model to serve, which the operator sets)")
+    return [f"spec.vllm.extraArgs[{i}]: {m}" for i, m in sorted(found.items())]
 
 
-def _arg_problems(arg: str) -> list[str]:
-    """What is wrong with one extraArgs item; never repeats a value (it may be a key pasted by mistake)."""
-    head = arg.split("=", 1)[0]
-    flag = flag_name(head.split()[0] if head.split() else head)
-    if flag is None:
-        return []  # a flag's value (or a short flag)
-    # argparse also takes an unambiguous abbreviation: `--served-model` is `--served-model-name`.
-    owned = sorted(f for f in OWNED_FLAGS if f == flag or (len(flag) > 4 and f.startswith(flag)))
-    if owned:
-        return [f"{owned[0]} is set by the operator" + ("; use spec.apiKeySecret" if owned[0] == "--api-key" else "")]
-    fields = sorted(f for f in FIELD_FLAGS if f == flag or (len(flag) > 4 and f.startswith(flag)))
-    if fields:
-        return [f"{fields[0]} is what {FIELD_FLAGS[fields[0]]} sets; set that field instead"]
-    if any(c.isspace() for c in head):
-        return [f"{shown(flag)} and its value are two items (or one `--flag=value`), not one with a space"]
-    return []
+def _spelled(use: vllm_args.Use) -> str:
+    """A flag as given, and what vLLM reads it as when that is another spelling: `'--ho' (vLLM reads it as
+    --host)`, `'--no-enable-auto-tool-choice' (vLLM reads it as --enable-auto-tool-choice turned off)`."""
+    canonical = vllm_args.long_option(use.dest)
+    if use.given == canonical:
+        return canonical
+    off = " turned off" if vllm_args.option(use.option).get("negates") else ""
+    return f"{shown(use.given)} (vLLM reads it as {canonical}{off})"
+
+
+def _owner(setting: Setting) -> str:
+    if setting.field is None:
+        return "is set by the operator"
+    if setting.secret:
+        return f"is set by the operator from a Secret; use {setting.field}"
+    return f"is what {setting.field} sets; set that field instead"

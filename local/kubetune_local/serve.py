@@ -6,7 +6,11 @@ Ctrl-C. Where vLLM cannot run, `transformers serve` is a labelled fallback (the 
 With `--against MODEL` it runs the promotion gate first, one server after the other: the manifest's model
 is the candidate, MODEL the one serving (or the report.json of its evaluation on the same suites, as the
 operator reuses recorded scores); both are evaluated on `spec.promotion.suites` through their endpoints,
-the gate decides, and the winner is served (`--gate-only`: decide and exit, 0 promoted, 3 rejected).
+the gate decides (`kubetune gate`'s function and table), and the winner is served (`--gate-only`: decide and
+exit, 0 promoted, 3 rejected, 2 a report that is not one).
+
+Every server it starts is stopped on the way out, however it ends (Ctrl-C or SIGTERM while vLLM starts,
+while the gate evaluates, while it serves); a failure ends in one line naming its cause (`lifecycle`).
 """
 
 from __future__ import annotations
@@ -25,32 +29,38 @@ from rich.markup import escape
 
 from kubetune_jobs import storage
 from kubetune_jobs.contract import env as names
-from kubetune_jobs.contract import records
-from kubetune_jobs.contract.layout import COMPLETE_MARKER, REPORT_FILE, RunLayout, ServeLayout, join
-from kubetune_jobs.contract.options import EvaluateOptions
+from kubetune_jobs.contract.layout import (
+    BENCH_FILE,
+    COMPLETE_MARKER,
+    REPORT_FILE,
+    RunLayout,
+    ServeLayout,
+    join,
+)
+from kubetune_jobs.contract.options import BenchOptions, EvaluateOptions
 from kubetune_jobs.contract.store import resolve
 from kubetune_jobs.contract.suites import suite_arg
+from kubetune_jobs.serving import process
 from kubetune_jobs.serving.example import curl
+from kubetune_operator.apitypes import SpecError
+from kubetune_operator.finetunerun import api as ftr_api
+from kubetune_operator.modelserve import api, promotion, source, vllm
 
-from ..apitypes import SpecError
-from ..finetunerun import api as ftr_api
-from . import api, promotion, source, validation, vllm
+from . import store_timeout
+from .gate import exit_code, read_file, show
+from .lifecycle import Failure, signal_name
 
 JOB = [sys.executable, "-m", "kubetune_jobs.cli"]
-EXIT_REJECTED = 3
 
 
-class ServeError(RuntimeError):
+class ServeError(Failure):
     """The manifest names nothing this machine can serve; the message says why and what to run."""
 
 
 def load(path: str | Path) -> api.ModelServe:
-    """Read and validate a ModelServe manifest as the operator does."""
-    serve = api.load_manifest(path)
-    found = validation.problems(serve.spec)
-    if found:
-        raise SpecError("; ".join(found))
-    return serve
+    """Read and validate a ModelServe manifest as the operator does (every document of the file, as
+    `kubetune validate` reads it)."""
+    return api.load_manifest(path)
 
 
 def _cuda() -> bool:
@@ -74,10 +84,29 @@ class Local:
         self.access = resolve(self.spec.storage.endpoint, secure=self.spec.storage.secure) \
             if self.spec.storage.endpoint else None
         self.root = f"s3://{self.spec.storage.bucket}" if self.access else str(store)
+        if not self.access and store.exists() and not store.is_dir():
+            raise ServeError(f"--store {store}: not a directory (the artifact directory `kubetune run` used)")
         self.workdir = Path(tempfile.mkdtemp(prefix="kubetune-serve-"))
 
     def locate(self, uri: str) -> storage.Location:
+        if storage.is_remote(uri) and self.access is None and resolve() is None:
+            raise ServeError(f"{uri} is in an object store, and none is named: set spec.storage.endpoint "
+                             f"(keys from {names.ACCESS_KEY} and {names.SECRET_KEY}) or {names.S3_ENDPOINT}")
         return storage.location(uri, self.access)
+
+    def reach(self) -> None:
+        """The first contact with the store the manifest's model is in (when it is in one): an unreachable
+        store is waited for within the first-contact bound, saying so, then given up on."""
+        model = self.spec.model
+        if model.fine_tune_run:
+            uri = RunLayout.of(self.root, self.serve.metadata.namespace, model.fine_tune_run.name).summary
+        elif model.uri:
+            uri = join(model.uri, COMPLETE_MARKER)
+        else:
+            return
+        if storage.is_remote(uri):
+            with store_timeout.first_contact():
+                self.locate(uri).exists()
 
     def run_object(self) -> dict[str, Any] | None:
         """The FineTuneRun `kubetune run` finished into this store (its summary), or None."""
@@ -85,9 +114,14 @@ class Local:
         assert ref is not None
         layout = RunLayout.of(self.root, self.serve.metadata.namespace, ref.name)
         try:
-            return json.loads(self.locate(layout.summary).read_bytes())
+            run = json.loads(self.locate(layout.summary).read_bytes())
         except FileNotFoundError:
             return None
+        except ValueError as exc:  # not UTF-8, not JSON
+            raise ServeError(f"{layout.summary}: not the summary `kubetune run` writes ({exc})") from None
+        if not isinstance(run, dict):
+            raise ServeError(f"{layout.summary}: not the summary `kubetune run` writes (not a JSON object)")
+        return run
 
     def target(self) -> source.Target:
         run = self.run_object() if self.spec.model.fine_tune_run else None
@@ -143,7 +177,7 @@ class Local:
 
 def server(argv: list[str], console: Console, *, fallback_model: str | None = None) -> Any:
     """A server to start (`with` it): real vLLM, else (labelled) `transformers serve` on the same model."""
-    from kubetune_jobs.serving import process, vllm_server
+    from kubetune_jobs.serving import vllm_server
 
     env = dict(os.environ)
     key = os.environ.get(names.API_KEY)
@@ -151,9 +185,9 @@ def server(argv: list[str], console: Console, *, fallback_model: str | None = No
         env[vllm.API_KEY_ENV] = key
     try:
         return vllm_server.VLLMServer(argv, env=env)
-    except process.ServerError as exc:
-        if fallback_model is None or "not installed" not in str(exc):
-            raise
+    except vllm_server.NotInstalled as exc:
+        if fallback_model is None:
+            raise ServeError(f"the gate evaluates through vLLM: {exc}") from None
         from kubetune_jobs.serving import template, transformers_server
 
         console.print(f"[yellow]fallback[/] {exc}\n  serving with `transformers serve` instead: the same "
@@ -163,22 +197,51 @@ def server(argv: list[str], console: Console, *, fallback_model: str | None = No
         return transformers_server.LocalServer(servable, port=port)
 
 
+def _job_output(local: Local, argv: list[str], out: str, name: str) -> promotion.Evidence:
+    """Run a `kubetune-job` command line as the operator's Job runs it; the file it wrote, as the gate reads it."""
+    env = {**os.environ, **(local.access.env() if local.access else {})}
+    # Its log to a file: a job's output (an interrupted import's traceback included) is not this command's.
+    log_path = local.workdir / f"{argv[0]}-{Path(out).name}.log"
+    with open(log_path, "ab") as log:
+        done = subprocess.run([*JOB, *argv], check=False, stdout=log, stderr=subprocess.STDOUT, env=env)
+    if done.returncode != 0:
+        tail = log_path.read_text(errors="replace").strip().splitlines()
+        local.console.print(f"  kubetune-job {argv[0]} failed (exit {done.returncode}): {tail[-1] if tail else ''} "
+                            f"(log: {log_path})", markup=False, highlight=False, emoji=False, soft_wrap=True)
+    try:
+        return local.locate(join(out, name)).read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return promotion.Unreadable(f"{join(out, name)}: {exc}")
+
+
 def _evaluate(local: Local, base_url: str, p: api.PromotionSpec, out: str,
-              datasets: tuple[str, ...]) -> records.ReportSummary | None:
+              datasets: tuple[str, ...]) -> promotion.Evidence:
     """`kubetune-job evaluate --endpoint` as the operator's gate Job runs it; its report."""
     options = EvaluateOptions(endpoint=base_url, model=local.serve.served_name(), data=datasets, output=out,
                               suite=tuple(suite_arg(s.name, s.limit) for s in p.suites), max_new_tokens=p.max_new_tokens)
-    env = {**os.environ, **(local.access.env() if local.access else {})}
-    subprocess.run([*JOB, *options.command_line()], check=False, stdout=subprocess.DEVNULL, env=env)
-    try:
-        return records.read(records.ReportSummary, local.locate(join(out, REPORT_FILE)).read_bytes())
-    except FileNotFoundError:
-        return None
+    return _job_output(local, options.command_line(), out, REPORT_FILE)
+
+
+def _benchmark(local: Local, base_url: str, out: str) -> promotion.Evidence:
+    """`kubetune-job bench` as the operator's benchmark Job runs it (spec.benchmark); its bench.json, for the
+    gate's serving objectives."""
+    bm = local.spec.benchmark
+    options = BenchOptions(endpoint=base_url, model=local.serve.served_name(), concurrency=tuple(bm.concurrency),
+                           requests=bm.requests, max_tokens=bm.max_tokens, output=out)
+    return _job_output(local, options.command_line(), out, BENCH_FILE)
 
 
 def reference_target(ref: str) -> source.Target:
     """A model named on the command line: a directory, an s3:// URI, bundled:NAME or a Hub id."""
-    if ref.startswith("s3://") or Path(ref).expanduser().is_dir():
+    path = Path(ref).expanduser()
+    if (ref.startswith((".", "/", "~")) or ref.endswith(".json")) and not path.is_dir():
+        raise ServeError(f"--against {ref}: no such directory or file (a model directory, an s3:// URI, "
+                         "bundled:NAME, or the report.json of the serving model's evaluation)")
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise ServeError(f"--against {ref}: the directory holds no config.json (not a model directory)")
+    if ref.startswith("s3://") or path.is_dir():
         return source.Target(ref, uri=str(Path(ref).expanduser()) if not ref.startswith("s3://") else ref)
     return source.Target(ref, hub=ref)
 
@@ -193,10 +256,11 @@ def gate(local: Local, against: str, port: int, console: Console, *,
     p = local.spec.promotion
     suites = [s.name for s in p.suites]
     layout = ServeLayout.of(local.root, local.serve.metadata.namespace, local.serve.metadata.name)
-    reports: dict[str, records.ReportSummary | None] = {}
+    reports: dict[str, promotion.Evidence] = {}
+    benches: dict[str, promotion.Evidence] = {}  # read only by a gate with serving objectives
     todo: list[tuple[str, source.Target]] = [("candidate", candidate)]
     if against.endswith(".json") and Path(against).is_file():
-        reports["serving"] = records.read(records.ReportSummary, Path(against).read_bytes())
+        reports["serving"] = read_file(Path(against))
         console.print(f"[bold]gate[/] the serving model's scores: {escape(against)}", soft_wrap=True)
     else:
         todo.insert(0, ("serving", reference_target(against)))
@@ -212,6 +276,11 @@ def gate(local: Local, against: str, port: int, console: Console, *,
         srv = server(local.argv(target, port, template if label == "serving" else None), console).start()
         try:
             reports[label] = _evaluate(local, srv.base_url, p, out, candidate.datasets)
+            if p.gate.objectives():
+                # One server after the other on this machine: both benchmarks run alike.
+                console.print(f"[bold]gate[/] benchmarking the {label} model (spec.benchmark) for the serving "
+                              "objectives", soft_wrap=True)
+                benches[label] = _benchmark(local, srv.base_url, layout.bench(revision))
         except BaseException:
             srv.stop()
             raise
@@ -220,7 +289,14 @@ def gate(local: Local, against: str, port: int, console: Console, *,
             srv = None
         console.print(f"  done in {time.monotonic() - started:.0f} s: {join(out, REPORT_FILE)}", soft_wrap=True)
     try:
-        verdict = promotion.gate(p, reports["candidate"], promotion.scores(reports["serving"], suites))
+        verdict = promotion.gate(p, reports["candidate"], reports["serving"], benches.get("candidate"),
+                                 benches.get("serving"))
+        # Kept beside the candidate's report, for `kubetune report` on this serve's records.
+        decided = source.revision(local.spec, candidate, local.serve.served_name(), "local")
+        local.locate(layout.verdict(decided)).write_json({
+            "decision": "Promoted" if verdict.passed else "Rejected", "message": verdict.message,
+            "rows": [{"criterion": r.criterion, "threshold": r.threshold, "candidate": r.candidate,
+                      "serving": r.serving, "passed": r.passed} for r in verdict.rows]})
     except BaseException:
         if srv is not None:
             srv.stop()  # it runs in a session of its own: nothing else would stop it
@@ -248,7 +324,7 @@ def _serve(local: Local, target: source.Target, port: int, console: Console, sta
         key_env = names.API_KEY if os.environ.get(names.API_KEY) else None
         console.print(f"\nserving at [bold]{srv.base_url}[/] as model {local.serve.served_name()!r} "
                       f"(ready in {time.monotonic() - started:.0f} s; metrics at {srv.base_url[:-3]}/metrics; "
-                      "Ctrl-C stops)\n", soft_wrap=True)
+                      "Ctrl-C or SIGTERM stops)\n", soft_wrap=True)
         console.print(curl(srv.base_url, local.serve.served_name(), api_key_env=key_env), markup=False,
                       highlight=False, soft_wrap=True)
         if local.spec.api_key_secret and not key_env:
@@ -257,11 +333,10 @@ def _serve(local: Local, target: source.Target, port: int, console: Console, sta
         try:
             while srv.running:
                 time.sleep(1.0)
-        except KeyboardInterrupt:
-            console.print("\nstopping the server")
+        except KeyboardInterrupt as interrupt:  # SIGTERM too: asked to stop, serving ends as it should
+            console.print(f"\nstopping the server ({signal_name(interrupt)})")
             return 0
-        console.print(f"[red]✗[/] the server stopped (exit {srv.returncode}):\n{srv.log_tail()}")
-        return 1
+        raise srv.failure(f"the server stopped (exit {srv.returncode})")
 
 
 def run(manifest: str | Path, store: Path, port: int, console: Console, *, against: str | None = None,
@@ -272,32 +347,36 @@ def run(manifest: str | Path, store: Path, port: int, console: Console, *, again
         console.print(f"invalid manifest {manifest}: {exc}", markup=False, emoji=False, highlight=False,
                       soft_wrap=True)
         return 2
+    # Before any work: the port is read by every server this command starts, one after the other.
+    if not process.port_free(port):
+        raise ServeError(f"port {port} on 127.0.0.1 is already in use (--port picks another)")
     local = Local(serve, store, console)
+    local.reach()
+    evaluated = None
     try:
         if against:
             verdict, target, evaluated = gate(local, against, port, console, keep=not gate_only)
-            word = "[green]promoted[/]" if verdict.passed else "[red]rejected[/]"
-            console.print(f"\ngate: {word}: {verdict.message}", soft_wrap=True)
+            console.print()
+            show(verdict, console)
             if not verdict.passed or gate_only:
-                if evaluated is not None:
-                    evaluated.stop()
-                return 0 if verdict.passed else EXIT_REJECTED
+                return exit_code(verdict)
             # Promoted: the server the candidate was evaluated on serves on, as a rollout would.
-            return serve_forever(local, target, port, console, started_server=evaluated)
+            started, evaluated = evaluated, None
+            return serve_forever(local, target, port, console, started_server=started)
         return serve_forever(local, local.target(), port, console)
-    except ServeError as exc:
-        console.print(f"[red]✗[/] {exc}", markup=False)
-        return 1
+    finally:
+        if evaluated is not None:
+            evaluated.stop()
 
 
 def serve_run(run: ftr_api.FineTuneRun, store: Path, port: int, console: Console) -> int:
     """`kubetune run ... --serve`: serve the run just finished, as a ModelServe naming it would."""
-    manifest = api.ModelServe(metadata={"name": run.metadata.name, "namespace": run.metadata.namespace},
-                              spec=api.ModelServeSpec(model=api.ModelSource(fine_tune_run={"name": run.metadata.name}),
-                                                      storage=run.spec.storage))
+    name = run.metadata.name
+    # A ModelServe's name is a Service's, which starts with a letter; a run's may start with a digit. The
+    # served model keeps the run's name either way.
+    serve_name = name if name[0].isalpha() else f"serve-{name}"[:63].rstrip("-")
+    manifest = api.ModelServe(metadata={"name": serve_name, "namespace": run.metadata.namespace},
+                              spec=api.ModelServeSpec(model=api.ModelSource(fine_tune_run={"name": name}),
+                                                      served_model_name=name, storage=run.spec.storage))
     local = Local(manifest, store, console)
-    try:
-        return serve_forever(local, local.target(), port, console)
-    except ServeError as exc:
-        console.print(f"[red]✗[/] {exc}", markup=False)
-        return 1
+    return serve_forever(local, local.target(), port, console)
