@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # while one test waits on a server or a subprocess; tests/conftest.py says how the work is grouped.
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo serve test envs lint clean images manifests vllm-env
+.PHONY: demo demo-full calibrate serve test envs lint clean images manifests vllm-env
 
 $(VENV)/.demo-installed: pyproject.toml scripts/bootstrap.sh scripts/pyinstall.sh
 	bash scripts/bootstrap.sh $(VENV) demo
@@ -26,6 +26,14 @@ vllm-env: $(VLLM_VENV)/.installed
 
 demo: $(VENV)/.demo-installed
 	$(VENV)/bin/kubetune run manifests/examples/quickstart.yaml
+
+# The same pipeline tuned for learning rather than time (several times as long; BENCHMARKS.md).
+demo-full: $(VENV)/.demo-installed
+	$(VENV)/bin/kubetune run manifests/examples/quickstart-full.yaml
+
+# The machine's speed now, as one figure (training tokens/s of a fixed piece of work): put it beside a timing.
+calibrate: $(VENV)/.demo-installed
+	$(VENV)/bin/python bench/calibrate.py
 
 # After the demo: its tuned model behind vLLM's OpenAI-compatible API (Ctrl-C stops).
 serve: $(VENV)/.demo-installed $(VLLM_VENV)/.installed

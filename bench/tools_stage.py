@@ -12,7 +12,8 @@ stage-1 model evaluated on the same suites (`--config '{"skip_train": true}'`).
 of the generator's Config in scripts/datagen/config.py, e.g. {"parallel_share": 0.3, "max_offered": 6}),
 conversations (fields of kubetune_jobs.data.conversations.Settings, e.g. {"hard_near_miss_share": 0}),
 no_call_max_tools, no_call, near_miss, turns, rows, max_samples, eval_fraction, limit (BFCL slices), seed_limit (default: all seed-tools items), max_new_tokens
-(default 96, as the early variants in docs/history.md were measured; the quickstart now uses 128), skip_train, train ({"steps", "lr", "bs", "max_len", "precision", "lora_r", "lora_alpha", "seed"}; LoRA 16/16 unless given; seed: the train job's
+(default 96, as the early variants in docs/history.md were measured; the quickstart now uses 128), skip_train, train ({"steps", "lr", "bs", "max_len", "precision", "lora_r", "lora_alpha", "top_layers", "seed"}; LoRA 16/16
+on every layer unless given (top_layers: only the last N); seed: the train job's
 --seed, 42 unless given, which orders the batches and initialises LoRA: the same data and settings under
 another seed show how much of a difference is training noise).
 """
@@ -108,7 +109,8 @@ def main() -> None:
             "train", "--model", args.stage1, "--data", str(work / "data"), "--output", str(work / "out"),
             "--backend", "trl", "--lora-r", str(tr.get("lora_r", 16)),
             "--lora-alpha", str(tr.get("lora_alpha", tr.get("lora_r", 16))), "--lora-dropout", "0.0",
-            "--target-modules", TARGETS, "--batch-size", str(tr.get("bs", 4)), "--grad-accum", "1",
+            "--target-modules", TARGETS, *(["--lora-top-layers", str(tr["top_layers"])] if "top_layers" in tr else []),
+            "--batch-size", str(tr.get("bs", 4)), "--grad-accum", "1",
             "--learning-rate", str(tr.get("lr", 0.002)), "--max-steps", str(tr.get("steps", 48)),
             "--max-seq-length", str(tr.get("max_len", 1024)), "--warmup-ratio", "0.05",
             "--lr-scheduler", "linear", "--precision", tr.get("precision", "fp32"), "--no-load-in-4bit",

@@ -1,7 +1,7 @@
 """Quick vLLM (CPU build) figures on the bundled SmolLM2-135M: startup, and output tok/s at concurrency 1
 and 8 with 64-token outputs. A first look, not the serving benchmark.
 
-    .venv/bin/python bench/vllm_quick.py [--cache DIR] [--eager] [--no-throughput]
+    .venv/bin/python bench/vllm_quick.py [--cache DIR] [--eager] [--no-throughput] [--dtype float32]
 
 `--cache` points vLLM's cache (VLLM_CACHE_ROOT, compiled graphs included) at DIR: an empty one
 measures a first start, the same one again a cached start.
@@ -44,6 +44,7 @@ def main() -> None:
     ap.add_argument("--cache", help="VLLM_CACHE_ROOT (default: vLLM's own, ~/.cache/vllm)")
     ap.add_argument("--eager", action="store_true", help="--enforce-eager (no torch.compile)")
     ap.add_argument("--no-throughput", action="store_true")
+    ap.add_argument("--dtype", default="bfloat16", help="vLLM --dtype (bfloat16, float32)")
     ap.add_argument("--log", help="keep the server's log in this file")
     ap.add_argument("--model-dir", help="make the servable copy here (default: a new temporary directory; "
                                         "vLLM's compile cache is keyed by the model's path)")
@@ -53,14 +54,14 @@ def main() -> None:
         env["VLLM_CACHE_ROOT"] = args.cache
     with tempfile.TemporaryDirectory() as tmp:
         model = servable_copy(resolve("bundled:smollm2-135m"), Path(args.model_dir or Path(tmp) / "model"))
-        argv = ["--model", str(model), "--served-model-name", "smollm2", "--dtype", "bfloat16",
+        argv = ["--model", str(model), "--served-model-name", "smollm2", "--dtype", args.dtype,
                 "--max-model-len", "4096", "--enable-auto-tool-choice", "--tool-call-parser", "hermes",
                 "--chat-template", str(model / CHAT_TEMPLATE_FILE)]
         if args.eager:
             argv.append("--enforce-eager")
         t0 = time.perf_counter()
         with VLLMServer(argv, env=env, log_path=args.log) as server:
-            print(f"startup {'eager' if args.eager else 'compiled'} cache={args.cache or 'default'}: "
+            print(f"startup {'eager' if args.eager else 'compiled'} {args.dtype} cache={args.cache or 'default'}: "
                   f"{time.perf_counter() - t0:.1f} s", flush=True)
             if not args.no_throughput:
                 for concurrency, requests in ((1, 4), (8, 16)):

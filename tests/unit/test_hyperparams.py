@@ -12,6 +12,7 @@ import sys
 import typing
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import pytest
@@ -159,7 +160,9 @@ def test_the_trainer_gets_every_parameter_declared_for_it(tmp_path: Path) -> Non
     values = others()
     opts = TrainOptions(**REQUIRED, **values)
     config = sft_config(opts, tmp_path)
-    lora = LoraConfig(task_type="CAUSAL_LM", **backend._lora_kwargs(opts))
+    lora = LoraConfig(task_type="CAUSAL_LM", **backend._lora_kwargs(opts, SimpleNamespace(num_hidden_layers=1024)))
+    # The one LoRA field the job resolves itself: the last N of the model's layers.
+    assert lora.layers_to_transform == list(range(1024 - values["lora_top_layers"], 1024))
     reached = []
     for _, name, _, where in declared():
         expected = values[name]

@@ -85,6 +85,18 @@ def test_options_change_the_plan() -> None:
     assert all(s.kind != "evaluate" for s in build_plan("r", "default", api.RESOURCE.parse_spec(raw), "/tmp/out"))
 
 
+def test_lora_top_layers_reach_every_train_step_and_only_when_set() -> None:
+    unset = {s.name: s for s in build_plan("r", "ns", minimal(), "/tmp/out")}
+    # Left out when unset, so the steps (and fingerprints) of runs made before the field stay as they were.
+    assert not any("--lora-top-layers" in s.args for s in unset.values())
+    raw = minimal()
+    raw["lora"] = {"topLayers": 8}
+    steps = {s.name: s for s in build_plan("r", "ns", api.RESOURCE.parse_spec(raw), "/tmp/out")}
+    for name in ("train-chat", "train-tools"):
+        assert build_parser().parse_args(list(steps[name].args)).lora_top_layers == 8
+        assert steps[name].fingerprint != unset[name].fingerprint
+
+
 def test_plan_is_deterministic_and_accepts_a_wire_dict() -> None:
     a = build_plan("r", "ns", minimal(), "s3://b")
     b = build_plan("r", "ns", api.RESOURCE.parse_spec(minimal()), "s3://b")

@@ -114,6 +114,11 @@ class LoraParameters(Declaration):
     target_modules: tuple[ModuleName, ...] = param(
         REFERENCE_TARGET_MODULES, "Module names that receive adapters.",
         peft="target_modules", min_length=1, max_length=32)
+    # The train job turns it into PEFT's layers_to_transform, from the model's own layer count.
+    lora_top_layers: int | None = param(
+        None, "Adapt only the last N transformer layers (unset: every layer). The backward pass stops at the "
+              "lowest adapted layer, so a step costs less the fewer layers are adapted; the model must have at "
+              "least N layers.", cr="top_layers", ge=1, le=1024)
 
 
 class TrainingParameters(Declaration):

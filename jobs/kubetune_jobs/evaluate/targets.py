@@ -184,7 +184,8 @@ class EndpointTarget:
 # --- local model in-process -----------------------------------------------------------------------
 
 class LocalTarget:
-    """Batched greedy generation with transformers (left padding), prompts rendered with our template."""
+    """Greedy generation with transformers, prompts rendered with our template, batched so that prompts that
+    begin alike share the encoding of that beginning (`generation`)."""
 
     def __init__(self, ref: str, *, batch_size: int = 8, max_new_tokens: int = 256) -> None:
         import torch
@@ -204,6 +205,14 @@ class LocalTarget:
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model.to(self.device).eval()
         self._stops = [s for s in (END_OF_TURN, self.tokenizer.eos_token) if s]
+        # Generation ends where `generate` would (the model's end-of-sequence ids) or at a stop string that is one
+        # token; the text is cut at the first stop string either way.
+        eos = self.model.generation_config.eos_token_id
+        self._stop_ids = {*(eos if isinstance(eos, list) else [eos] if eos is not None else [])}
+        for stop in self._stops:
+            ids = self.tokenizer(stop, add_special_tokens=False)["input_ids"]
+            if len(ids) == 1:
+                self._stop_ids.add(ids[0])
 
     def _prompt(self, item: Item) -> str:
         return render({"messages": item.messages, "tools": item.tools or None}, add_generation_prompt=True)
@@ -214,31 +223,22 @@ class LocalTarget:
         return text
 
     def predict(self, items: list[Item], desc: str = "generating") -> dict[str, Prediction]:
-        import torch
+        from .generation import greedy
 
-        prompts = {item.id: self._prompt(item) for item in items}
-        # Similar lengths share a batch, so little compute goes to padding.
-        order = sorted(items, key=lambda it: len(prompts[it.id]))
         out: dict[str, Prediction] = {}
+        suites: dict[str, list[Item]] = {}
+        for item in items:  # a batch never mixes suites: their prompts begin differently
+            suites.setdefault(item.suite, []).append(item)
         with tqdm(total=len(items), desc=desc, unit="item") as bar:
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start:start + self.batch_size]
-                enc = self.tokenizer([prompts[it.id] for it in batch], return_tensors="pt", padding=True,
-                                     add_special_tokens=False).to(self.device)
-                t0 = time.perf_counter()
-                with torch.inference_mode():
-                    generated = self.model.generate(
-                        **enc, max_new_tokens=self.max_new_tokens, do_sample=False, temperature=None,
-                        top_p=None, top_k=None, pad_token_id=self.tokenizer.pad_token_id)
-                latency = time.perf_counter() - t0  # each item of a batch waits for the whole batch
-                new = generated[:, enc["input_ids"].shape[1]:]
-                for item, ids in zip(batch, new, strict=True):
-                    raw = self.tokenizer.decode(ids, skip_special_tokens=False)
-                    text = self._cut(raw)
+            for group in suites.values():
+                prompts = [self.tokenizer(self._prompt(it), add_special_tokens=False)["input_ids"] for it in group]
+                generated = greedy(self.model, prompts, max_new_tokens=self.max_new_tokens, stop_ids=self._stop_ids,
+                                   pad_id=self.tokenizer.pad_token_id, batch_size=self.batch_size, on_batch=bar.update)
+                for item, gen in zip(group, generated, strict=True):
+                    text = self._cut(self.tokenizer.decode(gen.ids, skip_special_tokens=False))
                     if self.tokenizer.pad_token:
                         text = text.replace(self.tokenizer.pad_token, "")
-                    out[item.id] = from_text(text, latency, cut_off=text == raw and len(ids) == self.max_new_tokens)
-                bar.update(len(batch))
+                    out[item.id] = from_text(text, gen.seconds, cut_off=not gen.stopped)
         return out
 
     def chat_loss(self, items: list[Item], max_length: int = 2048) -> dict[str, tuple[float, int]]:

@@ -114,9 +114,24 @@ def load_model(cfg: TrainOptions, backend: str, path: str, prec: Precision) -> t
         raise models.ModelError(f"cannot load model {cfg.model}: {_first_line(exc)}") from exc
 
 
-def _lora_kwargs(cfg: TrainOptions) -> dict[str, Any]:
+def _lora_kwargs(cfg: TrainOptions, model_config: Any) -> dict[str, Any]:
     # The declared LoRA shape (contract.hyperparams: `peft`), with no bias terms trained.
-    return {**cfg.trainer_arguments("peft"), "bias": "none"}
+    kwargs = {**cfg.trainer_arguments("peft"), "bias": "none"}
+    if cfg.lora_top_layers is not None:
+        kwargs["layers_to_transform"] = top_layers(cfg.lora_top_layers, model_config)
+    return kwargs
+
+
+def top_layers(count: int, model_config: Any) -> list[int]:
+    """The indices of the last `count` transformer layers. Nothing below the lowest adapted layer needs a
+    gradient, so autograd's backward pass ends there."""
+    total = getattr(model_config, "num_hidden_layers", None)
+    if not isinstance(total, int) or total < 1:
+        raise BackendError(f"--lora-top-layers: the model's config gives no layer count (num_hidden_layers) to "
+                           f"count the top {count} layers from")
+    if count > total:
+        raise BackendError(f"--lora-top-layers {count}: the model has only {total} layers")
+    return list(range(total - count, total))
 
 
 def _load_trl(cfg: TrainOptions, path: str, prec: Precision) -> Any:
@@ -139,7 +154,7 @@ def _load_trl(cfg: TrainOptions, path: str, prec: Precision) -> Any:
     elif gc:
         # LoRA leaves the embeddings frozen; checkpointed blocks need an input that requires grad.
         model.enable_input_require_grads()
-    return get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **_lora_kwargs(cfg)))
+    return get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **_lora_kwargs(cfg, model.config)))
 
 
 def _load_unsloth(cfg: TrainOptions, path: str, prec: Precision) -> tuple[Any, Any]:
@@ -156,7 +171,7 @@ def _load_unsloth(cfg: TrainOptions, path: str, prec: Precision) -> tuple[Any, A
         model,
         use_gradient_checkpointing="unsloth" if gradient_checkpointing(cfg) else False,
         random_state=cfg.seed,
-        **_lora_kwargs(cfg),
+        **_lora_kwargs(cfg, model.config),
     )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
