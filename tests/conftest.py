@@ -32,8 +32,8 @@ ALERT_RULES = ROOT / "charts" / "kubetune" / "alerts" / "kubetune.rules.yaml"
 SHARED_VLLM_SERVER = "vllm-session"
 GROUP_OF = {module: SHARED_VLLM_SERVER for module in (
     "test_bench_vllm", "test_evaluate_e2e", "test_observability", "test_vllm_serving")}
-LONGEST_FIRST = ("test_local_run", SHARED_VLLM_SERVER, "test_local_lifecycle", "test_train_distributed",
-                 "test_train_resume", "test_train_store_outage")
+LONGEST_FIRST = ("test_local_run_gate", "test_local_run", SHARED_VLLM_SERVER, "test_local_lifecycle",
+                 "test_train_distributed", "test_train_resume", "test_train_store_outage")
 
 
 def work_unit(nodeid: str) -> str:

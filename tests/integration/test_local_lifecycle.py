@@ -26,6 +26,7 @@ import yaml
 from kubetune_jobs import storage
 from kubetune_jobs.contract.layout import RunLayout
 from support.process_tree import cmdline, kill, left, tree, wait_for
+from support.served_model import served_dtype
 
 RUN = "finished"
 SIGNALS = [pytest.param(signal.SIGINT, 130, "Ctrl-C", id="SIGINT"),
@@ -87,7 +88,7 @@ def finished_run(store: Path, model: Path, name: str = RUN) -> None:
 def serve_manifest(dest: Path, model: dict | None = None, storage_spec: dict | None = None) -> Path:
     """A ModelServe of the finished run (or of `model`), gated on two seed-tools items."""
     spec = {"model": model or {"fineTuneRun": {"name": RUN}}, "servedModelName": "smollm2",
-            "vllm": {"dtype": "bfloat16", "maxModelLen": 2048, "extraArgs": ["--enforce-eager", "--seed", "0"]},
+            "vllm": {"dtype": served_dtype(), "maxModelLen": 2048, "extraArgs": ["--enforce-eager", "--seed", "0"]},
             "resources": {"gpus": 0},
             "promotion": {"enabled": True, "suites": [{"name": "seed-tools", "limit": 2}], "maxNewTokens": 32,
                           "gate": {"minMargin": 0.0}}}

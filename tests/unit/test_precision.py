@@ -157,3 +157,28 @@ def test_the_probe_times_both_precisions_and_leaves_rng_and_threads_alone(worklo
     assert torch.equal(torch.random.get_rng_state(), state) and torch.get_num_threads() == threads
     assert timings.fp32_s > 0 and timings.bf16_s > 0 and timings.spread >= 1
     assert precision.decide(workload, timings).name in ("bf16", "fp32")
+
+
+@pytest.mark.parametrize(("bf16_s", "rounds"), [(3.0, 1), (1.5, 3), (0.5, 3)])
+def test_the_probe_stops_after_one_round_where_bf16_is_decisively_slower(monkeypatch: pytest.MonkeyPatch,
+                                                                         bf16_s: float, rounds: int) -> None:
+    """A bf16 run at DECISIVE times fp32's slowest decides for fp32 at once (a CPU without bf16 units: 14x);
+    anything closer gets the probe's full number of runs."""
+    from kubetune_jobs import precision_probe
+
+    calls = {"fp32": 0, "bf16": 0}
+
+    def work(dtype: torch.dtype):
+        name = "bf16" if dtype == torch.bfloat16 else "fp32"
+
+        def run() -> float:
+            calls[name] += 1
+            return bf16_s if name == "bf16" else 1.0
+
+        return run
+
+    monkeypatch.setattr(precision_probe, "_training", work)
+    timings = precision_probe.measure(TRAINING)
+    assert calls == {"fp32": 1 + rounds, "bf16": 1 + rounds}  # one warm-up each, then the timed rounds
+    assert (timings.fp32_s, timings.bf16_s) == (1.0, bf16_s)
+    assert precision.decide(TRAINING, timings).name == ("bf16" if bf16_s < 1 / precision.SPEEDUP_NEEDED else "fp32")

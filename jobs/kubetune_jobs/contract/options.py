@@ -279,7 +279,9 @@ class EvaluateOptions(_Options):
                                  repeat=True)
     limit: int | None = flag(None, "first N items of each suite without its own :N")
     concurrency: int = flag(8, "requests in flight (endpoint)", changes_results=False)
-    batch_size: int = flag(8, "generation batch (local model)")
+    # On a CPU a decoding step reads every weight whatever the batch: 32 rows cost 13-22 ms a token each against
+    # 33-43 ms at 8 (SmolLM2-135M fp32, 2 cores; BENCHMARKS.md, "evaluate"). Rows leave the batch when they end.
+    batch_size: int = flag(32, "generation batch (local model)")
     max_new_tokens: int = flag(512, "longest answer generated per item (tool calls are short; chat answers longer)")
     timeout: float = flag(120.0, "seconds per request", changes_results=False)
     retries: int = flag(3, "attempts per request on transient errors", changes_results=False)
