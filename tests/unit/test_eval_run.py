@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pathlib
 
 import pytest
 
@@ -204,3 +205,39 @@ def test_output_cut_off_by_the_token_limit_is_named_in_the_reason():
     assert cut["reason"].startswith("unparseable output (cut off at the --max-new-tokens limit)")
     whole = score_item(item, from_text(text, 0.1))
     assert whole["reason"].startswith("unparseable output:") and whole["cut_off"] is False
+
+
+def test_evaluate_writes_its_progress_beside_the_report_and_a_refusing_store_does_not_stop_it(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """`progress.json` (items done of all, time left) is what `kubetune run` shows for an evaluation step: written
+    at most every few seconds and at the last item; a store that refuses it costs a warning, not the evaluation."""
+    import json as _json
+
+    from kubetune_jobs import storage
+    from kubetune_jobs.contract import records
+    from kubetune_jobs.evaluate.run import ItemProgress
+
+    import itertools
+
+    clock = itertools.chain([0.0, 1.0, 2.0, 9.0, 10.0], itertools.count(100.0))
+    monkeypatch.setattr("kubetune_jobs.evaluate.run.time.monotonic", lambda: next(clock))
+    progress = ItemProgress(str(tmp_path), 10)  # started at 0
+    written = tmp_path / "progress.json"
+    progress(2)  # 1 s in: too soon
+    assert not written.exists()
+    progress(3)  # 2 s in: too soon
+    assert not written.exists()
+    progress(3)  # 9 s in: 8 of 10
+    first = records.read(records.Progress, written.read_bytes())
+    assert (first.state, first.step, first.total) == ("running", 8, 10) and first.eta_seconds == pytest.approx(2.2, 0.01)
+    progress(2)  # the last item, 10 s in: written however soon
+    assert _json.loads(written.read_text())["step"] == 10
+
+    def refuse(self: object, obj: object) -> None:
+        raise storage.StorageError("store refused the write")
+
+    monkeypatch.setattr(type(storage.location(str(tmp_path)).child("x")), "write_json", refuse)
+    failing = ItemProgress(str(tmp_path / "other"), 1)
+    failing(1)
+    failing(1)  # once refused, not tried again
+    assert len([r for r in caplog.records if "progress not written" in r.getMessage()]) == 1

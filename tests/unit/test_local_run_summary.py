@@ -36,3 +36,21 @@ def test_the_summary_names_only_the_models_the_run_makes(tmp_path: Path) -> None
     assert "finalModel" not in arts and adapter_only.final_model() == adapter_only.layout.adapter(stages[-1])
     assert arts["models"] == {s: adapter_only.layout.merged(s) for s in stages[:-1]}
     assert arts["adapters"] == {s: adapter_only.layout.adapter(s) for s in stages}
+
+
+def test_an_evaluation_step_shows_the_items_its_job_has_answered(tmp_path: Path) -> None:
+    """The evaluate job's progress.json (beside its report) is what `kubetune run` shows for that step; a
+    training step's is its stage's. Nothing written yet, or a record of another kind: nothing shown."""
+    import json
+
+    run = _run(tmp_path, last_stage_merges=True)
+    steps = {s.name: s for s in run.steps}
+    base = steps["eval-base"]
+    assert run._done(base) is None
+    where = Path(base.outputs[0]).parent / "progress.json"
+    where.parent.mkdir(parents=True)
+    where.write_text(json.dumps({"state": "running", "step": 12, "total": 20, "eta_seconds": 50.0}))
+    done = run._done(base)
+    assert (done.completed, done.total, done.unit, done.detail) == (12, 20, "items", "ETA 50s")
+    where.write_text(json.dumps({"state": 3}))
+    assert run._done(base) is None

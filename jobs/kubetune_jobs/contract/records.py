@@ -1,6 +1,7 @@
 """The records the jobs write and the operator (and `kubetune run`) read, typed on both sides.
 
-    progress.json   `Progress`       written by train on every logged step
+    progress.json   `Progress`       written by train on every logged step; by evaluate as items are answered
+                                     (step: items done, total: items)
     curve.json      `TrainingCurve`  written by train beside it: the figures of every logged step
     stats.json      `PrepareStats`   written last by prepare (what it vouches for)
     report.json     `ReportSummary`  the figures of the report evaluate writes (items are the job's own)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from .. import storage
-from ..contract.layout import REPORT_FILE, REPORT_MARKDOWN
+from ..contract.layout import PROGRESS_FILE, REPORT_FILE, REPORT_MARKDOWN
 from ..contract.options import EvaluateOptions
-from ..contract.records import ReportSummary
+from ..contract.records import Progress, ReportSummary
 from ..precision import Precision
 from . import report as reports
 from . import suites as suite_mod
@@ -45,6 +46,36 @@ def _target_name(args: EvaluateOptions) -> str:
     return f"predictions {args.predictions}"
 
 
+class ItemProgress:
+    """`progress.json` beside the report while items are answered (items done of all, the time left at the rate
+    so far), so whoever runs the job sees more than "running" (`kubetune run`'s step line reads it). Written at
+    most every `EVERY_SECONDS` and at the last item; best effort, as a progress line is: a store that refuses
+    it is logged once and the evaluation goes on."""
+
+    EVERY_SECONDS = 5.0
+
+    def __init__(self, output: str | None, total: int) -> None:
+        self.where = storage.location(output).child(PROGRESS_FILE) if output else None
+        self.total, self.done = total, 0
+        self.started = self.written = time.monotonic()
+        self.failed = False
+
+    def __call__(self, count: int) -> None:
+        self.done = min(self.total, self.done + count)
+        now = time.monotonic()
+        if self.where is None or self.failed or (now - self.written < self.EVERY_SECONDS and self.done < self.total):
+            return
+        self.written = now
+        rate = self.done / max(now - self.started, 1e-9)
+        record = Progress(state="running", step=self.done, total=self.total, updated_at=time.time(),
+                          eta_seconds=round((self.total - self.done) / rate, 1) if rate > 0 else None)
+        try:
+            self.where.write_json(record.dump())
+        except (OSError, storage.StorageError) as exc:
+            self.failed = True
+            log.warning("progress not written to %s (the evaluation goes on): %s", self.where, exc)
+
+
 def _answer(args: EvaluateOptions, items: list[Item]) -> tuple[dict[str, Prediction], dict[str, Any],
                                                              Precision | None]:
     """Predictions for tool items, extra per-item fields for chat items (loss, judge verdict), and the
@@ -56,17 +87,18 @@ def _answer(args: EvaluateOptions, items: list[Item]) -> tuple[dict[str, Predict
     extra: dict[str, dict[str, Any]] = {it.id: {} for it in chat_items}
     preds: dict[str, Prediction] = {}
     generated_in: Precision | None = None
+    answered = tool_items + (chat_items if args.judge_endpoint else [])
     if args.predictions:
         preds = targets.load_predictions(args.predictions)
     elif args.endpoint:
         target = targets.EndpointTarget(args.endpoint, args.model, concurrency=args.concurrency,
                                         timeout=args.timeout, retries=args.retries, max_new_tokens=args.max_new_tokens)
         target.check()
-        preds = target.predict(tool_items + (chat_items if args.judge_endpoint else []))
+        preds = target.predict(answered, on_done=ItemProgress(args.output, len(answered)))
     else:
         local = targets.LocalTarget(args.local_model, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
         generated_in = local.precision
-        preds = local.predict(tool_items + (chat_items if args.judge_endpoint else []))
+        preds = local.predict(answered, on_done=ItemProgress(args.output, len(answered)))
         for item_id, (loss_sum, tokens) in local.chat_loss(chat_items).items():
             extra[item_id].update(loss_sum=loss_sum, tokens=tokens)
     if args.judge_endpoint and chat_items:

@@ -14,6 +14,7 @@ import math
 import os
 import time
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
@@ -171,13 +172,17 @@ class EndpointTarget:
         # The ids end with the end-of-turn token that stopped generation; the text a model "said" ends before it.
         return text.split(END_OF_TURN, 1)[0] if isinstance(text, str) else None
 
-    def predict(self, items: list[Item], desc: str = "requests") -> dict[str, Prediction]:
+    def predict(self, items: list[Item], desc: str = "requests",
+                on_done: Callable[[int], None] | None = None) -> dict[str, Prediction]:
+        """Answers to `items`; `on_done(n)` is told of every `n` items answered."""
         out: dict[str, Prediction] = {}
         with ThreadPoolExecutor(self.concurrency) as pool, tqdm(total=len(items), desc=desc, unit="item") as bar:
             futures = {pool.submit(self._one, item): item.id for item in items}
             for future in as_completed(futures):
                 out[futures[future]] = future.result()
                 bar.update()
+                if on_done:
+                    on_done(1)
         return out
 
 
@@ -233,14 +238,22 @@ class LocalTarget:
             text = text.split(stop, 1)[0]
         return text
 
-    def predict(self, items: list[Item], desc: str = "generating") -> dict[str, Prediction]:
+    def predict(self, items: list[Item], desc: str = "generating",
+                on_done: Callable[[int], None] | None = None) -> dict[str, Prediction]:
+        """Answers to `items`; `on_done(n)` is told of every `n` items answered."""
         from .generation import greedy
 
         out: dict[str, Prediction] = {}
         with tqdm(total=len(items), desc=desc, unit="item") as bar:
+
+            def batch_done(rows: int) -> None:
+                bar.update(rows)
+                if on_done:
+                    on_done(rows)
+
             for group, prompts in self._groups(items):
                 generated = greedy(self.model, prompts, max_new_tokens=self.max_new_tokens, stop_ids=self._stop_ids,
-                                   pad_id=self.tokenizer.pad_token_id, batch_size=self.batch_size, on_batch=bar.update)
+                                   pad_id=self.tokenizer.pad_token_id, batch_size=self.batch_size, on_batch=batch_done)
                 for item, gen in zip(group, generated, strict=True):
                     text = self._cut(self.tokenizer.decode(gen.ids, skip_special_tokens=False))
                     if self.tokenizer.pad_token:
