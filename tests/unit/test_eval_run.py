@@ -211,13 +211,11 @@ def test_evaluate_writes_its_progress_beside_the_report_and_a_refusing_store_doe
         tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """`progress.json` (items done of all, time left) is what `kubetune run` shows for an evaluation step: written
     at most every few seconds and at the last item; a store that refuses it costs a warning, not the evaluation."""
-    import json as _json
+    import itertools
 
     from kubetune_jobs import storage
     from kubetune_jobs.contract import records
     from kubetune_jobs.evaluate.run import ItemProgress
-
-    import itertools
 
     clock = itertools.chain([0.0, 1.0, 2.0, 9.0, 10.0], itertools.count(100.0))
     monkeypatch.setattr("kubetune_jobs.evaluate.run.time.monotonic", lambda: next(clock))
@@ -231,7 +229,7 @@ def test_evaluate_writes_its_progress_beside_the_report_and_a_refusing_store_doe
     first = records.read(records.Progress, written.read_bytes())
     assert (first.state, first.step, first.total) == ("running", 8, 10) and first.eta_seconds == pytest.approx(2.2, 0.01)
     progress(2)  # the last item, 10 s in: written however soon
-    assert _json.loads(written.read_text())["step"] == 10
+    assert json.loads(written.read_text())["step"] == 10
 
     def refuse(self: object, obj: object) -> None:
         raise storage.StorageError("store refused the write")
