@@ -192,6 +192,8 @@ class LocalRun:
             detail.append(f"loss {progress.loss:.3f}")
         if progress.tokens_per_second:
             detail.append(f"{progress.tokens_per_second:.0f} tok/s")
+        if progress.items_per_second:
+            detail.append(f"{progress.items_per_second:.2f} items/s")
         if (progress.world_size or 1) > 1:
             detail.append(f"{progress.world_size} ranks, batch {progress.effective_batch}")
         if progress.eta_seconds is not None:

@@ -49,8 +49,9 @@ def test_an_evaluation_step_shows_the_items_its_job_has_answered(tmp_path: Path)
     assert run._done(base) is None
     where = Path(base.outputs[0]).parent / "progress.json"
     where.parent.mkdir(parents=True)
-    where.write_text(json.dumps({"state": "running", "step": 12, "total": 20, "eta_seconds": 50.0}))
+    where.write_text(json.dumps({"state": "running", "step": 12, "total": 20, "items_per_second": 0.16,
+                                 "eta_seconds": 50.0}))
     done = run._done(base)
-    assert (done.completed, done.total, done.unit, done.detail) == (12, 20, "items", "ETA 50s")
+    assert (done.completed, done.total, done.unit, done.detail) == (12, 20, "items", "0.16 items/s, ETA 50s")
     where.write_text(json.dumps({"state": 3}))
     assert run._done(base) is None

@@ -53,6 +53,7 @@ class Progress(_Record):
     loss: float | None = None
     learning_rate: float | None = None
     tokens_per_second: float | None = None  # non-padding tokens of all ranks, from the end of the first step
+    items_per_second: float | None = None  # evaluate: items answered per second so far
     tokens: int | None = None  # non-padding tokens trained on in this stage, every rank's (num_input_tokens_seen)
     eta_seconds: float | None = None
     epoch: float | None = None

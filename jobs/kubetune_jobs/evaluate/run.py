@@ -68,6 +68,7 @@ class ItemProgress:
         self.written = now
         rate = self.done / max(now - self.started, 1e-9)
         record = Progress(state="running", step=self.done, total=self.total, updated_at=time.time(),
+                          items_per_second=round(rate, 3),
                           eta_seconds=round((self.total - self.done) / rate, 1) if rate > 0 else None)
         try:
             self.where.write_json(record.dump())
