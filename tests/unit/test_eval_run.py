@@ -218,8 +218,7 @@ def test_evaluate_writes_its_progress_beside_the_report_and_a_refusing_store_doe
     from kubetune_jobs.evaluate.run import ItemProgress
 
     clock = itertools.chain([0.0, 1.0, 2.0, 9.0, 10.0], itertools.count(100.0))
-    monkeypatch.setattr("kubetune_jobs.evaluate.run.time.monotonic", lambda: next(clock))
-    progress = ItemProgress(str(tmp_path), 10)  # started at 0
+    progress = ItemProgress(str(tmp_path), 10, clock=lambda: next(clock))  # started at 0
     written = tmp_path / "progress.json"
     progress(2)  # 1 s in: too soon
     assert not written.exists()

@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,15 +55,15 @@ class ItemProgress:
 
     EVERY_SECONDS = 5.0
 
-    def __init__(self, output: str | None, total: int) -> None:
+    def __init__(self, output: str | None, total: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.where = storage.location(output).child(PROGRESS_FILE) if output else None
-        self.total, self.done = total, 0
-        self.started = self.written = time.monotonic()
+        self.total, self.done, self.clock = total, 0, clock
+        self.started = self.written = clock()
         self.failed = False
 
     def __call__(self, count: int) -> None:
         self.done = min(self.total, self.done + count)
-        now = time.monotonic()
+        now = self.clock()
         if self.where is None or self.failed or (now - self.written < self.EVERY_SECONDS and self.done < self.total):
             return
         self.written = now
