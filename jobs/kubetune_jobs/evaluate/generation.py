@@ -46,6 +46,11 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+def shared_beginning(prompts: Sequence[Sequence[int]]) -> int:
+    """How many leading tokens all `prompts` (two or more) have in common."""
+    return min(common_prefix(prompts[0], p) for p in prompts[1:])
+
+
 def forward(model: Any, cache: Any, **inputs: Any) -> tuple[Any, Any]:
     """(logits, the KV cache after these inputs). transformers 5 renamed `past_key_values` to `cache`."""
     if _takes_cache(type(model)):

@@ -193,12 +193,6 @@ class EndpointTarget:
 LONG_SHARED_BEGINNING = 256
 
 
-def common_prefix_of(prompts: list[list[int]]) -> int:
-    from .generation import common_prefix
-
-    return min(common_prefix(prompts[0], p) for p in prompts[1:])
-
-
 class LocalTarget:
     """Greedy generation with transformers, prompts rendered with our template, batched so that prompts that
     begin alike share the encoding of that beginning (`generation`)."""
@@ -266,6 +260,8 @@ class LocalTarget:
         (seed-tools' tools block) is a group of its own, so that beginning is encoded once; the other suites'
         short prompts are pooled, since a decoding step costs about the same for 8 rows as for 20 on a CPU (it
         reads every weight) and a rambling model runs every row to max_new_tokens."""
+        from .generation import shared_beginning
+
         suites: dict[str, list[Item]] = {}
         for item in items:
             suites.setdefault(item.suite, []).append(item)
@@ -273,7 +269,7 @@ class LocalTarget:
         pooled: tuple[list[Item], list[list[int]]] = ([], [])
         for group in suites.values():
             prompts = [self.tokenizer(self._prompt(it), add_special_tokens=False)["input_ids"] for it in group]
-            if len(prompts) > 1 and common_prefix_of(prompts) >= LONG_SHARED_BEGINNING:
+            if len(prompts) > 1 and shared_beginning(prompts) >= LONG_SHARED_BEGINNING:
                 groups.append((group, prompts))
             else:
                 pooled[0].extend(group)
