@@ -31,7 +31,7 @@ ALERT_RULES = ROOT / "charts" / "kubetune" / "alerts" / "kubetune.rules.yaml"
 # pytest no longer reads.)
 SHARED_VLLM_SERVER = "vllm-session"
 GROUP_OF = {module: SHARED_VLLM_SERVER for module in (
-    "test_bench_vllm", "test_evaluate_e2e", "test_observability", "test_vllm_serving")}
+    "test_bench_vllm", "test_evaluate_e2e", "test_observability", "test_probe_vllm", "test_vllm_serving")}
 LONGEST_FIRST = ("test_local_run_gate", "test_local_run", SHARED_VLLM_SERVER, "test_local_lifecycle",
                  "test_train_distributed", "test_train_resume", "test_train_store_outage")
 

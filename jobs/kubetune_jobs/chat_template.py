@@ -74,6 +74,7 @@ def render(
 # vLLM's hermes pattern: a closed block, or an open one running to the end of the text.
 _TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>|<tool_call>(.*)", re.DOTALL)
 TOOL_CALL_START = "<tool_call>"
+TOOL_CALL_END = "</tool_call>"
 
 
 @dataclass

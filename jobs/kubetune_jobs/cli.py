@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "evaluate": "kubetune_jobs.evaluate.run",
     "serve": "kubetune_jobs.serving.run",
     "bench": "kubetune_jobs.bench.run",
+    "probe": "kubetune_jobs.probe.run",
     "fetch": "kubetune_jobs.fetch",
 }
 

@@ -53,6 +53,7 @@ from kubetune_operator.modelserve import api, promotion, source, vllm
 from . import store_timeout
 from .gate import exit_code, read_file, show
 from .lifecycle import Failure, signal_name
+from .live import LiveProbe, RollBack
 
 JOB = [sys.executable, "-m", "kubetune_jobs.cli"]
 
@@ -319,17 +320,20 @@ def gate(local: Local, against: str, port: int, console: Console, *,
 
 
 def serve_forever(local: Local, target: source.Target, port: int, console: Console, *,
-                  started_server: Any = None) -> int:
-    """Serve `target` until Ctrl-C (or serve on from `started_server`, already running it)."""
+                  started_server: Any = None, template: str | None = None, previous: source.Target | None = None) -> int:
+    """Serve `target` until Ctrl-C (or serve on from `started_server`, already running it), with the live probe when
+    the manifest asks for it. With `previous` (what served before a promotion) and spec.promotion.watchSeconds, a
+    failing probe round within the window raises RollBack."""
     try:
-        return _serve(local, target, port, console, started_server)
+        return _serve(local, target, port, console, started_server, template, previous)
     finally:
         if started_server is not None:
             started_server.stop()  # also when something failed before it was entered
 
 
-def _serve(local: Local, target: source.Target, port: int, console: Console, started_server: Any) -> int:
-    argv = local.argv(target, port)
+def _serve(local: Local, target: source.Target, port: int, console: Console, started_server: Any,
+           template: str | None, previous: source.Target | None) -> int:
+    argv = local.argv(target, port, template)
     console.print(f"[bold]kubetune serve[/] {local.serve.metadata.name}: {target.source}"
                   + (f" (digest {target.digest[:12]})" if target.digest else ""))
     console.print("  vllm " + " ".join(argv), soft_wrap=True, markup=False, highlight=False)
@@ -344,13 +348,47 @@ def _serve(local: Local, target: source.Target, port: int, console: Console, sta
         if local.spec.api_key_secret and not key_env:
             console.print("[yellow]note[/] spec.apiKeySecret names a Secret; on this machine the key is "
                           f"${names.API_KEY} (unset: no key is required)")
+        probe = None
+        if local.spec.monitoring.probe.enabled:
+            revision = source.revision(local.spec, target, local.serve.served_name(), "local")
+            probe = LiveProbe(JOB, local.serve, local.root, srv.base_url, revision, console,
+                              local.workdir / "probe.log", local.locate)
         try:
+            _watch(local, probe, previous, console)
             while srv.running:
                 time.sleep(1.0)
         except KeyboardInterrupt as interrupt:  # SIGTERM too: asked to stop, serving ends as it should
             console.print(f"\nstopping the server ({signal_name(interrupt)})")
             return 0
+        finally:
+            if probe is not None:
+                probe.stop()
         raise srv.failure(f"the server stopped (exit {srv.returncode})")
+
+
+def _watch(local: Local, probe: LiveProbe | None, previous: source.Target | None, console: Console) -> None:
+    """After a promotion: each probe round judged as the operator judges it, until the window ends; RollBack on a
+    failing round, or on none at all by the end (a watch that cannot see says no)."""
+    seconds = local.spec.promotion.watch_seconds
+    if not seconds or previous is None:
+        return
+    if probe is None:
+        console.print("[yellow]note[/] spec.promotion.watchSeconds needs spec.monitoring.probe.enabled: no watch")
+        return
+    console.print(f"[bold]watch[/] revision {probe.revision} for {seconds} s: a failing probe round goes back to "
+                  f"{escape(previous.source)}", soft_wrap=True)
+    until = time.monotonic() + seconds
+    while True:
+        time.sleep(1.0)
+        verdict = probe.verdict()
+        over = time.monotonic() >= until
+        if verdict.failure or (over and not verdict.seen):
+            why = verdict.failure or f"no probe round within the {seconds} s window: the watch cannot vouch for it"
+            console.print(f"[red]rolling back[/] revision {probe.revision}: {escape(why)}", soft_wrap=True)
+            raise RollBack(why)
+        if over:
+            console.print(f"[bold]watch[/] passed: revision {probe.revision} keeps serving", soft_wrap=True)
+            return
 
 
 def run(manifest: str | Path, store: Path, port: int, console: Console, *, against: str | None = None,
@@ -376,7 +414,14 @@ def run(manifest: str | Path, store: Path, port: int, console: Console, *, again
                 return exit_code(verdict)
             # Promoted: the server the candidate was evaluated on serves on, as a rollout would.
             started, evaluated = evaluated, None
-            return serve_forever(local, target, port, console, started_server=started)
+            previous = None if against.endswith(".json") and Path(against).is_file() else reference_target(against)
+            try:
+                return serve_forever(local, target, port, console, started_server=started, previous=previous)
+            except RollBack:
+                assert previous is not None
+                console.print(f"serving the previous model {escape(previous.source)} again", soft_wrap=True)
+                # With the template the gate evaluated it with (the candidate's).
+                return serve_forever(local, previous, port, console, template=local.files(target).chat_template)
         return serve_forever(local, local.target(), port, console)
     finally:
         if evaluated is not None:

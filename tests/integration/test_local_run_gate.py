@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -60,7 +61,7 @@ GATE_SUITES = [{"name": "seed-tools", "limit": 8}, {"name": "bfcl-simple_python"
 MAX_NEW_TOKENS = yaml.safe_load(QUICKSTART.read_text())["spec"]["evaluation"]["maxNewTokens"]
 
 
-def serve_manifest(dest: Path, name: str, stage: str | None = None) -> Path:
+def serve_manifest(dest: Path, name: str, stage: str | None = None, probe: bool = False) -> Path:
     """A ModelServe of the run's model (or one stage's), gated on the run's suites with its answer length (eight
     items each where the run evaluated the first four), so its endpoint evaluations can be compared item by item
     with the run's in-process ones."""
@@ -70,7 +71,10 @@ def serve_manifest(dest: Path, name: str, stage: str | None = None) -> Path:
                     "vllm": {"dtype": served_dtype(), "maxModelLen": 4096, "extraArgs": ["--enforce-eager", "--seed", "0"]},
                     "resources": {"gpus": 0},
                     "promotion": {"enabled": True, "suites": GATE_SUITES, "maxNewTokens": MAX_NEW_TOKENS,
-                                  "gate": {"minMargin": 0.01}}}}
+                                  "gate": {"minMargin": 0.01}},
+                    # The live probe on the model once it serves (its first round's health line is read below).
+                    "monitoring": {"probe": {"enabled": probe, "intervalSeconds": 60, "maxNewTokens": MAX_NEW_TOKENS,
+                                             "suites": GATE_SUITES}}}}
     path = dest / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -105,9 +109,9 @@ def gates(finished_run: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
 
     tmp = tmp_path_factory.mktemp("gates")
     store = str(finished_run["root"].parent.parent)
-    tuned = kubetune("serve", str(serve_manifest(tmp, "tuned")), "--store", store, "--against",
+    tuned = kubetune("serve", str(serve_manifest(tmp, "tuned", probe=True)), "--store", store, "--against",
                      "bundled:smollm2-135m", "--port", str(free_port()))
-    reply, serving, started = None, [], []
+    reply, serving, started, health = None, [], [], None
     try:
         out1, endpoint = _serve_until_ready(tuned)
         if endpoint is not None:
@@ -121,6 +125,12 @@ def gates(finished_run: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
                                    "required": ["location"]}}}])
             serving = tree(tuned.pid)  # the command, vLLM (in a session of its own) and vLLM's workers
             started = [cmdline(p) for p in serving]
+            assert tuned.stdout is not None
+            for line in tuned.stdout:  # until the live probe's first round ends
+                out1 += line
+                if "probe revision" in line and "accuracy" in line:
+                    health = line
+                    break
             os.killpg(tuned.pid, signal.SIGINT)
         rest, _ = tuned.communicate(timeout=300)
         out1 += rest
@@ -135,7 +145,7 @@ def gates(finished_run: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     second = _reports(out2)
     assert worse.returncode in (0, 3) and len(second) == 1, out2
     return {"tuned": (tuned.returncode, out1, first), "stage-one": (worse.returncode, out2, second),
-            "reply": reply, "serving": started, "left": left(serving)}
+            "reply": reply, "serving": started, "left": left(serving), "health": health}
 
 
 def test_the_gate_promotes_the_tuned_model_over_its_base_and_serves_it(gates: dict) -> None:
@@ -151,6 +161,16 @@ def test_the_gate_promotes_the_tuned_model_over_its_base_and_serves_it(gates: di
     message = reply.choices[0].message
     # An OpenAI-compatible reply with tools: a call through vLLM's hermes parser, or an answer in content.
     assert (message.tool_calls and all(c.function.name for c in message.tool_calls)) or message.content
+
+
+def test_the_live_probe_prints_the_served_models_health(gates: dict) -> None:
+    """Once promoted and serving, `kubetune serve` probes the model as its clients see it (spec.monitoring.probe)
+    and prints each round's health line: every request answered, the tuned model's calls counted."""
+    line = gates["health"]
+    assert line is not None, gates["tuned"][1]
+    figures = dict(re.findall(r"(accuracy|unparseable|calls) (\d+)%", line))
+    items = sum(s["limit"] for s in GATE_SUITES)
+    assert f"unanswered 0/{items}" in line and int(figures["accuracy"]) > 0 and int(figures["calls"]) > 0, line
 
 
 def test_the_gate_rejects_a_worse_candidate(gates: dict) -> None:

@@ -70,8 +70,10 @@ def condition(cluster: EmulatedCluster, name: str, type_: str) -> dict:
 
 
 def deployments(cluster: EmulatedCluster, name: str) -> dict[str, dict]:
+    """revision -> its Deployment (the live probe's has no revision)."""
     return {d["metadata"]["labels"][resources.LABEL_REVISION]: d for d in cluster.list("apps/v1", "deployments", NS)
-            if d["metadata"]["labels"].get(resources.LABEL_SERVE) == name}
+            if d["metadata"]["labels"].get(resources.LABEL_SERVE) == name
+            and resources.LABEL_REVISION in d["metadata"]["labels"]}
 
 
 def jobs(cluster: EmulatedCluster, name: str) -> dict[str, dict]:
@@ -427,3 +429,75 @@ def test_serving_objectives_benchmark_the_candidate_and_reject_a_slow_one_before
         wait_for(lambda: second not in deployments(cluster, "slowtok"), what="candidate removed")
         assert cluster.get("v1", "services", NS, "slowtok")["spec"]["selector"][resources.LABEL_REVISION] == first
         assert status(cluster, "slowtok")["benchmark"]["revision"] == first
+
+
+# ---------------------------------------------------------------- after a promotion: the watch
+
+WATCH_SECONDS = 20  # two probe rounds at the shortest interval
+
+
+def probe_round(store: dict, serve_name: str, rev: str, accuracy: float, unparseable: float = 0.0) -> None:
+    """What the probe Deployment's `kubetune-job probe` writes after a round."""
+    from datetime import UTC, datetime
+
+    layout = ServeLayout.of(f"s3://{store['bucket']}", NS, serve_name)
+    health = records.ProbeHealth(items=10, answered=10, accuracy=accuracy, failed=0.0, unparseable=unparseable)
+    location(layout.probe_file(rev)).write_text(json.dumps(records.ProbeReport(
+        created=datetime.now(UTC).isoformat(timespec="seconds"), model=serve_name, revision=rev, rounds=1,
+        health=health).dump()))
+
+
+def probe_args(cluster: EmulatedCluster, name: str) -> list[str]:
+    dep = cluster.get("apps/v1", "deployments", NS, resources.probe_name(name)) or {}
+    return ((dep.get("spec") or {}).get("template", {}).get("spec", {}).get("containers") or [{}])[0].get("args", [])
+
+
+def watched(cluster: EmulatedCluster, store: dict, name: str) -> tuple[str, str]:
+    """A ModelServe under watch, its model changed and the new revision promoted: (previous, promoted)."""
+    cluster.create(manifest(name, store, {"uri": model(store, f"{name}-1")},
+                            promotion={"watchSeconds": WATCH_SECONDS, "keepPrevious": 1},
+                            monitoring={"probe": {"enabled": True, "intervalSeconds": 10, "minAccuracy": 0.5}}))
+    first = rollout(cluster, name)
+    wait_for(lambda: status(cluster, name).get("model", {}).get("revision") == first, what="serving")
+    cluster.patch(api.API_VERSION, api.PLURAL, NS, name, {"spec": {"model": {"uri": model(store, f"{name}-2")}}})
+    second = rollout(cluster, name, exclude={first})
+    wait_for(lambda: (status(cluster, name).get("watch") or {}).get("revision") == second, what="the watch")
+    return first, second
+
+
+def test_a_failing_probe_inside_the_watch_rolls_back(cluster: EmulatedCluster, store: dict) -> None:
+    with OperatorThread(cluster.url):
+        first, second = watched(cluster, store, "watched")
+        assert first in deployments(cluster, "watched"), "the previous revision stays up during the watch"
+        assert deployments(cluster, "watched")[first]["spec"]["replicas"] == 1
+        wait_for(lambda: "--revision" in probe_args(cluster, "watched"), what="the probe Deployment")
+        args = probe_args(cluster, "watched")
+        assert args[args.index("--revision") + 1] == second
+        probe_round(store, "watched", second, accuracy=0.1, unparseable=0.9)
+        wait_for(lambda: status(cluster, "watched")["model"]["revision"] == first, what="rolled back")
+        st = status(cluster, "watched")
+        assert st["history"][-1]["decision"] == "RolledBack" and st["history"][-1]["reason"] == "ProbeFailed"
+        assert "maxUnparseableRate" in st["history"][-1]["message"] and second in st["rejected"]
+        assert "watch" not in st or st["watch"] is None
+        assert cluster.get("v1", "services", NS, "watched")["spec"]["selector"][resources.LABEL_REVISION] == first
+        wait_for(lambda: second not in deployments(cluster, "watched"), what="the bad revision removed")
+        events = [e for e in cluster.list("v1", "events", NS) if e.get("involvedObject", {}).get("name") == "watched"]
+        assert any(e.get("reason") == "ProbeFailed" and e.get("type") == "Warning" for e in events)
+        wait_for(lambda: probe_args(cluster, "watched")[probe_args(cluster, "watched").index("--revision") + 1] == first,
+                 what="the probe follows the serving revision")
+
+
+def test_a_failing_probe_after_the_watch_moves_nothing(cluster: EmulatedCluster, store: dict) -> None:
+    import time
+
+    with OperatorThread(cluster.url):
+        first, second = watched(cluster, store, "steady")
+        probe_round(store, "steady", second, accuracy=0.9)
+        wait_for(lambda: (status(cluster, "steady").get("probe") or {}).get("accuracy") == 0.9, what="the probe's figures")
+        wait_for(lambda: status(cluster, "steady").get("watch") is None, timeout=WATCH_SECONDS + 60, what="the watch ends")
+        wait_for(lambda: first not in deployments(cluster, "steady"), what="the previous revision removed")
+        probe_round(store, "steady", second, accuracy=0.0, unparseable=1.0)
+        wait_for(lambda: (status(cluster, "steady").get("probe") or {}).get("unparseable") == 1.0, what="the failure seen")
+        time.sleep(1.0)  # a few resync periods
+        st = status(cluster, "steady")
+        assert st["model"]["revision"] == second and [h["decision"] for h in st["history"]] == ["RolledOut", "RolledOut"]

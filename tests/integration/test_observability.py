@@ -210,6 +210,15 @@ def bench(tmp: Path, gateway: str, vllm_server, revision: str) -> None:
                      "--namespace", NS]) == 0
 
 
+PROBE_SET = ROOT / "tests" / "fixtures" / "probe" / "few-shot-weather.jsonl"
+
+
+def probe(tmp: Path, gateway: str, vllm_server, revision: str) -> None:
+    assert cli.main(["probe", "--endpoint", vllm_server.base_url, "--model", vllm_server.model, "--data", str(PROBE_SET),
+                     "--rounds", "1", "--max-new-tokens", "48", "--output", str(tmp / "probe"), "--pushgateway", gateway,
+                     "--serve-name", "assistant", "--revision", revision, "--namespace", NS]) == 0
+
+
 def groups(gateway: str) -> list[dict[str, str]]:
     """The grouping labels of every group the Pushgateway holds, in a stable order."""
     with urllib.request.urlopen(f"{gateway}/api/v1/metrics", timeout=10) as resp:
@@ -261,8 +270,10 @@ def scenario(prometheus: Prometheus, pushgateway: str, vllm_server, tiny_qwen2: 
             walk_ft(cluster, bucket)
             first = reject_a_candidate(cluster, bucket, storage)
             bench(tmp, pushgateway, vllm_server, first)
+            probe(tmp, pushgateway, vllm_server, first)
             # Everything pushed and recorded has been scraped, and the rules have seen it.
             for expr in (f'{m.BENCH_COMPLETE.name}{{serve="assistant", namespace="{NS}"}}',
+                         f'{m.PROBE_ROUNDS.name}{{serve="assistant", namespace="{NS}"}}',
                          f'{m.TRAIN_STEP.name}{{run="ft", stage="chat"}} == 6',
                          'ALERTS{alertname="KubetuneEvaluationGateRejected", alertstate="firing"}',
                          'ALERTS{alertname="KubetuneRunFailed", alertstate="firing"}'):
@@ -352,7 +363,8 @@ def test_deleting_a_run_or_a_serve_deletes_its_pushed_groups_and_only_those(scen
     theirs = [g for g in before if m.run_owns(g, OTHER_NS, "ft")]
     assert {g["job"] for g in mine} == {m.TRAIN_GROUP.job, m.EVAL_GROUP.job} and len(theirs) == 1
     benches = [g for g in before if m.serve_owns(g, NS, "assistant")]
-    assert [g["revision"] for g in benches] == [scenario["revision"]]
+    assert sorted((g["job"], g["revision"]) for g in benches) == [(m.BENCH_GROUP.job, scenario["revision"]),
+                                                                   (m.PROBE_GROUP.job, scenario["revision"])]
     cluster.delete(ftr_api.API_VERSION, ftr_api.PLURAL, NS, "ft")
     wait_for(lambda: not [g for g in groups(gateway) if m.run_owns(g, NS, "ft")], what="ft's groups deleted")
     cluster.delete(ms_api.API_VERSION, ms_api.PLURAL, NS, "assistant")

@@ -13,8 +13,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kubetune_jobs.bench import metrics as bench_metrics
 from kubetune_jobs.contract import metrics as m
+from kubetune_jobs.contract.options import ProbeOptions
 from kubetune_jobs.contract.records import BenchLevel, BenchReport
 from kubetune_jobs.evaluate import metrics as eval_metrics
+from kubetune_jobs.probe.health import Health
+from kubetune_jobs.probe.run import Exporter
 from kubetune_jobs.train.metrics import MetricsPusher
 from kubetune_operator import metrics as operator_metrics
 
@@ -35,7 +38,8 @@ def test_names_are_unique_prefixed_and_conventional() -> None:
     names = [metric.name for metric in m.ALL]
     assert len(names) == len(set(names))
     for metric in m.ALL:
-        assert metric.name.startswith(("kubetune_operator_", "kubetune_train_", "kubetune_eval_", "kubetune_bench_"))
+        assert metric.name.startswith(("kubetune_operator_", "kubetune_train_", "kubetune_eval_", "kubetune_bench_",
+                                       "kubetune_probe_"))
         assert metric.help[:1].isupper() or metric.help[:1].isdigit(), metric.name
         if metric.help.startswith("Share") or " win rate " in metric.help:
             assert metric.name.endswith("_ratio"), metric.name
@@ -88,8 +92,11 @@ def test_what_each_writer_exposes_passes_promtool() -> None:
     operator_metrics.serve_seen("team-a", "assistant", "assistant", True, 1, [("RolledOut", "RolledOut")])
     operator = generate_latest(REGISTRY)  # what the operator serves, prometheus_client's process metrics too
     assert m.RUN_PHASE.name.encode() in operator and m.SERVE_DECISIONS.name.encode() in operator
+    probe = Exporter(ProbeOptions(endpoint="http://e/v1", model="assistant", suite=("seed-tools:4",)))
+    probe.export(Health(items=4, answered=4, accuracy=0.5, failed=0.0, unparseable=0.25, schema_violation=None, call=0.5,
+                        no_call=1.0, latency_p50_s=0.2, latency_p95_s=0.4))
     for text in (generate_latest(pusher.registry), generate_latest(eval_metrics.registry_for(EVAL_REPORT)),
-                 generate_latest(bench_metrics.registry_for(_report())), operator):
+                 generate_latest(bench_metrics.registry_for(_report())), generate_latest(probe.registry), operator):
         assert text and promtool_check(text) == "", text.decode()[:2000]
     operator_metrics.forget_run("team-a", "ft")
     operator_metrics.forget_serve("team-a", "assistant")
@@ -117,9 +124,11 @@ def test_pushed_groups_carry_the_namespace_and_deletion_picks_only_the_owners() 
     groups = [{"job": m.TRAIN_GROUP.job, "namespace": "team-a", "run": "ft", "stage": "tools"},
               {"job": m.EVAL_GROUP.job, **run_eval}, {"job": m.EVAL_GROUP.job, **gate_eval},
               {"job": m.BENCH_GROUP.job, **bench},
+              {"job": m.PROBE_GROUP.job, **m.PROBE_GROUP.key(namespace="team-a", serve="ft", revision="r1",
+                                                              model_name="assistant")},
               {"job": m.TRAIN_GROUP.job, "namespace": "team-b", "run": "ft", "stage": "tools"},
               {"job": "someone-else", "namespace": "team-a", "run": "ft"}]
     assert [g for g in groups if m.run_owns(g, "team-a", "ft")] == groups[:2]
-    assert [g for g in groups if m.serve_owns(g, "team-a", "ft")] == groups[2:4]
+    assert [g for g in groups if m.serve_owns(g, "team-a", "ft")] == groups[2:5]
     with pytest.raises(ValueError, match="not grouping labels"):
         m.TRAIN_GROUP.key(serve="x")

@@ -62,7 +62,8 @@ def objects(s: api.ModelServeSpec, keda: bool = False) -> list[dict]:
     rev = source.revision(s, t, BUILD.served_name, BUILD.vllm_image)
     out = [resources.deployment(s, BUILD, rev, t, 2), resources.service(BUILD, rev, stable=True),
            resources.service(BUILD, rev, stable=False), resources.bench_job(s, BUILD, rev),
-           resources.gate_job(s, BUILD, rev, t.datasets), resources.hpa(s, BUILD, rev)]
+           resources.gate_job(s, BUILD, rev, t.datasets), resources.hpa(s, BUILD, rev),
+           resources.probe_deployment(s, BUILD, rev)]
     cm = resources.template_configmap(s, BUILD, rev)
     return out + ([cm] if cm else [])
 
@@ -198,3 +199,21 @@ def test_the_known_parsers_and_argv_carry_no_secret() -> None:
     assert "hermes" in vllm.TOOL_PARSERS
     argv = vllm.argv(spec(), "assistant", vllm.ModelFiles(model="/m"))
     assert not any("key" in a.lower() for a in argv)
+
+
+def test_the_probe_deployment_probes_the_stable_service_and_is_no_backend_of_it() -> None:
+    s = spec(monitoring={"probe": {"enabled": True, "data": "s3://kubetune/probes/mine.jsonl"}})
+    t = target(s)
+    rev = source.revision(s, t, BUILD.served_name, BUILD.vllm_image)
+    probe = resources.probe_deployment(s, BUILD, rev)
+    args = probe["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--endpoint") + 1] == resources.endpoint("assistant", "ml")
+    assert args[args.index("--data") + 1] == "s3://kubetune/probes/mine.jsonl"
+    assert args[args.index("--revision") + 1] == rev and args[args.index("--suite") + 1] == "seed-tools:10"
+    pod_labels = probe["spec"]["template"]["metadata"]["labels"]
+    # The stable Service and the revision's Deployment select by serve and revision: the probe's pod has no revision.
+    for selector in (resources.service(BUILD, rev, stable=True)["spec"]["selector"],
+                     resources.deployment(s, BUILD, rev, t, 1)["spec"]["selector"]["matchLabels"]):
+        assert not all(pod_labels.get(k) == v for k, v in selector.items())
+    env = {e["name"]: e for e in probe["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["KUBETUNE_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "serve-key"

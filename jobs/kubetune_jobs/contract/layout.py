@@ -38,6 +38,7 @@ MERGED_DIR = "merged"
 
 REPORT_FILE = "report.json"
 BENCH_FILE = "bench.json"
+PROBE_FILE = "probe.json"  # `kubetune-job probe`: its last round, rewritten every round
 BENCH_MARKDOWN = "bench.md"
 REPORT_MARKDOWN = "report.md"
 SUMMARY_FILE = "summary.json"
@@ -141,6 +142,12 @@ class ServeLayout:
 
     def eval(self, revision: str) -> str:
         return join(self.root, "eval", revision)
+
+    def probe(self, revision: str) -> str:
+        return join(self.root, "probe", revision)
+
+    def probe_file(self, revision: str) -> str:
+        return join(self.probe(revision), PROBE_FILE)
 
     def report(self, revision: str) -> str:
         return join(self.eval(revision), REPORT_FILE)

@@ -95,7 +95,8 @@ STEP_KINDS = ("prepare", "train", "evaluate")
 # Every (decision, reason) a ModelServe's history records: their counters start at 0 so that the first
 # rejection is an increase Prometheus sees.
 SERVE_OUTCOMES = (("RolledOut", "RolledOut"), ("Promoted", "Promoted"), ("Rejected", "PromotionRejected"),
-                  ("Rejected", "EvaluationFailed"), ("Rejected", "CandidateNotReady"))
+                  ("Rejected", "EvaluationFailed"), ("Rejected", "CandidateNotReady"),
+                  ("Rejected", "BenchmarkFailed"), ("RolledBack", "ProbeFailed"), ("RolledBack", "ProbeMissing"))
 REJECTED = "Rejected"
 
 # ---------------------------------------------------------------- the jobs (pushed to a Pushgateway)
@@ -167,7 +168,28 @@ BENCH = (BENCH_REQUESTS, BENCH_OUTPUT_TOKENS, BENCH_DURATION, BENCH_REQUEST_THRO
          BENCH_TOKEN_THROUGHPUT, BENCH_TTFT, BENCH_TPOT, BENCH_ITL, BENCH_E2E, BENCH_SCALING, BENCH_COUNTS_AGREE,
          BENCH_COMPLETE)
 
-ALL = (*OPERATOR, *TRAIN, *EVALUATE, *BENCH)
+# The live probe (`kubetune-job probe`): what a client of the stable endpoint gets for a fixed set of tool-calling
+# and no-call requests, every interval. A long-lived pusher: each round replaces its group's figures.
+PROBE_ACCURACY = Metric("kubetune_probe_accuracy_ratio", "gauge",
+                        "Share of the probe's requests answered correctly (a request without an answer counts wrong)")
+PROBE_UNPARSEABLE = Metric("kubetune_probe_unparseable_ratio", "gauge",
+                           "Share of answered probe requests whose calls did not reach the client as tool_calls "
+                           "(call markup left in the content, arguments that are not a JSON object)")
+PROBE_SCHEMA_VIOLATION = Metric("kubetune_probe_schema_violation_ratio", "gauge",
+                                "Share of calling answers with arguments outside the offered JSON Schema")
+PROBE_CALL = Metric("kubetune_probe_call_ratio", "gauge",
+                    "Share of the requests that need a call answered with a (parsed) call")
+PROBE_NO_CALL = Metric("kubetune_probe_no_call_ratio", "gauge",
+                       "Share of the requests that need no call answered without one")
+PROBE_FAILED = Metric("kubetune_probe_failed_ratio", "gauge", "Share of the probe's requests that got no answer")
+PROBE_LATENCY = Metric("kubetune_probe_latency_seconds", "gauge", "Probe request latency, by statistic (p50, p95)",
+                       ("statistic",))
+PROBE_LAST_RUN = Metric("kubetune_probe_last_run_timestamp_seconds", "gauge", "Unix time the last round ended")
+PROBE_ROUNDS = Metric("kubetune_probe_rounds_total", "counter", "Probe rounds run by this prober")
+PROBE = (PROBE_ACCURACY, PROBE_UNPARSEABLE, PROBE_SCHEMA_VIOLATION, PROBE_CALL, PROBE_NO_CALL, PROBE_FAILED,
+         PROBE_LATENCY, PROBE_LAST_RUN, PROBE_ROUNDS)
+
+ALL = (*OPERATOR, *TRAIN, *EVALUATE, *BENCH, *PROBE)
 
 
 @dataclass(frozen=True)
@@ -189,6 +211,7 @@ TRAIN_GROUP = PushGroup("kubetune-train", (NS, "run", "stage"))
 # `run` for a FineTuneRun's evaluations, `serve` for a ModelServe's promotion gate; `model`: which model.
 EVAL_GROUP = PushGroup("kubetune-eval", (NS, "run", "serve", "model"))
 BENCH_GROUP = PushGroup("kubetune-bench", (NS, "serve", "revision", MODEL_NAME))
+PROBE_GROUP = PushGroup("kubetune-probe", (NS, "serve", "revision", MODEL_NAME))
 
 
 def run_owns(group: Mapping[str, str], namespace: str, run: str) -> bool:
@@ -199,7 +222,7 @@ def run_owns(group: Mapping[str, str], namespace: str, run: str) -> bool:
 
 def serve_owns(group: Mapping[str, str], namespace: str, serve: str) -> bool:
     """Whether a pushed group belongs to the ModelServe `namespace/serve` (benchmarks, gate evaluations)."""
-    return group.get("job") in (BENCH_GROUP.job, EVAL_GROUP.job) and group.get(NS) == namespace \
+    return group.get("job") in (BENCH_GROUP.job, EVAL_GROUP.job, PROBE_GROUP.job) and group.get(NS) == namespace \
         and group.get("serve") == serve
 
 

@@ -332,6 +332,36 @@ class BenchOptions(_Options):
 
 
 @dataclass(frozen=True)
+class ProbeOptions(_Options):
+    COMMAND: ClassVar[str] = "probe"
+    HELP: ClassVar[str] = ("live tool-call health: a fixed set of call and no-call requests to an OpenAI-compatible "
+                           "endpoint, every interval")
+
+    endpoint: str = flag(help="OpenAI-compatible base URL (…/v1); key from KUBETUNE_API_KEY")
+    model: str = flag(help="served model name")
+    suite: tuple[str, ...] = flag((), "bfcl-<category> or seed-tools, NAME:N for its first N items (repeatable)",
+                                  repeat=True)
+    data: str | None = flag(None, "JSONL of call and no-call rows in prepare's shape (messages ending with the "
+                                  "expected assistant turn, tools): the user's own probe set")
+    interval_seconds: float = flag(60.0, "seconds from the start of one round to the start of the next")
+    rounds: int = flag(0, "rounds to run (0: until stopped)")
+    max_new_tokens: int = flag(128, "longest answer per request")
+    concurrency: int = flag(4, "requests in flight")
+    timeout: float = flag(60.0, "seconds per request before it counts as unanswered")
+    output: str | None = flag(None, "directory or s3:// prefix for probe.json (the last round, rewritten each round)")
+    pushgateway: str | None = flag(None, "Prometheus Pushgateway URL for kubetune_probe_* metrics (best effort)")
+    serve_name: str = flag("local", "metric label: the ModelServe")
+    revision: str | None = flag(None, "metric label: the revision behind the endpoint")
+    namespace: str | None = flag(None, "metric label: the ModelServe's namespace")
+
+    def validate(self) -> None:
+        if not self.suite and not self.data:
+            raise ValueError("--suite or --data: the probe needs requests to send")
+        if self.interval_seconds <= 0 or self.rounds < 0 or self.concurrency < 1 or self.timeout <= 0:
+            raise ValueError("--interval-seconds and --timeout must be positive, --rounds >= 0, --concurrency >= 1")
+
+
+@dataclass(frozen=True)
 class FetchOptions(_Options):
     COMMAND: ClassVar[str] = "fetch"
     HELP: ClassVar[str] = "copy a complete model directory from the store and verify it (a serving pod's init step)"
@@ -342,4 +372,5 @@ class FetchOptions(_Options):
 
 
 JOBS: dict[str, type[_Options]] = {cls.COMMAND: cls for cls in (PrepareOptions, TrainOptions, EvaluateOptions,
-                                                                ServeOptions, BenchOptions, FetchOptions)}
+                                                                ServeOptions, BenchOptions, ProbeOptions,
+                                                                FetchOptions)}

@@ -6,6 +6,7 @@
     stats.json      `PrepareStats`   written last by prepare (what it vouches for)
     report.json     `ReportSummary`  the figures of the report evaluate writes (items are the job's own)
     bench.json      `BenchReport`    written by bench after every concurrency level (complete at the end)
+    probe.json      `ProbeReport`    written by probe after every round (the last round)
 
 Writers build the record and dump it; readers validate it with `read()`, which returns None for
 anything that is not such a record (a missing key of the wrong type, a file of another kind), so no
@@ -189,6 +190,38 @@ class BenchReport(_Record):
     error: str | None = None  # what stopped an incomplete sweep
     notes: list[str] = []  # what the sweep went on despite (the server's counters unusable, ...)
     fingerprint: str | None = None
+
+
+class ProbeHealth(_Record):
+    """One round of the live probe: what a client of the endpoint got. A share is None where no request of its
+    kind was sent or answered (nothing measured is not a reassuring 0)."""
+
+    max_bytes: ClassVar[int] = 64 * KIB
+
+    items: int = Field(ge=1)
+    answered: int = Field(ge=0)
+    accuracy: Fraction  # a request without an answer counts wrong
+    failed: Fraction  # share of requests without an answer
+    unparseable: Fraction | None = None  # calls that reached the client as text (or undecodable)
+    schema_violation: Fraction | None = None  # calling answers with arguments outside the offered schema
+    call: Fraction | None = None  # requests that need a call, answered with one
+    no_call: Fraction | None = None  # requests that need none, answered without any
+    latency_p50_s: FiniteFloat | None = None
+    latency_p95_s: FiniteFloat | None = None
+    unanswered_because: str | None = None  # the first unanswered request's reason
+
+
+class ProbeReport(_Record):
+    """What `kubetune-job probe` writes after every round (`probe.json`, rewritten each round)."""
+
+    max_bytes: ClassVar[int] = 256 * KIB  # a few hundred bytes of figures and ~200 per item
+
+    created: str  # RFC 3339, when the round ended
+    model: str
+    revision: str | None = None
+    rounds: int = Field(ge=1)  # rounds this prober has run (the last one is this)
+    health: ProbeHealth
+    items: list[dict[str, Any]] = []
 
 
 def read(record: type[R], data: bytes | str | dict[str, Any] | None) -> R | None:

@@ -147,6 +147,19 @@ def _heldout_from(data: str, suite: str, chat: bool, prefix: str) -> list[Item]:
     loc = storage.location(data).child(EVAL_FILE)
     if not loc.exists():
         raise SuiteError(f"{loc} does not exist (the {suite} suite reads prepare's eval.jsonl)")
+    return _conversation_items(loc, suite, chat, prefix)
+
+
+def file_items(uri: str, suite: str) -> list[Item]:
+    """The call and no-call items of a JSONL file of conversational rows in prepare's shape (`messages` ending
+    with the expected assistant turn, `tools`): a user's own set, scored by exact calls."""
+    loc = storage.location(uri)
+    if not loc.exists():
+        raise SuiteError(f"{uri} does not exist")
+    return _conversation_items(loc, suite, False, suite)
+
+
+def _conversation_items(loc: Any, suite: str, chat: bool, prefix: str) -> list[Item]:
     items = []
     for lineno, row in jsonl.parse_bytes(loc.read_bytes()):
         messages = row.get("messages") if isinstance(row, dict) else None

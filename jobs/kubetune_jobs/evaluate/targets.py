@@ -66,6 +66,10 @@ def from_message(content: str | None, tool_calls: list[Any] | None, latency_s: f
     return Prediction(calls=calls, text=content or "", errors=errors, latency_s=latency_s, cut_off=cut_off)
 
 
+# How a chat reply becomes a Prediction: (content, tool_calls, latency_s, cut_off=...).
+Reader = Callable[..., Prediction]
+
+
 def decode_calls(raw_calls: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
     """OpenAI-style (`{"type", "function": {...}}`) or plain `{"name", "arguments"}` calls; arguments
     may be a JSON string or an object."""
@@ -106,12 +110,35 @@ def load_predictions(uri: str) -> dict[str, Prediction]:
 
 # --- OpenAI-compatible endpoint ------------------------------------------------------------------
 
+def openai_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A conversation in our rows' shape as the chat completions API takes it: earlier calls carry an `id` and
+    their `arguments` as a JSON string, and each tool result the `tool_call_id` of the call it answers (in order)."""
+    out: list[dict[str, Any]] = []
+    pending: list[str] = []
+    for n, message in enumerate(messages):
+        message = dict(message)
+        if message.get("role") == "assistant" and message.get("tool_calls"):
+            calls = []
+            for k, call in enumerate(message["tool_calls"]):
+                fn = dict(call.get("function", call))
+                if not isinstance(fn.get("arguments"), str):
+                    fn["arguments"] = json.dumps(fn.get("arguments") or {}, ensure_ascii=False)
+                call_id = call.get("id") or f"call_{n}_{k}"
+                pending.append(call_id)
+                calls.append({"id": call_id, "type": "function", "function": fn})
+            message["tool_calls"] = calls
+        elif message.get("role") == "tool" and not message.get("tool_call_id"):
+            message["tool_call_id"] = pending.pop(0) if pending else f"call_{n}"
+        out.append(message)
+    return out
+
+
 class EndpointTarget:
     def __init__(self, endpoint: str, model: str, *, concurrency: int = 8, timeout: float = 120.0,
-                 retries: int = 3, max_new_tokens: int = 256) -> None:
+                 retries: int = 3, max_new_tokens: int = 256, reader: Reader = from_message) -> None:
         from openai import OpenAI
 
-        self.endpoint, self.model = endpoint, model
+        self.endpoint, self.model, self.reader = endpoint, model, reader
         self.concurrency, self.max_new_tokens = max(1, concurrency), max_new_tokens
         self.timeout = timeout
         # The client retries connection errors, 408/409/429 and 5xx with exponential backoff.
@@ -134,7 +161,7 @@ class EndpointTarget:
     def _one(self, item: Item) -> Prediction:
         import openai
 
-        request: dict[str, Any] = {"model": self.model, "messages": item.messages, "temperature": 0.0,
+        request: dict[str, Any] = {"model": self.model, "messages": openai_messages(item.messages), "temperature": 0.0,
                                    "max_tokens": self.max_new_tokens}
         if item.tools:
             request["tools"] = item.tools
@@ -147,8 +174,8 @@ class EndpointTarget:
             return Prediction(failure=f"request failed: {type(exc).__name__}: {str(exc)[:200]}")
         latency = time.perf_counter() - start
         choice = resp.choices[0]
-        pred = from_message(choice.message.content, [tc.model_dump() for tc in choice.message.tool_calls or []],
-                            latency, cut_off=choice.finish_reason == "length")
+        pred = self.reader(choice.message.content, [tc.model_dump() for tc in choice.message.tool_calls or []],
+                           latency, cut_off=choice.finish_reason == "length")
         # What the server generated, before its tool parser read it: kept so the reading of a served reply can
         # be compared with an in-process one of the same text (the verdict stays the served reply's).
         if pred.raw is None and self.vllm:
@@ -173,10 +200,11 @@ class EndpointTarget:
         return text.split(END_OF_TURN, 1)[0] if isinstance(text, str) else None
 
     def predict(self, items: list[Item], desc: str = "requests",
-                on_done: Callable[[int], None] | None = None) -> dict[str, Prediction]:
+                on_done: Callable[[int], None] | None = None, progress: bool = True) -> dict[str, Prediction]:
         """Answers to `items`; `on_done(n)` is told of every `n` items answered."""
         out: dict[str, Prediction] = {}
-        with ThreadPoolExecutor(self.concurrency) as pool, tqdm(total=len(items), desc=desc, unit="item") as bar:
+        with ThreadPoolExecutor(self.concurrency) as pool, \
+                tqdm(total=len(items), desc=desc, unit="item", disable=not progress) as bar:
             futures = {pool.submit(self._one, item): item.id for item in items}
             for future in as_completed(futures):
                 out[futures[future]] = future.result()

@@ -207,14 +207,40 @@ class PromotionSpec(_Model):
     gate: PromotionGate = _f(PromotionGate(), "The thresholds.")
     max_new_tokens: int = _f(256, "Longest answer per evaluation item.", ge=16, le=8192)
     readiness_timeout_seconds: int = _f(1800, "A candidate not Ready after this long is rejected.", ge=10, le=86400)
+    watch_seconds: int = _f(0, "After a promotion, how long the previous revision stays up and a failing live probe "
+                            "(spec.monitoring.probe) moves traffic back to it (0: no watch; needs the probe).",
+                            ge=0, le=7 * 86400)
+    keep_previous: int = _f(1, "Replicas the previous revision keeps during the watch.", ge=1, le=100)
+
+
+class ProbeSpec(_Model):
+    """The live probe: a fixed set of tool-calling and no-call requests sent to the stable endpoint on an interval
+    (`kubetune-job probe`), read as a client reads the replies, exported as kubetune_probe_* metrics."""
+
+    enabled: bool = _f(False, "Run the probe against the serving revision.")
+    interval_seconds: int = _f(60, "Seconds between the starts of two rounds.", ge=10, le=86400)
+    suites: list[PromotionSuite] = _f([PromotionSuite(name="seed-tools", limit=10)],
+                                      "Suites whose first items are the probe set (tool-calling suites; heldout and "
+                                      "chat are not probed).", max_length=8)
+    data: str | None = _f(None, "s3:// URI of your own probe set: JSONL rows in prepare's shape (messages ending "
+                          "with the expected assistant turn, tools), sent after the suites' items.", max_length=1024,
+                          pattern=S3_URI)
+    max_new_tokens: int = _f(128, "Longest answer per probe request.", ge=16, le=8192)
+    min_accuracy: float | None = _f(None, "During the watch window, a round below this accuracy rolls back.",
+                                    ge=0.0, le=1.0)
+    max_unparseable_rate: float = _f(0.2, "During the watch window, a round with more of its answers' calls "
+                                     "reaching the client as text (or undecodable) rolls back.", ge=0.0, le=1.0)
+    max_failed_rate: float = _f(0.5, "During the watch window, a round with more of its requests unanswered rolls "
+                                "back.", ge=0.0, le=1.0)
 
 
 class MonitoringSpec(_Model):
-    """Prometheus scraping of vLLM's /metrics."""
+    """Prometheus scraping of vLLM's /metrics, and the live probe."""
 
     pod_monitor: bool = _f(True, "Create a PodMonitor (when the Prometheus Operator's CRD is installed).")
     labels: Labels = _f({}, "Extra labels on the PodMonitor (e.g. the release your Prometheus selects).",
                         max_length=16)
+    probe: ProbeSpec = _f(ProbeSpec(), "Live tool-call health of the serving revision.")
 
 
 class ImagesSpec(_Model):
@@ -286,7 +312,7 @@ class HistoryEntry(_Model):
 
     time: str = _f(..., "When (RFC 3339).")
     revision: str = _f(..., "The revision decided on.")
-    decision: Literal["RolledOut", "Promoted", "Rejected"] = _f(..., "What happened.")
+    decision: Literal["RolledOut", "Promoted", "Rejected", "RolledBack"] = _f(..., "What happened.")
     reason: str = _f(..., "CamelCase reason.", max_length=128)
     message: str = _f("", "Detail, with the figures side by side.", max_length=2048)
     digest: str | None = _f(None, "The model's digest.")
@@ -340,6 +366,28 @@ class CandidateStatus(_Model):
     message: str | None = _f(None, "The gate's figures, once it passed.", max_length=2048)
 
 
+class ProbeStatus(_Model):
+    """The live probe's last round of the serving revision (its probe.json)."""
+
+    revision: str = _f(..., "The revision probed.")
+    time: str = _f(..., "When the round ended (RFC 3339, as the probe wrote it).", max_length=64)
+    rounds: int = _f(..., "Rounds the prober has run.", ge=1)
+    accuracy: Fraction = _f(..., "Share of the probe's requests answered correctly.")
+    unparseable: Fraction | None = _f(None, "Share of answers whose calls reached the client as text.")
+    failed: Fraction = _f(..., "Share of the probe's requests unanswered.")
+    call: Fraction | None = _f(None, "Share of call requests answered with a call.")
+    no_call: Fraction | None = _f(None, "Share of no-call requests answered without one.")
+
+
+class WatchStatus(_Model):
+    """A promotion under watch: the previous revision stays up until `until`, and a failing probe rolls back."""
+
+    revision: str = _f(..., "The promoted revision under watch.")
+    previous: ServedModel = _f(..., "What served before, kept up to take traffic back.")
+    since: str = _f(..., "When the promotion happened (RFC 3339).")
+    until: str = _f(..., "When the watch ends and the previous revision is removed (RFC 3339).")
+
+
 class ModelServeStatus(_Model):
     """Observed state, written by the operator."""
 
@@ -353,7 +401,10 @@ class ModelServeStatus(_Model):
     evaluations: list[Evaluation] = _f([], "What the gate read of the serving and the candidate revision's "
                                        "evaluations (the serving one's is reused while the suites stay the same).",
                                        max_length=EVALUATIONS_KEPT)
-    rejected: list[str] = _f([], "Revisions the gate rejected (not retried).", max_length=32)
+    probe: ProbeStatus | None = _f(None, "The live probe's last round of the serving revision.")
+    watch: WatchStatus | None = _f(None, "The promotion under watch, while its window lasts.")
+    rejected: list[str] = _f([], "Revisions the gate rejected or the watch rolled back (not retried until the model "
+                             "changes).", max_length=32)
     history: list[HistoryEntry] = _f([], "Rollouts, promotions and rejections, newest last.", max_length=50)
     conditions: list[Condition] = _f([], "Ready, Progressing, Degraded.", max_length=16)
     observed_generation: int | None = _f(None, "metadata.generation last reconciled.")

@@ -108,6 +108,8 @@ async def observe(ctx: Context, body: dict[str, Any]) -> reconcile.Observed:
     obs.pod_monitors, obs.keda = "monitoring.coreos.com" in groups, "keda.sh" in groups
     selector = f"{naming.LABEL_SERVE}={naming.dns_label(name)}"
     for dep in await objects.owned("apps/v1", "Deployment", owner, selector):
+        if (dep["metadata"].get("labels") or {}).get(resources.COMPONENT) == resources.PROBE_COMPONENT:
+            continue  # the live probe's, not a revision's
         view = reconcile.DeploymentView.of(dep)
         obs.deployments[view.revision] = view
     for job in await objects.owned("batch/v1", "Job", owner, selector):
@@ -150,6 +152,10 @@ async def observe(ctx: Context, body: dict[str, Any]) -> reconcile.Observed:
             obs.bench[revision] = await reads.evidence(layout.bench_file(revision), records.BenchReport)
         if obs.jobs.get(resources.gate_job_name(name, revision, spec.promotion), JobView("", "")).state == SUCCEEDED:
             obs.reports[revision] = await reads.evidence(layout.report(revision), records.ReportSummary)
+    if spec.monitoring.probe.enabled:
+        probed = {x.revision for x in (obs.status.model, obs.status.watch) if x is not None}
+        for revision in sorted(probed & set(obs.deployments)):
+            obs.probes[revision] = await reads.evidence(layout.probe_file(revision), records.ProbeReport)
     obs.store_error = reads.error
     return obs
 

@@ -27,7 +27,7 @@ from kubetune_jobs.contract import records
 from ..kube.conditions import condition, now, set_condition
 from ..kube.events import Event
 from ..kube.jobs import FAILED, SUCCEEDED, JobView
-from . import api, promotion, resources
+from . import api, promotion, resources, watch
 from .source import Target, Unavailable, Waiting
 
 READY, PROGRESSING, DEGRADED = "Ready", "Progressing", "Degraded"
@@ -73,6 +73,8 @@ class Observed:
     bench: dict[str, promotion.Evidence] = field(default_factory=dict)  # revision -> bench.json as stored
     # revision -> its evaluation's report.json as stored (the gate reads it), or why it could not be read
     reports: dict[str, promotion.Evidence] = field(default_factory=dict)
+    # revision -> its live probe's last round (probe.json) as stored, for the serving and the watched revision
+    probes: dict[str, promotion.Evidence] = field(default_factory=dict)
     pod_monitors: bool = False  # the PodMonitor CRD is installed
     keda: bool = False  # KEDA's ScaledObject CRD is installed
     store_error: str | None = None
@@ -87,10 +89,20 @@ class Decision:
     events: list[Event] = field(default_factory=list)
 
 
+def _parse(t: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(t.replace("Z", "+00:00"))
+
+
 def _seconds_between(start: str, end: str) -> float:
-    def parse(t: str) -> datetime.datetime:
-        return datetime.datetime.fromisoformat(t.replace("Z", "+00:00"))
-    return (parse(end) - parse(start)).total_seconds()
+    return (_parse(end) - _parse(start)).total_seconds()
+
+
+def _later(t: str, seconds: int) -> str:
+    return (_parse(t) + datetime.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _target(model: api.ServedModel) -> Target:
+    return Target(model.source, uri=model.uri, hub=model.hub, adapter=model.adapter, digest=model.digest)
 
 
 class _Decide:
@@ -99,6 +111,7 @@ class _Decide:
         self.status = obs.status.model_copy(deep=True)
         self.conditions: list[dict[str, Any]] = _conditions(obs.status)
         self.d = Decision(status=self.status)
+        self.protected: set[str] = set()  # the previous revision while a promotion is watched: never retired
 
     # -- helpers
     def cond(self, type_: str, status: str, reason: str, message: str) -> None:
@@ -111,7 +124,8 @@ class _Decide:
         entry = api.HistoryEntry(time=self.obs.now, revision=revision, decision=decision, reason=reason,  # type: ignore[arg-type]
                                  message=message[:2000], digest=digest)
         self.status.history = [*self.status.history, entry][-HISTORY:]
-        self.event("Warning" if decision == "Rejected" else "Normal", reason, f"revision {revision}: {message}")
+        self.event("Warning" if decision in ("Rejected", "RolledBack") else "Normal", reason,
+                   f"revision {revision}: {message}")
 
     def retire(self, revision: str) -> None:
         """Delete a revision's Deployment, Service and template (Jobs stay for their logs; owned, they go
@@ -133,6 +147,10 @@ class _Decide:
         spec, b = self.obs.spec, self.obs.build
         assert spec is not None and b is not None
         self.d.apply.append(resources.service(b, revision, stable=True))
+        if spec.monitoring.probe.enabled:
+            self.d.apply.append(resources.probe_deployment(spec, b, revision))
+        else:
+            self.d.delete.append(("apps/v1", "Deployment", resources.probe_name(b.name)))
         if spec.monitoring.pod_monitor and self.obs.pod_monitors:
             self.d.apply.append(resources.pod_monitor(spec, b))
         elif self.obs.pod_monitors:
@@ -159,6 +177,9 @@ class _Decide:
     def finish(self) -> Decision:
         obs = self.obs
         cur = self.current()
+        self.status.probe = None
+        if cur is not None and obs.spec is not None and obs.spec.monitoring.probe.enabled:
+            self.status.probe = watch.read(obs.spec.monitoring.probe, cur[0], obs.probes.get(cur[0])).figures
         if cur is None:
             self.status.model = None
             self.status.ready_replicas = 0
@@ -214,6 +235,8 @@ class _Decide:
         res = obs.resolution
         if cur is not None:
             self.keep_serving(cur[0])
+            if self.watching(cur[0]):
+                return self.finish()
         if isinstance(res, Waiting | Unavailable):
             degraded = isinstance(res, Unavailable)
             if degraded:
@@ -250,14 +273,64 @@ class _Decide:
         model = self.status.model
         if spec is None or model is None:
             return
-        target = Target(model.source, uri=model.uri, hub=model.hub, adapter=model.adapter, digest=model.digest)
-        self.revision_objects(revision, target, self.replicas())
+        self.revision_objects(revision, _target(model), self.replicas())
         self.serving_extras(revision)
+
+    def watching(self, serving: str) -> bool:
+        """A promotion under watch: keep the previous revision up; roll back on a failing probe round inside the
+        window (or on none at all by its end); after a passing window, remove the previous revision. True when it
+        rolled back (the decision is made)."""
+        w, obs, spec = self.status.watch, self.obs, self.obs.spec
+        if w is None or spec is None:
+            return False
+        if w.revision != serving or w.previous.revision not in obs.deployments:
+            self.status.watch = None  # the watched revision no longer serves, or nothing is left to go back to
+            return False
+        self.protected.add(w.previous.revision)
+        self.revision_objects(w.previous.revision, _target(w.previous), spec.promotion.keep_previous)
+        verdict = watch.read(spec.monitoring.probe, serving, obs.probes.get(serving))
+        over = _seconds_between(w.until, obs.now) >= 0
+        # A round is judged by when it ran: one inside the window still counts when it is read after it.
+        ran_inside = verdict.figures is None or _seconds_between(verdict.figures.time, w.until) >= 0 \
+            if verdict.failure else False
+        if verdict.failure and (not over or ran_inside):
+            self.roll_back(w, "ProbeFailed", f"the live probe failed within the watch window: {verdict.failure}")
+            return True
+        if over and not verdict.seen:
+            self.roll_back(w, "ProbeMissing", f"no probe round of revision {serving} was read within the watch "
+                                              f"window (until {w.until}): the watch cannot vouch for it")
+            return True
+        if over:
+            self.status.watch = None
+            self.protected.discard(w.previous.revision)
+            self.retire(w.previous.revision)
+            self.event("Normal", "WatchEnded", f"revision {serving} passed its watch (until {w.until}); revision "
+                       f"{w.previous.revision} removed")
+        return False
+
+    def roll_back(self, w: api.WatchStatus, reason: str, message: str) -> None:
+        bad = self.status.model
+        prev = w.previous
+        self.status.model = prev
+        self.status.watch = None
+        self.protected.discard(prev.revision)
+        self.revision_objects(prev.revision, _target(prev), self.replicas())
+        self.serving_extras(prev.revision)
+        self.retire(w.revision)
+        self.status.candidate = None
+        self.status.rejected = [*self.status.rejected, w.revision][-32:]
+        self.status.evaluations = [e for e in self.status.evaluations if e.revision != w.revision]
+        self.status.benchmark = None
+        self.status.tokens_per_second = None
+        self.record(w.revision, "RolledBack", reason, f"{message}; revision {prev.revision} serves again",
+                    bad.digest if bad else None)
+        self.cond(PROGRESSING, "False", reason, f"revision {w.revision} rolled back: {message}; revision "
+                  f"{prev.revision} serves again")
 
     def clear_candidate(self, keep: str | None) -> None:
         cur = self.current()
         for revision in self.obs.deployments:
-            if revision != keep and (cur is None or revision != cur[0]):
+            if revision != keep and (cur is None or revision != cur[0]) and revision not in self.protected:
                 self.retire(revision)
         if keep is None:
             self.status.candidate = None
@@ -393,13 +466,28 @@ class _Decide:
         return verdict.message
 
     def promote(self, revision: str, served: api.ServedModel, old: str | None, reason: str, message: str) -> None:
+        spec = self.obs.spec
+        assert spec is not None
+        previous, watched = self.status.model, self.status.watch
         self.status.model = served
         self.status.candidate = None
         self.status.evaluations = [e for e in self.status.evaluations if e.revision == revision]
         self.status.benchmark = None
         self.status.tokens_per_second = None
         self.serving_extras(revision)
-        if old is not None:
+        if watched is not None and watched.previous.revision != old:
+            self.protected.discard(watched.previous.revision)
+            self.retire(watched.previous.revision)  # a promotion during a watch: only the latest previous stays
+        self.status.watch = None
+        if old is not None and previous is not None and spec.promotion.watch_seconds:
+            until = _later(self.obs.now, spec.promotion.watch_seconds)
+            self.status.watch = api.WatchStatus(revision=revision, previous=previous, since=self.obs.now, until=until)
+            self.protected.add(old)
+            self.revision_objects(old, _target(previous), spec.promotion.keep_previous)
+            self.event("Normal", "Watching", f"revision {revision} serves; revision {old} stays up "
+                       f"({spec.promotion.keep_previous} replicas) until {until}, and a failing live probe moves "
+                       "traffic back to it")
+        elif old is not None:
             self.retire(old)
         decision = "Promoted" if reason == "Promoted" else "RolledOut"
         self.record(revision, decision, reason, message, served.digest)

@@ -21,7 +21,7 @@ from typing import Any
 from kubetune_jobs.contract import env as names
 from kubetune_jobs.contract.layout import ServeLayout, store_root
 from kubetune_jobs.contract.metrics import VLLM_WAITING
-from kubetune_jobs.contract.options import BenchOptions, EvaluateOptions, FetchOptions
+from kubetune_jobs.contract.options import BenchOptions, EvaluateOptions, FetchOptions, ProbeOptions
 from kubetune_jobs.contract.store import resolve
 from kubetune_jobs.contract.suites import suite_arg
 
@@ -38,6 +38,8 @@ MODEL_DIR = f"{MODELS}/model"
 TEMPLATES = "/templates"
 VLLM_CONTAINER = "vllm"
 HTTP = "http"
+COMPONENT = "app.kubernetes.io/component"
+PROBE_COMPONENT = "probe"
 # vLLM loads weights (and on first start compiles) before /health answers: minutes for a 3B model.
 STARTUP_SECONDS = 1800
 
@@ -294,6 +296,41 @@ def bench_job(spec: api.ModelServeSpec, b: Build, revision: str) -> dict[str, An
                            max_tokens=bm.max_tokens, output=layout.bench(revision), pushgateway=b.pushgateway,
                            serve_name=b.name, revision=revision, namespace=b.namespace)
     return _job(spec, b, bench_job_name(b.name, revision), revision, "benchmark", options.command_line())
+
+
+def probe_name(serve: str) -> str:
+    return naming.dns_label(f"{serve}-probe")
+
+
+def probe_deployment(spec: api.ModelServeSpec, b: Build, revision: str) -> dict[str, Any]:
+    """The live probe of the serving revision: one `kubetune-job probe` replica sending its set to the stable
+    Service every interval. Its command names the revision, so a promotion rolls it (its figures are per revision)."""
+    pr = spec.monitoring.probe
+    options = ProbeOptions(endpoint=endpoint(b.name, b.namespace), model=b.served_name,
+                           suite=tuple(suite_arg(s.name, s.limit) for s in pr.suites), data=pr.data,
+                           interval_seconds=float(pr.interval_seconds), max_new_tokens=pr.max_new_tokens,
+                           output=results_layout(spec, b.namespace, b.name).probe(revision), pushgateway=b.pushgateway,
+                           serve_name=b.name, revision=revision, namespace=b.namespace)
+    env = _store_env(spec, b) + pods.scratch_env()
+    if spec.api_key_secret:
+        env.append(pods.secret_env(names.API_KEY, spec.api_key_secret.name, spec.api_key_secret.key))
+    volumes, mounts = pods.scratch_volumes("1Gi")
+    # No revision label: the Services and the revisions' Deployments select pods by serve and revision.
+    lab = {**labels(b, None, PROBE_COMPONENT), "app.kubernetes.io/name": "kubetune-probe"}
+    container = {"name": "kubetune-job", "image": spec.images.jobs or b.jobs_image,
+                 "imagePullPolicy": spec.images.pull_policy, "command": ["kubetune-job"],
+                 "args": options.command_line(), "env": env,
+                 "resources": {"requests": {"cpu": "100m", "memory": "512Mi", "ephemeral-storage": "1Gi"},
+                               "limits": {"memory": "1Gi"}},
+                 "securityContext": pods.container_security(), "volumeMounts": mounts}
+    pod: dict[str, Any] = {"containers": [container], "volumes": volumes, "securityContext": pods.pod_security(),
+                           "automountServiceAccountToken": False, "enableServiceLinks": False,
+                           "terminationGracePeriodSeconds": 30}
+    meta = {**_meta(b, probe_name(b.name), None, PROBE_COMPONENT), "labels": lab}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+            "spec": {"replicas": 1,
+                     "selector": {"matchLabels": {LABEL_SERVE: lab[LABEL_SERVE], COMPONENT: PROBE_COMPONENT}},
+                     "template": {"metadata": {"labels": lab}, "spec": pod}}}
 
 
 def gate_job(spec: api.ModelServeSpec, b: Build, revision: str, target_datasets: tuple[str, ...]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ def problems(spec: api.ModelServeSpec) -> list[str]:
         if suite not in names:
             out.append(f"spec.promotion.gate.minAccuracy.{suite}: not one of spec.promotion.suites")
     out += _objectives(spec)
+    out += _probe(spec)
     a = spec.autoscaling
     if a.enabled and a.min_replicas > a.max_replicas:
         out.append("spec.autoscaling.minReplicas: must not exceed spec.autoscaling.maxReplicas")
@@ -66,4 +67,23 @@ def referenced_secrets(spec: api.ModelServeSpec) -> list[tuple[str, str, tuple[s
         out.append(("spec.storage.credentialsSecret", spec.storage.credentials_secret, env.STORE_CREDENTIALS))
     if spec.hub_token_secret:
         out.append(("spec.hubTokenSecret", spec.hub_token_secret, (env.HF_TOKEN,)))
+    return out
+
+
+def _probe(spec: api.ModelServeSpec) -> list[str]:
+    probe, out = spec.monitoring.probe, []
+    names = [s.name for s in probe.suites]
+    for i, name in enumerate(names):
+        if name not in suites.KNOWN:
+            out.append(f"spec.monitoring.probe.suites[{i}].name: unknown suite {name!r}")
+        elif name in (suites.HELDOUT, suites.CHAT):
+            out.append(f"spec.monitoring.probe.suites[{i}].name: the probe sends tool-calling requests; {name} is not "
+                       "probed (give your own set in spec.monitoring.probe.data)")
+    if probe.enabled and not names and not probe.data:
+        out.append("spec.monitoring.probe.suites: empty and no spec.monitoring.probe.data: the probe has nothing to send")
+    if spec.promotion.watch_seconds and not probe.enabled:
+        out.append("spec.promotion.watchSeconds: the watch reads the live probe; set spec.monitoring.probe.enabled")
+    if spec.promotion.watch_seconds and probe.interval_seconds * 2 > spec.promotion.watch_seconds:
+        out.append(f"spec.promotion.watchSeconds: {spec.promotion.watch_seconds} s leaves less than two probe rounds "
+                   f"(spec.monitoring.probe.intervalSeconds {probe.interval_seconds})")
     return out
