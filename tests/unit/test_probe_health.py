@@ -84,9 +84,10 @@ def test_the_probe_set_comes_from_suites_and_the_users_file_and_an_unusable_one_
     with pytest.raises(suites.SuiteError, match="does not exist"):
         items_of(ProbeOptions(endpoint="http://e/v1", model="m", data=str(tmp_path / "none.jsonl")))
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"messages": "no"}\n')
-    with pytest.raises(suites.SuiteError, match="line 1"):
-        items_of(ProbeOptions(endpoint="http://e/v1", model="m", data=str(bad)))
+    for text in ('{"messages": "no"}', '{"text": "neither shape"}', "[1, 2]", '{"prompt": "p", "tools": [1]}'):
+        bad.write_text(text + "\n")
+        with pytest.raises(suites.SuiteError, match="line 1"):
+            items_of(ProbeOptions(endpoint="http://e/v1", model="m", data=str(bad)))
     with pytest.raises(suites.SuiteError, match="--data"):
         items_of(ProbeOptions(endpoint="http://e/v1", model="m", suite=("heldout",)))
     with pytest.raises(ValueError, match="--suite or --data"):
@@ -104,3 +105,22 @@ def test_a_call_under_other_markup_is_a_call_as_text(items: list[suites.Item]) -
     assert summarize(records).unparseable == 1.0
     prose = score(items[-1:], {"probe_4": as_client_reads("The weather in Paris is sunny.", [])})
     assert prose[0]["passed"] and not prose[0]["unparseable"]
+
+
+def test_a_users_set_may_be_in_bfcls_or_seed_tools_shape(tmp_path: Path) -> None:
+    """The two shapes our suites come in, as a user's own set: scored by BFCL's rules, like the suites."""
+    bfcl_row = {"id": "mine_0", "question": [[{"role": "user", "content": "Area of a circle of radius 3?"}]],
+                "function": [{"name": "geometry.circle_area", "description": "Area.", "parameters": {
+                    "type": "dict", "properties": {"radius": {"type": "integer"}}, "required": ["radius"]}}],
+                "ground_truth": [{"geometry.circle_area": {"radius": [3]}}]}
+    seed_row = {"id": "mine_1", "category": "no_call", "prompt": "Thanks!", "ground_truth": [],
+                "tools": suites.seed_tools()}
+    data = tmp_path / "mine.jsonl"
+    data.write_text(json.dumps(bfcl_row) + "\n" + json.dumps(seed_row) + "\n")
+    bfcl_item, seed_item = items_of(ProbeOptions(endpoint="http://e/v1", model="m", data=str(data)))
+    assert bfcl_item.tools[0]["function"]["name"] == "geometry_circle_area" and bfcl_item.expects_call
+    assert seed_item.category == "no_call" and not seed_item.expects_call
+    call = {"type": "function", "function": {"name": "geometry_circle_area", "arguments": '{"radius": 3}'}}
+    records = score([bfcl_item, seed_item], {"mine_0": as_client_reads(None, [call]),
+                                             "mine_1": as_client_reads("You're welcome!", [])})
+    assert [r["passed"] for r in records] == [True, True]

@@ -341,8 +341,8 @@ class ProbeOptions(_Options):
     model: str = flag(help="served model name")
     suite: tuple[str, ...] = flag((), "bfcl-<category> or seed-tools, NAME:N for its first N items (repeatable)",
                                   repeat=True)
-    data: str | None = flag(None, "JSONL of call and no-call rows in prepare's shape (messages ending with the "
-                                  "expected assistant turn, tools): the user's own probe set")
+    data: str | None = flag(None, "the user's own probe set: JSONL rows in prepare's shape (messages ending with "
+                                  "the expected assistant turn, tools), BFCL's or seed-tools' (with its tools)")
     interval_seconds: float = flag(60.0, "seconds from the start of one round to the start of the next")
     rounds: int = flag(0, "rounds to run (0: until stopped)")
     max_new_tokens: int = flag(128, "longest answer per request")

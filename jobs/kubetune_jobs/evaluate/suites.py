@@ -91,15 +91,17 @@ def bfcl_items(category: str) -> list[Item]:
     suite = f"{BFCL_PREFIX}{category}"
     items = []
     for row in bfcl.load(category):
-        # Every BFCL category here is single-turn; a question is the list of that turn's messages.
-        messages = [m for turn in row["question"] for m in turn]
-        items.append(Item(
-            id=row["id"], suite=suite, category=category, messages=messages,
-            tools=[bfcl.to_openai_tool(f) for f in row["function"]],
-            functions=row["function"], ground_truth=row["ground_truth"],
-            name_map={bfcl.shown_name(f["name"]): f["name"] for f in row["function"]},
-        ))
+        items.append(_bfcl_item(row, suite, category))
     return items
+
+
+def _bfcl_item(row: dict[str, Any], suite: str, category: str) -> Item:
+    # Every BFCL category here is single-turn; a question is the list of that turn's messages.
+    messages = [m for turn in row["question"] for m in turn]
+    return Item(id=row["id"], suite=suite, category=category, messages=messages,
+                tools=[bfcl.to_openai_tool(f) for f in row["function"]],
+                functions=row["function"], ground_truth=row["ground_truth"],
+                name_map={bfcl.shown_name(f["name"]): f["name"] for f in row["function"]})
 
 
 @cache
@@ -114,14 +116,12 @@ def seed_tools() -> list[dict[str, Any]]:
 
 
 def seed_items() -> list[Item]:
-    tools = seed_tools()
-    functions = [t["function"] for t in tools]
-    return [
-        Item(id=it["id"], suite=SEED_SUITE, category=it["category"],
-             messages=[{"role": "user", "content": it["prompt"]}], tools=tools, functions=functions,
-             ground_truth=it["ground_truth"])
-        for it in _seed_data()["items"]
-    ]
+    return [_seed_item(it, seed_tools(), SEED_SUITE) for it in _seed_data()["items"]]
+
+
+def _seed_item(row: dict[str, Any], tools: list[dict[str, Any]], suite: str) -> Item:
+    return Item(id=row["id"], suite=suite, category=row["category"], messages=[{"role": "user", "content": row["prompt"]}],
+                tools=tools, functions=[t["function"] for t in tools], ground_truth=row["ground_truth"])
 
 
 def _row_kind(row: dict[str, Any]) -> str:
@@ -151,12 +151,32 @@ def _heldout_from(data: str, suite: str, chat: bool, prefix: str) -> list[Item]:
 
 
 def file_items(uri: str, suite: str) -> list[Item]:
-    """The call and no-call items of a JSONL file of conversational rows in prepare's shape (`messages` ending
-    with the expected assistant turn, `tools`): a user's own set, scored by exact calls."""
+    """A user's own call and no-call items, one JSON object per line, in any of three shapes: prepare's rows
+    (`messages` ending with the expected assistant turn, `tools`; scored by exact calls), BFCL's (`id`,
+    `question`, `function`, `ground_truth`) or seed-tools' (`id`, `category`, `prompt`, `ground_truth`, and the
+    OpenAI `tools` offered), both scored by BFCL's rules. A line in none of them is an error naming it."""
     loc = storage.location(uri)
     if not loc.exists():
         raise SuiteError(f"{uri} does not exist")
-    return _conversation_items(loc, suite, False, suite)
+    items = []
+    for lineno, row in jsonl.parse_bytes(loc.read_bytes()):
+        where = f"{uri} line {lineno}"
+        if not isinstance(row, dict):
+            raise SuiteError(f"{where}: not a JSON object ({row.error if isinstance(row, jsonl.BadLine) else row!r})")
+        try:
+            if "messages" in row:
+                item = _conversation_item(row, suite, False, f"{suite}_{lineno - 1}", where)
+            elif "question" in row and "function" in row:
+                item = _bfcl_item(row, suite, str(row.get("category") or suite))
+            elif "prompt" in row and "tools" in row:
+                item = _seed_item({"category": suite, **row}, row["tools"], suite)
+            else:
+                raise SuiteError(f"{where}: not a row in prepare's, BFCL's or seed-tools' shape")
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise SuiteError(f"{where}: {type(exc).__name__}: {exc}") from None
+        if item is not None:
+            items.append(item)
+    return items
 
 
 def _conversation_items(loc: Any, suite: str, chat: bool, prefix: str) -> list[Item]:
@@ -166,21 +186,28 @@ def _conversation_items(loc: Any, suite: str, chat: bool, prefix: str) -> list[I
         if not isinstance(messages, list):
             why = row.error if isinstance(row, jsonl.BadLine) else "no 'messages' list"
             raise SuiteError(f"{loc} line {lineno}: not a conversational row ({why})")
-        # The held-out answer is the last assistant turn; the prompt is everything before it.
-        last = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=None)
-        if last is None:
-            continue
-        kind = _row_kind(row)
-        if (kind == "chat") != chat:
-            continue
-        item_id = f"{prefix}_{lineno - 1}"
-        prompt = messages[:last]
-        if chat:
-            items.append(Item(id=item_id, suite=suite, category="chat", messages=prompt, tools=[],
-                              scoring=CHAT, reference=messages[last].get("content") or "",
-                              row={"messages": messages[: last + 1]}))
-        else:
-            items.append(Item(id=item_id, suite=suite, category=kind, messages=prompt,
-                              tools=row.get("tools") or [], functions=[t["function"] for t in row.get("tools") or []],
-                              ground_truth=assistant_calls(messages[last]), scoring=EXACT))
+        item = _conversation_item(row, suite, chat, f"{prefix}_{lineno - 1}", f"{loc} line {lineno}")
+        if item is not None:
+            items.append(item)
     return items
+
+
+def _conversation_item(row: dict[str, Any], suite: str, chat: bool, item_id: str, where: str) -> Item | None:
+    """The row's last assistant turn is the expected answer, everything before it the prompt; None for a row of
+    the other kind (chat or tools) or without an assistant turn."""
+    messages = row["messages"]
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        raise SuiteError(f"{where}: 'messages' is not a list of messages")
+    last = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=None)
+    if last is None:
+        return None
+    kind = _row_kind(row)
+    if (kind == "chat") != chat:
+        return None
+    prompt = messages[:last]
+    if chat:
+        return Item(id=item_id, suite=suite, category="chat", messages=prompt, tools=[], scoring=CHAT,
+                    reference=messages[last].get("content") or "", row={"messages": messages[: last + 1]})
+    return Item(id=item_id, suite=suite, category=kind, messages=prompt, tools=row.get("tools") or [],
+                functions=[t["function"] for t in row.get("tools") or []],
+                ground_truth=assistant_calls(messages[last]), scoring=EXACT)

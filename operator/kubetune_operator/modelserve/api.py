@@ -222,9 +222,10 @@ class ProbeSpec(_Model):
     suites: list[PromotionSuite] = _f([PromotionSuite(name="seed-tools", limit=10)],
                                       "Suites whose first items are the probe set (tool-calling suites; heldout and "
                                       "chat are not probed).", max_length=8)
-    data: str | None = _f(None, "s3:// URI of your own probe set: JSONL rows in prepare's shape (messages ending "
-                          "with the expected assistant turn, tools), sent after the suites' items.", max_length=1024,
-                          pattern=S3_URI)
+    data: str | None = _f(None, "s3:// URI of your own probe set, sent after the suites' items: JSONL rows in "
+                          "prepare's shape (messages ending with the expected assistant turn, tools), BFCL's (id, "
+                          "question, function, ground_truth) or seed-tools' (id, category, prompt, ground_truth, "
+                          "tools).", max_length=1024, pattern=S3_URI)
     max_new_tokens: int = _f(128, "Longest answer per probe request.", ge=16, le=8192)
     min_accuracy: float | None = _f(None, "During the watch window, a round below this accuracy rolls back.",
                                     ge=0.0, le=1.0)
