@@ -415,17 +415,23 @@ def run(manifest: str | Path, store: Path, port: int, console: Console, *, again
             # Promoted: the server the candidate was evaluated on serves on, as a rollout would.
             started, evaluated = evaluated, None
             previous = None if against.endswith(".json") and Path(against).is_file() else reference_target(against)
-            try:
-                return serve_forever(local, target, port, console, started_server=started, previous=previous)
-            except RollBack:
-                assert previous is not None
-                console.print(f"serving the previous model {escape(previous.source)} again", soft_wrap=True)
-                # With the template the gate evaluated it with (the candidate's).
-                return serve_forever(local, previous, port, console, template=local.files(target).chat_template)
+            return serve_promoted(local, target, previous, port, console, started)
         return serve_forever(local, local.target(), port, console)
     finally:
         if evaluated is not None:
             evaluated.stop()
+
+
+def serve_promoted(local: Local, target: source.Target, previous: source.Target | None, port: int, console: Console,
+                   started: Any) -> int:
+    """Serve the promoted `target` from the server it was evaluated on; when its watch rolls back, the previous model
+    again, with the template the gate evaluated it with (the candidate's)."""
+    try:
+        return serve_forever(local, target, port, console, started_server=started, previous=previous)
+    except RollBack:
+        assert previous is not None  # only a watch with a previous model rolls back
+        console.print(f"serving the previous model {escape(previous.source)} again", soft_wrap=True)
+        return serve_forever(local, previous, port, console, template=local.files(target).chat_template)
 
 
 def serve_run(run: ftr_api.FineTuneRun, store: Path, port: int, console: Console) -> int:

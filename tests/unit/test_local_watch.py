@@ -45,3 +45,25 @@ def test_without_a_previous_model_or_a_window_nothing_is_watched(tmp_path: Path)
     console = Console(file=io.StringIO())
     _watch(Local(serve(watchSeconds=60), tmp_path, console), None, None, console)  # returns at once
     _watch(Local(serve(), tmp_path, console), None, source.Target("base", hub="x"), console)
+
+
+def test_a_rollback_serves_the_previous_model_with_the_template_it_was_gated_with(tmp_path: Path,
+                                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubetune_local import serve as serve_module
+
+    console = Console(file=io.StringIO())
+    local = Local(serve(watchSeconds=60), tmp_path, console)
+    candidate, previous = source.Target("candidate", hub="bundled:smollm2-135m"), source.Target("base", hub="x")
+    calls = []
+
+    def serving(local_, target, port, console_, **kw):
+        calls.append((target.source, kw))
+        if len(calls) == 1:
+            raise RollBack("maxUnparseableRate")
+        return 0
+
+    monkeypatch.setattr(serve_module, "serve_forever", serving)
+    monkeypatch.setattr(Local, "files", lambda self, target: type("F", (), {"chat_template": "/t/candidate.jinja"})())
+    assert serve_module.serve_promoted(local, candidate, previous, 8000, console, started := object()) == 0
+    assert calls == [("candidate", {"started_server": started, "previous": previous}),
+                     ("base", {"template": "/t/candidate.jinja"})]
