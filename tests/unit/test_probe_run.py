@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from kubetune_jobs import cli
@@ -41,18 +42,29 @@ def test_a_gateway_that_refuses_costs_a_warning_not_the_probe() -> None:
     assert exporter.export(health) is False
 
 
-def test_sigterm_ends_the_probe_between_rounds(tmp_path: Path) -> None:
+def _groups(gateway: str) -> list[dict]:
+    with urllib.request.urlopen(f"{gateway}/api/v1/metrics", timeout=10) as resp:
+        return [g["labels"] for g in json.loads(resp.read())["data"] if g["labels"].get("serve") == "sigterm"]
+
+
+def test_sigterm_ends_the_probe_between_rounds_and_deletes_its_pushed_figures(tmp_path: Path, pushgateway: str) -> None:
     dead = f"http://127.0.0.1:{free_port()}/v1"
     proc = subprocess.Popen([sys.executable, "-m", "kubetune_jobs.cli", "probe", "--endpoint", dead, "--model", "m",
-                             "--data", str(FIXTURE), "--interval-seconds", "3600", "--output", str(tmp_path)],
+                             "--data", str(FIXTURE), "--interval-seconds", "3600", "--output", str(tmp_path),
+                             "--pushgateway", pushgateway, "--serve-name", "sigterm", "--revision", "r1"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
     while not (tmp_path / PROBE_FILE).exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
     assert (tmp_path / PROBE_FILE).exists(), proc.communicate(timeout=10)[0]
+    deadline = time.monotonic() + 30
+    while not _groups(pushgateway) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [g["revision"] for g in _groups(pushgateway)] == ["r1"]
     os.kill(proc.pid, signal.SIGTERM)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0 and "Traceback" not in out, out
+    assert _groups(pushgateway) == [], "a revision no longer probed keeps no figures"
 
 
 def test_a_conversation_with_earlier_calls_goes_out_as_the_chat_api_takes_it() -> None:

@@ -3,7 +3,8 @@
 Each round prints its health line, pushes the `kubetune_probe_*` gauges (best effort, `contract.metrics`)
 and rewrites `probe.json` under `--output` (what the operator and `kubetune serve` read). An endpoint that
 does not answer is a round with every request unanswered (accuracy 0), never a crash: the probe is how an
-outage shows. SIGTERM ends it after the round in flight.
+outage shows. SIGTERM ends it after the round in flight and deletes its pushed group: a Deployment rolled to
+another revision leaves no stale figures behind it (the alerts also require a recent round).
 """
 
 from __future__ import annotations
@@ -72,6 +73,12 @@ class Exporter:
         g[m.PROBE_ROUNDS.name].inc()
         return self.gateway.push(m.PROBE_GROUP.job, self.registry, self.key, timeout=10.0) if self.gateway else False
 
+    def forget(self) -> None:
+        """Delete this prober's group: a revision no longer probed must not keep its last figures (and its alerts)."""
+        if self.gateway is not None:
+            self.gateway.forget(lambda g: g.get("job") == m.PROBE_GROUP.job
+                                and all(g.get(k) == v for k, v in self.key.items()))
+
 
 def probe_round(target: EndpointTarget, items: list[Item]) -> tuple[Health, list[dict[str, Any]]]:
     records = score(items, target.predict(items, desc="probe", progress=False))
@@ -87,7 +94,8 @@ def write(output: str, options: ProbeOptions, health: Health, records: list[dict
 
 def loop(options: ProbeOptions, stop: threading.Event, on_round: Callable[[Health], None] = lambda h: None,
          target: EndpointTarget | None = None) -> Health | None:
-    """Rounds until `options.rounds` are done or `stop` is set; the last round's health."""
+    """Rounds until `options.rounds` are done or `stop` is set; the last round's health. Stopped, it deletes its
+    pushed figures (the revision is no longer probed); after its rounds it leaves them."""
     items = items_of(options)
     target = target or EndpointTarget(options.endpoint, options.model, concurrency=options.concurrency,
                                       timeout=options.timeout, retries=1, max_new_tokens=options.max_new_tokens,
@@ -109,6 +117,8 @@ def loop(options: ProbeOptions, stop: threading.Event, on_round: Callable[[Healt
         if options.rounds and done >= options.rounds:
             break
         stop.wait(max(0.0, options.interval_seconds - (time.monotonic() - started)))
+    if stop.is_set():
+        exporter.forget()
     return health
 
 
