@@ -449,6 +449,8 @@ RESOURCE = ResourceKind(
         {"name": "Model", "type": "string", "jsonPath": ".status.model.source"},
         {"name": "Ready", "type": "string", "jsonPath": ".status.ready"},
         {"name": "Tok/s", "type": "number", "jsonPath": ".status.tokensPerSecond"},
+        {"name": "Probe", "type": "number", "jsonPath": ".status.probe.accuracy", "description":
+         "The live probe's last accuracy on the serving revision"},
         {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ),
