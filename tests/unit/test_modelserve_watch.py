@@ -128,6 +128,8 @@ def test_a_probe_json_that_cannot_be_read_is_a_failed_round() -> None:
     nan = probe_json(new, at(3)).replace(b'"accuracy": 0.9', b'"accuracy": NaN')
     for evidence, why in ((b"\x00garbage", "not a probe round"), (nan, "not a probe round"),
                           (probe_json("r0ther", at(3)), "a round of revision 'r0ther'"),
+                          (probe_json(new, "yesterday"), "is not an RFC 3339 time"),
+                          (probe_json(new, "2026-12-01T10:03:00"), "is not an RFC 3339 time"),  # no time zone
                           (promotion.Unreadable("reading s3://...: S3Error: AccessDenied"), "AccessDenied")):
         got = decide(replace(o, status=d.status, now=at(4), probes={new: evidence}))
         assert got.status.model.revision == old and why in got.status.history[-1].message, (evidence, got.status.history)

@@ -8,6 +8,7 @@ read as a round of this revision is a failed round: a watch that cannot see says
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 
 from kubetune_jobs.contract import records
@@ -45,8 +46,11 @@ def read(probe: api.ProbeSpec, revision: str, evidence: promotion.Evidence) -> P
                                   "outside [0, 1])")
     if report.revision != revision:
         return ProbeVerdict(None, f"its probe.json is a round of revision {report.revision!r}, not of {revision}")
+    when = _time(report.created)
+    if when is None:
+        return ProbeVerdict(None, f"its probe.json's `created` {report.created[:64]!r} is not an RFC 3339 time")
     h = report.health
-    figures = api.ProbeStatus(revision=revision, time=report.created[:64], rounds=report.rounds, accuracy=h.accuracy,
+    figures = api.ProbeStatus(revision=revision, time=when, rounds=report.rounds, accuracy=h.accuracy,
                               unparseable=h.unparseable, failed=h.failed, call=h.call, no_call=h.no_call)
     why = []
     if h.failed > probe.max_failed_rate:
@@ -58,3 +62,15 @@ def read(probe: api.ProbeSpec, revision: str, evidence: promotion.Evidence) -> P
     if probe.min_accuracy is not None and h.accuracy < probe.min_accuracy:
         why.append(f"{PROBE}.minAccuracy: accuracy {h.accuracy:.2f} < {probe.min_accuracy}")
     return ProbeVerdict(figures, "; ".join(why) or None)
+
+
+def _time(text: str) -> str | None:
+    """`text` as a UTC RFC 3339 time (what the watch compares with its window), or None when it is not one with a
+    time zone."""
+    try:
+        parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, TypeError):
+        return None
+    if parsed.tzinfo is None:
+        return None
+    return parsed.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
