@@ -120,7 +120,7 @@ def test_no_round_by_the_end_of_the_window_rolls_back() -> None:
     o, d, old, new = promoted()
     d = decide(replace(o, status=d.status, now=at(2 + WATCH_MINUTES + 1)))
     assert d.status.model.revision == old and d.status.history[-1].reason == "ProbeMissing"
-    assert "cannot vouch" in d.status.history[-1].message
+    assert "cannot vouch" in d.status.history[-1].message and "assistant-probe pod's log" in d.status.history[-1].message
 
 
 def test_a_probe_json_that_cannot_be_read_is_a_failed_round() -> None:

@@ -110,7 +110,8 @@ def loop(options: ProbeOptions, stop: threading.Event, on_round: Callable[[Healt
         if options.output:
             try:
                 write(options.output, options, health, records, done + 1)
-            except storage.StorageError as exc:  # the figures are on the line and in the metrics; the next round retries
+            except (storage.StorageError, OSError) as exc:  # the figures are on the line and in the metrics; the
+                # next round writes again
                 log.warning("probe.json not written: %s", exc)
         done += 1
         on_round(health)

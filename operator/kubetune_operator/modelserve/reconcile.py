@@ -298,7 +298,8 @@ class _Decide:
             return True
         if over and not verdict.seen:
             self.roll_back(w, "ProbeMissing", f"no probe round of revision {serving} was read within the watch "
-                                              f"window (until {w.until}): the watch cannot vouch for it")
+                                              f"window (until {w.until}): the watch cannot vouch for it (the "
+                                              f"{resources.probe_name(obs.name)} pod's log says why)")
             return True
         if over:
             self.status.watch = None

@@ -265,10 +265,16 @@ def hpa(spec: api.ModelServeSpec, b: Build, revision: str) -> dict[str, Any]:
                          "target": {"type": "AverageValue", "averageValue": str(a.target_waiting_requests)}}}]}}
 
 
-def _job(spec: api.ModelServeSpec, b: Build, name: str, revision: str, component: str, args: list[str]) -> dict[str, Any]:
+def _client_env(spec: api.ModelServeSpec, b: Build) -> list[dict[str, Any]]:
+    """A `kubetune-job` that talks to the serve: the store, scratch, and the API key by reference."""
     env = _store_env(spec, b) + pods.scratch_env()
     if spec.api_key_secret:
         env.append(pods.secret_env(names.API_KEY, spec.api_key_secret.name, spec.api_key_secret.key))
+    return env
+
+
+def _job(spec: api.ModelServeSpec, b: Build, name: str, revision: str, component: str, args: list[str]) -> dict[str, Any]:
+    env = _client_env(spec, b)
     volumes, mounts = pods.scratch_volumes("10Gi")
     container = {"name": "kubetune-job", "image": spec.images.jobs or b.jobs_image,
                  "imagePullPolicy": spec.images.pull_policy, "command": ["kubetune-job"], "args": args, "env": env,
@@ -311,9 +317,7 @@ def probe_deployment(spec: api.ModelServeSpec, b: Build, revision: str) -> dict[
                            interval_seconds=float(pr.interval_seconds), max_new_tokens=pr.max_new_tokens,
                            output=results_layout(spec, b.namespace, b.name).probe(revision), pushgateway=b.pushgateway,
                            serve_name=b.name, revision=revision, namespace=b.namespace)
-    env = _store_env(spec, b) + pods.scratch_env()
-    if spec.api_key_secret:
-        env.append(pods.secret_env(names.API_KEY, spec.api_key_secret.name, spec.api_key_secret.key))
+    env = _client_env(spec, b)
     volumes, mounts = pods.scratch_volumes("1Gi")
     # No revision label: the Services and the revisions' Deployments select pods by serve and revision.
     lab = {**labels(b, None, PROBE_COMPONENT), "app.kubernetes.io/name": "kubetune-probe"}
