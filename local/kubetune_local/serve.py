@@ -340,20 +340,21 @@ def _serve(local: Local, target: source.Target, port: int, console: Console, sta
     started = time.monotonic()
     with started_server or server(argv, console, fallback_model=argv[argv.index("--model") + 1]) as srv:
         key_env = names.API_KEY if os.environ.get(names.API_KEY) else None
-        console.print(f"\nserving at [bold]{srv.base_url}[/] as model {local.serve.served_name()!r} "
-                      f"(ready in {time.monotonic() - started:.0f} s; metrics at {srv.base_url[:-3]}/metrics; "
-                      "Ctrl-C or SIGTERM stops)\n", soft_wrap=True)
-        console.print(curl(srv.base_url, local.serve.served_name(), api_key_env=key_env), markup=False,
-                      highlight=False, soft_wrap=True)
-        if local.spec.api_key_secret and not key_env:
-            console.print("[yellow]note[/] spec.apiKeySecret names a Secret; on this machine the key is "
-                          f"${names.API_KEY} (unset: no key is required)")
         probe = None
-        if local.spec.monitoring.probe.enabled:
-            revision = source.revision(local.spec, target, local.serve.served_name(), "local")
-            probe = LiveProbe(JOB, local.serve, local.root, srv.base_url, revision, console,
-                              local.workdir / "probe.log", local.locate)
+        # From the line that says where it serves, a Ctrl-C or SIGTERM is a stop as asked, however soon it comes.
         try:
+            console.print(f"\nserving at [bold]{srv.base_url}[/] as model {local.serve.served_name()!r} "
+                          f"(ready in {time.monotonic() - started:.0f} s; metrics at {srv.base_url[:-3]}/metrics; "
+                          "Ctrl-C or SIGTERM stops)\n", soft_wrap=True)
+            console.print(curl(srv.base_url, local.serve.served_name(), api_key_env=key_env), markup=False,
+                          highlight=False, soft_wrap=True)
+            if local.spec.api_key_secret and not key_env:
+                console.print("[yellow]note[/] spec.apiKeySecret names a Secret; on this machine the key is "
+                              f"${names.API_KEY} (unset: no key is required)")
+            if local.spec.monitoring.probe.enabled:
+                revision = source.revision(local.spec, target, local.serve.served_name(), "local")
+                probe = LiveProbe(JOB, local.serve, local.root, srv.base_url, revision, console,
+                                  local.workdir / "probe.log", local.locate)
             _watch(local, probe, previous, console)
             while srv.running:
                 time.sleep(1.0)
