@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "serve": "kubetune_jobs.serving.run",
     "bench": "kubetune_jobs.bench.run",
     "probe": "kubetune_jobs.probe.run",
+    "adapters": "kubetune_jobs.serving.adapters",
     "fetch": "kubetune_jobs.fetch",
 }
 

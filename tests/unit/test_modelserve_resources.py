@@ -11,7 +11,7 @@ import kubernetes_validate
 import pytest
 
 from kubetune_operator.kube.owner import Owner
-from kubetune_operator.modelserve import api, resources, source, validation, vllm
+from kubetune_operator.modelserve import adapters, api, resources, source, validation, vllm
 from support.pod_security import violations
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,6 +54,8 @@ def variants() -> dict[str, api.ModelServeSpec]:
         "two-gpus": spec(resources={"gpus": 2, "nodeSelector": {"gpu": "h100"},
                                     "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}]},
                          autoscaling={"enabled": True}, vllm={"chatTemplate": "{{ messages }}"}),
+        "adapters": spec(adapters=[{"name": "billing", "uri": "s3://kubetune/adapters/billing"},
+                                   {"name": "support", "fineTuneRun": {"name": "ft-support"}}]),
     }
 
 
@@ -65,7 +67,12 @@ def objects(s: api.ModelServeSpec, keda: bool = False) -> list[dict]:
            resources.gate_job(s, BUILD, rev, t.datasets), resources.hpa(s, BUILD, rev),
            resources.probe_deployment(s, BUILD, rev)]
     cm = resources.template_configmap(s, BUILD, rev)
-    return out + ([cm] if cm else [])
+    out += [cm] if cm else []
+    if s.adapters:
+        found = [adapters.Located(a.name, "s3://kubetune/adapters/x", "s3://kubetune/adapters/x", "a" * 64)
+                 for a in s.adapters]
+        out.append(resources.adapters_configmap(BUILD, adapters.adapter_set(s, BUILD.served_name, found, [])))
+    return out
 
 
 @pytest.mark.parametrize("label", list(variants()))

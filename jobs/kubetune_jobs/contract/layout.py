@@ -17,6 +17,7 @@ the marker lists every file with its size and sha256 and is written last.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -39,6 +40,7 @@ MERGED_DIR = "merged"
 REPORT_FILE = "report.json"
 BENCH_FILE = "bench.json"
 PROBE_FILE = "probe.json"  # `kubetune-job probe`: its last round, rewritten every round
+ADAPTER_SET_FILE = "adapters.json"  # the adapters every replica of a serve loads (`records.AdapterSet`)
 BENCH_MARKDOWN = "bench.md"
 REPORT_MARKDOWN = "report.md"
 SUMMARY_FILE = "summary.json"
@@ -49,6 +51,15 @@ HTML_REPORT = "report.html"
 
 # ASCII digits only, and few enough that int() cannot choke: the names come from the store.
 _STEP_DIR = re.compile(r"step-([0-9]{1,12})", re.ASCII)
+
+
+def marker_digest(*markers: bytes) -> str:
+    """The content id of one or more complete directories: a digest of their `_COMPLETE` markers (which hold
+    every file's sha256), so the same files give the same id wherever they are stored."""
+    h = hashlib.sha256()
+    for m in markers:
+        h.update(hashlib.sha256(m).digest())
+    return h.hexdigest()
 
 
 def checkpoint_dir(step: int) -> str:
@@ -145,6 +156,14 @@ class ServeLayout:
 
     def probe(self, revision: str) -> str:
         return join(self.root, "probe", revision)
+
+    @property
+    def adapter_replicas(self) -> str:
+        """Where each replica's adapter agent writes `<replica>.json` (`records.ReplicaAdapters`)."""
+        return join(self.root, "adapters", "replicas")
+
+    def adapter_replica(self, replica: str) -> str:
+        return join(self.adapter_replicas, f"{replica}.json")
 
     def probe_file(self, revision: str) -> str:
         return join(self.probe(revision), PROBE_FILE)

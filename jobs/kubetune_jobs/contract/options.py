@@ -362,6 +362,25 @@ class ProbeOptions(_Options):
 
 
 @dataclass(frozen=True)
+class AdaptersOptions(_Options):
+    COMMAND: ClassVar[str] = "adapters"
+    HELP: ClassVar[str] = ("a replica's adapter agent: keeps a vLLM server's runtime LoRA adapters equal to the "
+                           "serve's adapter set")
+
+    endpoint: str = flag(help="the vLLM server's root URL (http://127.0.0.1:8000); key from KUBETUNE_API_KEY")
+    set: str = flag(help="the adapter set (adapters.json): path or s3:// URI")
+    cache: str = flag(help="local directory the adapters are placed in (the server reads them there)")
+    output: str | None = flag(None, "directory or s3:// prefix for <replica>.json, what each pass reached")
+    replica: str | None = flag(None, "this replica's name in what it writes (default: the host name)")
+    interval_seconds: float = flag(15.0, "seconds from the start of one pass to the start of the next")
+    passes: int = flag(0, "passes to run (0: until stopped)")
+
+    def validate(self) -> None:
+        if self.interval_seconds <= 0 or self.passes < 0:
+            raise ValueError("--interval-seconds must be positive and --passes >= 0")
+
+
+@dataclass(frozen=True)
 class FetchOptions(_Options):
     COMMAND: ClassVar[str] = "fetch"
     HELP: ClassVar[str] = "copy a complete model directory from the store and verify it (a serving pod's init step)"
@@ -373,4 +392,4 @@ class FetchOptions(_Options):
 
 JOBS: dict[str, type[_Options]] = {cls.COMMAND: cls for cls in (PrepareOptions, TrainOptions, EvaluateOptions,
                                                                 ServeOptions, BenchOptions, ProbeOptions,
-                                                                FetchOptions)}
+                                                                AdaptersOptions, FetchOptions)}

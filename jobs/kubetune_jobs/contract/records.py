@@ -7,6 +7,8 @@
     report.json     `ReportSummary`  the figures of the report evaluate writes (items are the job's own)
     bench.json      `BenchReport`    written by bench after every concurrency level (complete at the end)
     probe.json      `ProbeReport`    written by probe after every round (the last round)
+    adapters.json   `AdapterSet`     written by the operator (and `kubetune serve`): the adapters every replica serves
+    adapters/<replica>.json  `ReplicaAdapters`  written by a replica's adapter agent after every pass
 
 Writers build the record and dump it; readers validate it with `read()`, which returns None for
 anything that is not such a record (a missing key of the wrong type, a file of another kind), so no
@@ -22,7 +24,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, FiniteFloat, Strict, ValidationError
+from pydantic import (
+    AllowInfNan,
+    BaseModel,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    Strict,
+    ValidationError,
+    field_validator,
+)
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -222,6 +233,70 @@ class ProbeReport(_Record):
     rounds: int = Field(ge=1)  # rounds this prober has run (the last one is this)
     health: ProbeHealth
     items: list[dict[str, Any]] = []
+
+
+# An adapter's name is what clients send as `model`, a vLLM LoRA name and a PromQL label value.
+ADAPTER_NAME = r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$"
+SHA256 = r"^[0-9a-f]{64}$"
+# States an adapter reaches on one replica.
+LOADED, FAILED = "Loaded", "Failed"
+
+
+class Wanted(_Record):
+    """One adapter of the set."""
+
+    max_bytes: ClassVar[int] = 4 * KIB
+
+    name: str = Field(pattern=ADAPTER_NAME)
+    uri: str = Field(min_length=1, max_length=1024)  # a complete adapter directory: path or s3://
+    digest: str = Field(pattern=SHA256)  # marker_digest of its _COMPLETE marker
+
+    @field_validator("uri")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+            raise ValueError("a URI without control characters")
+        return value
+
+
+class AdapterSet(_Record):
+    """`adapters.json`: what every replica of a serve answers for besides its base model."""
+
+    max_bytes: ClassVar[int] = 1 * MIB
+
+    base: str = Field(min_length=1, max_length=253)  # the base's served name (vLLM's --served-model-name)
+    max_rank: int = Field(ge=1, le=512)  # the server's --max-lora-rank
+    adapters: list[Wanted] = Field(default=[], max_length=256)
+
+    @field_validator("adapters")
+    @classmethod
+    def _unique(cls, value: list[Wanted]) -> list[Wanted]:
+        names = [w.name for w in value]
+        if len(set(names)) != len(names):
+            raise ValueError("each adapter name once")
+        return value
+
+
+class AdapterState(_Record):
+    """One adapter on one replica."""
+
+    max_bytes: ClassVar[int] = 8 * KIB
+
+    name: str
+    digest: str
+    state: str  # LOADED | FAILED
+    reason: str | None = None  # why it failed: a check's message or the server's
+
+
+class ReplicaAdapters(_Record):
+    """What one replica's agent reached in its last pass (`adapters/<replica>.json`)."""
+
+    max_bytes: ClassVar[int] = 1 * MIB
+
+    created: str  # RFC 3339, when the pass ended
+    replica: str  # the pod's name (the agent's host name)
+    adapters: list[AdapterState] = []
+    removed: list[str] = []  # adapters the pass unloaded because the set no longer names them
 
 
 def read(record: type[R], data: bytes | str | dict[str, Any] | None) -> R | None:

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
 
 from kubetune_jobs.contract import suites
-from kubetune_jobs.contract.records import Fraction
+from kubetune_jobs.contract.records import ADAPTER_NAME, Fraction
 
 from ..apitypes import (
     API_VERSION,
@@ -70,11 +70,14 @@ class FineTuneRunRef(_Model):
 
 
 class LoraServing(_Model):
-    """Serve a stage's LoRA adapter on the model that stage trained from (vLLM's LoRA support), instead of
-    its merged model."""
+    """vLLM's LoRA settings: serve a stage's LoRA adapter on the model that stage trained from instead of its
+    merged model (`enabled`), and the limits of the adapters of spec.adapters."""
 
     enabled: bool = _f(False, "Serve the adapter (spec.model.fineTuneRun only).")
-    max_rank: int = _f(64, "vLLM's --max-lora-rank: at least the adapter's rank.", ge=1, le=512)
+    max_rank: int = _f(64, "vLLM's --max-lora-rank: at least every served adapter's rank (an adapter of a "
+                       "higher rank is marked failed, alone).", ge=1, le=512)
+    max_loras: int = _f(4, "vLLM's --max-loras with spec.adapters: adapters one batch can mix (more can be "
+                        "loaded; they take turns).", ge=1, le=256)
 
 
 class ModelSource(_Model):
@@ -95,6 +98,25 @@ class ModelSource(_Model):
                              + (f" (got {', '.join(given)})" if given else ""))
         if self.lora.enabled and self.fine_tune_run is None:
             raise ValueError("lora.enabled serves a FineTuneRun stage's adapter: it needs fineTuneRun")
+        return self
+
+
+class AdapterSpec(_Model):
+    """A LoRA adapter served on the base model under its own name (what clients send as `model`): exactly one
+    of fineTuneRun and uri. It must have been trained on the model spec.model serves."""
+
+    name: str = _f(..., "The model name clients send for this adapter; also its name in status and metrics.",
+                   max_length=63, pattern=syntax(ADAPTER_NAME, "lower-case letters, digits, '-' and '.', starting "
+                                                 "and ending with a letter or digit"))
+    fine_tune_run: FineTuneRunRef | None = _f(None, "A FineTuneRun stage's adapter (its last stage's unless stage "
+                                              "is set); waits for the run to succeed.")
+    uri: str | None = _f(None, "s3:// URI of a complete adapter directory (written with a _COMPLETE marker).",
+                         max_length=512, pattern=S3_URI)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> AdapterSpec:
+        if (self.fine_tune_run is None) == (self.uri is None):
+            raise ValueError("name exactly one of fineTuneRun and uri")
         return self
 
 
@@ -271,6 +293,21 @@ class ModelServeSpec(_Model):
     promotion: PromotionSpec = _f(PromotionSpec(), "Gate model changes on evaluation.")
     monitoring: MonitoringSpec = _f(MonitoringSpec(), "Prometheus scraping.")
     images: ImagesSpec = _f(ImagesSpec(), "Helper images.")
+    adapters: list[AdapterSpec] = _f(
+        [], "LoRA adapters served beside the base model, each under its own name. They are loaded at run time on "
+        "every replica, and a replica that starts gets the current set: adding, changing or removing one never "
+        "restarts vLLM (the first one, from none, starts a revision with LoRA enabled).", max_length=64)
+
+    @model_validator(mode="after")
+    def _adapters(self) -> ModelServeSpec:
+        names = [a.name for a in self.adapters]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"adapters: each name once ({', '.join(twice)} given more than once)")
+        if self.adapters and self.model.lora.enabled:
+            raise ValueError("adapters: serve the base model (not model.lora.enabled, which serves one adapter "
+                             "as the model)")
+        return self
 
 
 # ---------------------------------------------------------------- status
@@ -389,6 +426,24 @@ class WatchStatus(_Model):
     until: str = _f(..., "When the watch ends and the previous revision is removed (RFC 3339).")
 
 
+AdapterState = Literal["Waiting", "Loading", "Ready", "Failed"]
+
+
+class AdapterStatus(_Model):
+    """One adapter of spec.adapters: where its files are, and which Ready replicas of the serving revision
+    answer for it."""
+
+    name: str = _f(..., "The adapter's name (what clients send as `model`).", max_length=63)
+    source: str = _f(..., "What spec.adapters names (finetunerun/<name>[/<stage>] or the s3:// URI).", max_length=600)
+    uri: str | None = _f(None, "The adapter directory in the object store.", max_length=1024)
+    digest: str | None = _f(None, "sha256 over its completeness marker: its content.", max_length=64)
+    state: AdapterState = _f(..., "Waiting (for its run or files), Loading (not yet on every Ready replica), Ready "
+                             "(on every one), Failed (the message says why; the replicas retry it).")
+    message: str | None = _f(None, "Why it waits or failed, naming the field or the replica.", max_length=2048)
+    replicas: list[Annotated[str, Field(max_length=253)]] = _f(
+        [], "Ready replicas (pods) of the serving revision that answer for it.", max_length=100)
+
+
 class ModelServeStatus(_Model):
     """Observed state, written by the operator."""
 
@@ -404,6 +459,9 @@ class ModelServeStatus(_Model):
                                        max_length=EVALUATIONS_KEPT)
     probe: ProbeStatus | None = _f(None, "The live probe's last round of the serving revision.")
     watch: WatchStatus | None = _f(None, "The promotion under watch, while its window lasts.")
+    adapters: list[AdapterStatus] = _f([], "Each adapter of spec.adapters.", max_length=64)
+    adapters_ready: str | None = _f(None, "Adapters Ready on every Ready replica / adapters (printer column).",
+                                    max_length=16)
     rejected: list[str] = _f([], "Revisions the gate rejected or the watch rolled back (not retried until the model "
                              "changes).", max_length=32)
     history: list[HistoryEntry] = _f([], "Rollouts, promotions and rejections, newest last.", max_length=50)
@@ -437,6 +495,12 @@ def _rules(schema: dict[str, Any]) -> None:
         {"rule": "[has(self.fineTuneRun), has(self.uri), has(self.hub)].filter(x, x).size() == 1",
          "message": "name exactly one of fineTuneRun, uri and hub"},
     ]
+    schema["properties"]["adapters"]["x-kubernetes-validations"] = [
+        {"rule": "self.all(a, self.exists_one(b, b.name == a.name))", "message": "adapter names must be unique"},
+    ]
+    schema["properties"]["adapters"]["items"]["x-kubernetes-validations"] = [
+        {"rule": "has(self.fineTuneRun) != has(self.uri)", "message": "name exactly one of fineTuneRun and uri"},
+    ]
     schema["properties"]["autoscaling"]["x-kubernetes-validations"] = [
         {"rule": "self.minReplicas <= self.maxReplicas", "message": "minReplicas must not exceed maxReplicas"},
     ]
@@ -449,6 +513,8 @@ RESOURCE = ResourceKind(
         {"name": "Model", "type": "string", "jsonPath": ".status.model.source"},
         {"name": "Ready", "type": "string", "jsonPath": ".status.ready"},
         {"name": "Tok/s", "type": "number", "jsonPath": ".status.tokensPerSecond"},
+        {"name": "Adapters", "type": "string", "jsonPath": ".status.adaptersReady", "description":
+         "Adapters answering on every Ready replica / adapters named"},
         {"name": "Probe", "type": "number", "jsonPath": ".status.probe.accuracy", "description":
          "The live probe's last accuracy on the serving revision"},
         {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint"},

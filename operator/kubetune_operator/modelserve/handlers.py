@@ -18,7 +18,7 @@ import kopf
 
 from kubetune_jobs.contract import locations, records
 from kubetune_jobs.contract import metrics as m
-from kubetune_jobs.contract.layout import COMPLETE_MARKER, COMPLETE_MARKER_MAX_BYTES, join
+from kubetune_jobs.contract.layout import COMPLETE_MARKER, COMPLETE_MARKER_MAX_BYTES, ServeLayout, join
 from kubetune_jobs.contract.store import StoreAccess, StoreConfigError
 
 from .. import metrics, naming
@@ -32,7 +32,7 @@ from ..kube.events import post
 from ..kube.jobs import SUCCEEDED, JobView
 from ..kube.objects import NotOurs, Objects, Refused
 from ..kube.owner import Owner
-from . import api, promotion, reconcile, resources, source, validation
+from . import adapters, api, promotion, reconcile, resources, source, validation
 
 log = logging.getLogger(__name__)
 KIND = api.RESOURCE
@@ -152,12 +152,52 @@ async def observe(ctx: Context, body: dict[str, Any]) -> reconcile.Observed:
             obs.bench[revision] = await reads.evidence(layout.bench_file(revision), records.BenchReport)
         if obs.jobs.get(resources.gate_job_name(name, revision, spec.promotion), JobView("", "")).state == SUCCEEDED:
             obs.reports[revision] = await reads.evidence(layout.report(revision), records.ReportSummary)
+    if spec.adapters and isinstance(resolved, source.Target):
+        await _observe_adapters(obs, objects, reads, spec, resolved, layout)
     if spec.monitoring.probe.enabled:
         probed = {x.revision for x in (obs.status.model, obs.status.watch) if x is not None}
         for revision in sorted(probed & set(obs.deployments)):
             obs.probes[revision] = await reads.evidence(layout.probe_file(revision), records.ProbeReport)
     obs.store_error = reads.error
     return obs
+
+
+async def _observe_adapters(obs: reconcile.Observed, objects: Objects, reads: _Reads, spec: api.ModelServeSpec,
+                            base: source.Target, layout: ServeLayout) -> None:
+    """Each adapter resolved (its run, its marker), and the report of every Ready pod of the serving revision."""
+    found: list[adapters.Resolution] = []
+    for i, a in enumerate(spec.adapters):
+        run = None
+        if a.fine_tune_run is not None:
+            run = await objects.read(ftr_api.API_VERSION, ftr_api.KIND, obs.namespace, a.fine_tune_run.name)
+        r = adapters.locate(spec, i, run, base)
+        if isinstance(r, adapters.Located):
+            before = reads.error
+            reads.error = None
+            marker = await reads.marker(r.uri)
+            if reads.error:  # unknown is not absent: a store outage must not unload what serves
+                r = source.Waiting("StoreUnreachable", f"adapter {a.name!r}: {reads.error}")
+            else:
+                r = adapters.with_marker(r, marker, reads.unusable.get(r.uri))
+            reads.error = reads.error or before
+        found.append(r)
+    obs.adapters = found
+    serving = obs.status.model.revision if obs.status.model is not None else None
+    if serving not in obs.deployments:
+        return
+    selector = f"{naming.LABEL_SERVE}={naming.dns_label(obs.name)},{naming.LABEL_REVISION}={serving}"
+    for pod in await objects.list("v1", "Pod", obs.namespace, selector):
+        if not _pod_ready(pod):
+            continue
+        name = pod["metadata"]["name"]
+        data = await reads.evidence(layout.adapter_replica(name), records.ReplicaAdapters)
+        obs.adapter_reports[name] = records.read(records.ReplicaAdapters, data) if isinstance(data, bytes) else None
+
+
+def _pod_ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return not (pod.get("metadata") or {}).get("deletionTimestamp") and any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in conditions if isinstance(c, dict))
 
 
 def _differs(desired: Any, existing: Any) -> bool:

@@ -13,6 +13,9 @@ the candidate goes and the serving revision carries on. A rejected revision is n
 model changes. Each revision that starts serving is benchmarked once. Waiting for a FineTuneRun is a state,
 not an error; a bad spec, a missing Secret or an unavailable model get a condition naming the field and no
 new Deployment (a revision already serving keeps serving).
+
+spec.adapters live beside all this: their set (a ConfigMap every replica's adapter agent reads) changes
+without a new revision, and each adapter's state comes from what the serving revision's Ready replicas report.
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubetune_jobs.contract import records
+from kubetune_jobs.contract.records import ReplicaAdapters
 
 from ..kube.conditions import condition, now, set_condition
 from ..kube.events import Event
 from ..kube.jobs import FAILED, SUCCEEDED, JobView
-from . import api, promotion, resources, watch
+from . import adapters, api, promotion, resources, watch
 from .source import Target, Unavailable, Waiting
 
 READY, PROGRESSING, DEGRADED = "Ready", "Progressing", "Degraded"
@@ -78,6 +82,8 @@ class Observed:
     pod_monitors: bool = False  # the PodMonitor CRD is installed
     keda: bool = False  # KEDA's ScaledObject CRD is installed
     store_error: str | None = None
+    adapters: list[adapters.Resolution] | None = None  # spec.adapters resolved (None: not looked at)
+    adapter_reports: dict[str, ReplicaAdapters | None] = field(default_factory=dict)  # Ready pod -> its report
     shared_copy: dict[str, Any] | None = None  # the serve's copy of the shared store's keys, to apply first
 
 
@@ -174,9 +180,29 @@ class _Decide:
             return model.revision, model
         return None
 
+    def adapters(self) -> None:
+        """The adapter set's ConfigMap, and each adapter's state (kept as it was while it cannot be worked out)."""
+        obs, spec, b = self.obs, self.obs.spec, self.obs.build
+        if spec is None or b is None:
+            return
+        if not spec.adapters:
+            if self.status.adapters:  # the last ones were removed: every replica unloads them (pods keep the
+                # last file of a deleted ConfigMap, so it is emptied, not deleted)
+                self.d.apply.append(resources.adapters_configmap(b, adapters.adapter_set(spec, b.served_name, [], [])))
+            self.status.adapters, self.status.adapters_ready = [], None
+            return
+        if obs.adapters is None:
+            return
+        the_set = adapters.adapter_set(spec, b.served_name, obs.adapters, self.status.adapters)
+        self.d.apply.append(resources.adapters_configmap(b, the_set))
+        self.status.adapters = adapters.statuses(spec, obs.adapters, obs.adapter_reports)
+        self.status.adapters_ready = adapters.ready(self.status.adapters)
+
     def finish(self) -> Decision:
         obs = self.obs
         cur = self.current()
+        if not obs.problems:
+            self.adapters()
         self.status.probe = None
         if cur is not None and obs.spec is not None and obs.spec.monitoring.probe.enabled:
             self.status.probe = watch.read(obs.spec.monitoring.probe, cur[0], obs.probes.get(cur[0])).figures

@@ -6,6 +6,8 @@
     <serve>-<rev>          Service of that revision (what the benchmark and the evaluation talk to)
     <serve>                Service clients use: it selects the serving revision
     <serve>                PodMonitor for vLLM's /metrics; KEDA ScaledObject or HPA on waiting requests
+    <serve>-adapters       ConfigMap: spec.adapters' set (adapters.json); every replica's adapter agent (a second
+                           container, `kubetune-job adapters`) reads it and loads the adapters into its vLLM
     <serve>-bench-<rev>    Job: `kubetune-job bench` once the revision serves
     <serve>-gate-<rev>-<s> Job: `kubetune-job evaluate --endpoint` for the promotion gate (s: the suites' digest)
 
@@ -15,13 +17,22 @@ Every pod follows the restricted Pod Security profile; secrets are referenced, n
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
+from kubetune_jobs.contract import adapters as adapter_contract
 from kubetune_jobs.contract import env as names
-from kubetune_jobs.contract.layout import ServeLayout, store_root
+from kubetune_jobs.contract.layout import ADAPTER_SET_FILE, ServeLayout, store_root
 from kubetune_jobs.contract.metrics import VLLM_WAITING
-from kubetune_jobs.contract.options import BenchOptions, EvaluateOptions, FetchOptions, ProbeOptions
+from kubetune_jobs.contract.options import (
+    AdaptersOptions,
+    BenchOptions,
+    EvaluateOptions,
+    FetchOptions,
+    ProbeOptions,
+)
+from kubetune_jobs.contract.records import AdapterSet
 from kubetune_jobs.contract.store import resolve
 from kubetune_jobs.contract.suites import suite_arg
 
@@ -40,6 +51,11 @@ VLLM_CONTAINER = "vllm"
 HTTP = "http"
 COMPONENT = "app.kubernetes.io/component"
 PROBE_COMPONENT = "probe"
+ADAPTERS_COMPONENT = "adapters"
+ADAPTERS_CONTAINER = "adapters"
+ADAPTERS_DIR = "/adapters"  # shared by vLLM and the agent: the agent places adapters there, vLLM loads them
+ADAPTER_SET_DIR = "/etc/kubetune/adapters"  # the set's ConfigMap, in the agent's container
+ADAPTERS_INTERVAL_SECONDS = 15.0
 # vLLM loads weights (and on first start compiles) before /health answers: minutes for a 3B model.
 STARTUP_SECONDS = 1800
 
@@ -68,6 +84,10 @@ class Build:
 
 def deployment_name(serve: str, revision: str) -> str:
     return naming.dns_label(f"{serve}-{revision}")
+
+
+def adapters_name(serve: str) -> str:
+    return naming.dns_label(f"{serve}-adapters")
 
 
 def revision_service_name(serve: str, revision: str) -> str:
@@ -187,6 +207,13 @@ def deployment(spec: api.ModelServeSpec, b: Build, revision: str, target: Target
     pod: dict[str, Any] = {"containers": [server], "volumes": volumes, "securityContext": pods.pod_security(),
                            "automountServiceAccountToken": False, "enableServiceLinks": False,
                            "terminationGracePeriodSeconds": 60}
+    if vllm.runtime_adapters(spec):
+        server["env"].append({"name": adapter_contract.RUNTIME_UPDATES_ENV, "value": "True"})
+        mounts.append({"name": "adapters", "mountPath": ADAPTERS_DIR})
+        # The ConfigMap is optional: a pod that starts before the operator wrote it serves the base meanwhile.
+        volumes += [{"name": "adapters", "emptyDir": {"sizeLimit": r.model_storage}},
+                    {"name": "adapter-set", "configMap": {"name": adapters_name(b.name), "optional": True}}]
+        pod["containers"].append(adapter_agent(spec, b, scratch_mounts))
     if target.uri:
         fetch = FetchOptions(model=target.uri, dest=MODEL_DIR, adapter=target.adapter)
         pod["initContainers"] = [{
@@ -212,6 +239,30 @@ def deployment(spec: api.ModelServeSpec, b: Build, revision: str, target: Target
             "template": {"metadata": {"labels": lab}, "spec": pod},
         },
     }
+
+
+def adapter_agent(spec: api.ModelServeSpec, b: Build, scratch_mounts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The replica's adapter agent: it keeps its vLLM's runtime adapters equal to the set, restarts included
+    (it runs beside vLLM for the pod's life), and writes what it reached under the serve's results."""
+    options = AdaptersOptions(endpoint=f"http://127.0.0.1:{vllm.PORT}", set=f"{ADAPTER_SET_DIR}/{ADAPTER_SET_FILE}",
+                              cache=ADAPTERS_DIR, output=results_layout(spec, b.namespace, b.name).adapter_replicas,
+                              replica="$(POD_NAME)", interval_seconds=ADAPTERS_INTERVAL_SECONDS)
+    env = [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}, *_client_env(spec, b)]
+    return {"name": ADAPTERS_CONTAINER, "image": spec.images.jobs or b.jobs_image,
+            "imagePullPolicy": spec.images.pull_policy, "command": ["kubetune-job"], "args": options.command_line(),
+            "env": env,
+            "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+            "securityContext": pods.container_security(),
+            "volumeMounts": [{"name": "adapters", "mountPath": ADAPTERS_DIR},
+                             {"name": "adapter-set", "mountPath": ADAPTER_SET_DIR, "readOnly": True},
+                             *scratch_mounts]}
+
+
+def adapters_configmap(b: Build, the_set: AdapterSet) -> dict[str, Any]:
+    """The set every replica loads. Its volume is not part of the pod template's identity: the set changes
+    without a rollout, and kubelet refreshes the mounted file (about a minute)."""
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(b, adapters_name(b.name), None, ADAPTERS_COMPONENT),
+            "data": {ADAPTER_SET_FILE: json.dumps(the_set.dump(), indent=1, sort_keys=True)}}
 
 
 def service(b: Build, revision: str, *, stable: bool) -> dict[str, Any]:

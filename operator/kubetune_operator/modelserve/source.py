@@ -13,6 +13,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from kubetune_jobs.contract.layout import marker_digest
+
 from . import api
 
 
@@ -41,13 +43,6 @@ class Unavailable:
 
 
 Resolution = Target | Waiting | Unavailable
-
-
-def marker_digest(*markers: bytes) -> str:
-    h = hashlib.sha256()
-    for m in markers:
-        h.update(hashlib.sha256(m).digest())
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -133,5 +128,7 @@ def revision(spec: api.ModelServeSpec, target: Target, served_name: str, vllm_im
     autoscaler are not part of it (they change the running revision in place)."""
     identity = {"model": [target.uri, target.hub, target.adapter, target.digest], "served": served_name,
                 "vllm": spec.vllm.model_dump(mode="json", exclude={"image"}), "image": vllm_image,
-                "gpus": spec.resources.gpus, "lora": spec.model.lora.model_dump(mode="json")}
+                "gpus": spec.resources.gpus, "lora": spec.model.lora.model_dump(mode="json", exclude={"max_loras"})}
+    if spec.adapters:  # LoRA on for the runtime adapters; which ones is not the revision's (they change in place)
+        identity["runtime_adapters"] = spec.model.lora.max_loras
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]

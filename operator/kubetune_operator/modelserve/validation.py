@@ -28,6 +28,7 @@ def problems(spec: api.ModelServeSpec) -> list[str]:
             out.append(f"spec.promotion.gate.minAccuracy.{suite}: not one of spec.promotion.suites")
     out += _objectives(spec)
     out += _probe(spec)
+    out += _adapters(spec)
     a = spec.autoscaling
     if a.enabled and a.min_replicas > a.max_replicas:
         out.append("spec.autoscaling.minReplicas: must not exceed spec.autoscaling.maxReplicas")
@@ -56,6 +57,21 @@ def _objectives(spec: api.ModelServeSpec) -> list[str]:
         return [f"spec.promotion.gate.benchmarkConcurrency: {g.benchmark_concurrency} is not one of "
                 f"spec.benchmark.concurrency ({', '.join(map(str, spec.benchmark.concurrency))})"]
     return []
+
+
+def _adapters(spec: api.ModelServeSpec) -> list[str]:
+    if not spec.adapters:
+        return []
+    out = []
+    if spec.promotion.enabled:
+        # Fail closed: an adapter must not go live ungated where the serve asks for a gate.
+        out.append("spec.adapters: adapters are not gated one by one yet, and spec.promotion.enabled asks for a "
+                   "gate; serve them from a ModelServe without spec.promotion")
+    served = spec.served_model_name
+    for i, a in enumerate(spec.adapters):
+        if served is not None and a.name == served:
+            out.append(f"spec.adapters[{i}].name: {a.name!r} is the base model's name (spec.servedModelName)")
+    return out
 
 
 def referenced_secrets(spec: api.ModelServeSpec) -> list[tuple[str, str, tuple[str, ...]]]:

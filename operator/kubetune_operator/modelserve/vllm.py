@@ -36,6 +36,12 @@ class ModelFiles:
     adapter: str | None = None  # LoRA mode: the adapter directory
 
 
+def runtime_adapters(spec: api.ModelServeSpec) -> bool:
+    """spec.adapters: LoRA on, adapters loaded and unloaded at run time by each replica's adapter agent (vLLM
+    serves those endpoints only where `contract.adapters.RUNTIME_UPDATES_ENV` is set)."""
+    return bool(spec.adapters)
+
+
 def tensor_parallel(spec: api.ModelServeSpec) -> int:
     return spec.vllm.tensor_parallel_size or max(1, spec.resources.gpus)
 
@@ -62,7 +68,8 @@ def settings(spec: api.ModelServeSpec, served_name: str, files: ModelFiles, *, h
     together they are what `spec.vllm.extraArgs` may not touch."""
     v = spec.vllm
     gpus = spec.resources.gpus > 0
-    lora = files.adapter is not None
+    single = files.adapter is not None  # model.lora.enabled: one adapter, served as the model, fixed at start
+    lora = single or runtime_adapters(spec)
     return [
         Setting("--model", None, [files.model]),
         Setting("--served-model-name", None, [served_name]),
@@ -89,8 +96,9 @@ def settings(spec: api.ModelServeSpec, served_name: str, files: ModelFiles, *, h
         Setting("--enable-lora", "spec.model.lora.enabled", [] if lora else None),
         Setting("--max-lora-rank", "spec.model.lora.maxRank", [str(lora_rank(spec.model.lora.max_rank))] if lora
                 else None),
-        Setting("--max-loras", None, ["1"] if lora else None),
-        Setting("--lora-modules", None, [f"{served_name}={files.adapter}"] if lora else None),
+        Setting("--max-loras", "spec.model.lora.maxLoras", ["1"] if single else [str(spec.model.lora.max_loras)]
+                if lora else None),
+        Setting("--lora-modules", None, [f"{served_name}={files.adapter}"] if single else None),
     ]
 
 

@@ -1,0 +1,208 @@
+"""Many adapters on one base, with real vLLM (CPU build, its punica LoRA path): three adapters trained by the
+project's own train job on the bundled SmolLM2, kept on a server by the adapter agent (`kubetune-job adapters`,
+a real subprocess) as a replica keeps them.
+
+- Each adapter that passes its checks answers under its own name, and differently from the base and from the
+  other: it is applied, not silently ignored.
+- One of too high a rank, one whose files fail their digest and one the set names with another digest are
+  marked failed with their reasons, alone: the others and the base answer. vLLM refuses the high-rank one too,
+  as the agent's check says it would.
+- The server is killed and started again on the same port: the agent, still running, gives it the set back.
+- The set loses an adapter: the agent unloads it; requests for it get vLLM's 404, the rest still answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubetune_jobs import cli
+from kubetune_jobs.contract import adapters as contract
+from kubetune_jobs.contract.layout import ADAPTER_DIR, COMPLETE_MARKER, marker_digest
+from kubetune_jobs.contract.records import FAILED, LOADED, AdapterSet, ReplicaAdapters, Wanted, read
+from kubetune_jobs.serving.adapters import Refused, RuntimeLora
+from kubetune_jobs.serving.process import free_port
+from kubetune_jobs.serving.vllm_server import VLLMServer
+from support.kmock_cluster import wait_for
+from support.served_model import SERVED_NAME, serve_spec
+
+pytestmark = pytest.mark.slow
+DATA = Path(__file__).resolve().parents[1] / "fixtures" / "toolcalls"
+MAX_RANK = 8
+# The shortest training that moves the weights: the top two layers, two steps, few eval rows.
+TRAIN = ["--max-steps", "2", "--batch-size", "2", "--grad-accum", "1", "--max-seq-length", "384", "--save-steps",
+         "1000", "--lora-top-layers", "2", "--precision", "fp32", "--no-load-in-4bit"]
+PROMPTS = ["What is the weather in Paris?", "Book a table for two at eight.", "Say something about rivers."]
+
+
+def small_data(dest: Path) -> Path:
+    dest.mkdir(parents=True)
+    for name, rows in (("train.jsonl", 16), ("eval.jsonl", 2)):
+        lines = (DATA / name).read_text().splitlines()[:rows]
+        (dest / name).write_text("\n".join(lines) + "\n")
+    return dest
+
+
+def train(out: Path, data: Path, rank: int, learning_rate: str) -> Path:
+    assert cli.main(["train", "--model", "bundled:smollm2-135m", "--data", str(data), "--output", str(out),
+                     "--lora-r", str(rank), "--lora-alpha", str(2 * rank), "--learning-rate", learning_rate,
+                     *TRAIN]) == 0
+    return out / ADAPTER_DIR
+
+
+def wanted(name: str, directory: Path, digest_of: Path | None = None) -> Wanted:
+    marker = ((digest_of or directory) / COMPLETE_MARKER).read_bytes()
+    return Wanted(name=name, uri=str(directory), digest=marker_digest(marker))
+
+
+def write_set(path: Path, adapters: list[Wanted]) -> None:
+    path.write_text(json.dumps(AdapterSet(base=SERVED_NAME, max_rank=MAX_RANK, adapters=adapters).dump()))
+
+
+def server_argv(model_dir: Path, port: int) -> list[str]:
+    """The operator's argv for a ModelServe with spec.adapters (LoRA on, no adapter named at start)."""
+    from kubetune_jobs.serving.template import CHAT_TEMPLATE_FILE
+    from kubetune_operator.modelserve import api, vllm
+
+    spec = serve_spec()
+    spec = spec.model_copy(update={
+        "adapters": [api.AdapterSpec(name="any", uri="s3://bucket/any")],
+        "model": spec.model.model_copy(update={"lora": api.LoraServing(max_rank=MAX_RANK, max_loras=2)})})
+    files = vllm.ModelFiles(model=str(model_dir), chat_template=str(model_dir / CHAT_TEMPLATE_FILE))
+    return vllm.argv(spec, SERVED_NAME, files, host="127.0.0.1", port=port)
+
+
+def answers(server: VLLMServer, model: str) -> list[str] | int:
+    """Greedy replies to PROMPTS under `model`, or the HTTP status of a refusal."""
+    import openai
+
+    client = openai.OpenAI(base_url=server.base_url, api_key="unused", timeout=120)
+    out = []
+    for prompt in PROMPTS:
+        try:
+            reply = client.chat.completions.create(model=model, max_tokens=12, temperature=0,
+                                                   messages=[{"role": "user", "content": prompt}])
+        except openai.APIStatusError as exc:
+            return exc.status_code
+        out.append(reply.choices[0].message.content or "")
+    return out
+
+
+def state(path: Path) -> ReplicaAdapters | None:
+    return read(ReplicaAdapters, path.read_bytes()) if path.exists() else None
+
+
+def listed(server: VLLMServer) -> dict[str, str]:
+    try:
+        return RuntimeLora(server.root_url, timeout=10).served(SERVED_NAME)
+    except Exception:  # noqa: BLE001 - not up yet
+        return {}
+
+
+@pytest.fixture(scope="module")
+def scenario(servable_smollm2: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("adapters")
+    data = small_data(tmp / "data")
+    weather = train(tmp / "weather", data, 8, "3e-2")
+    chat = train(tmp / "chat", data, 4, "1e-1")
+    big = train(tmp / "big", data, 16, "3e-2")
+    tampered = tmp / "tampered"
+    shutil.copytree(weather, tampered)
+    weights = tampered / "adapter_model.safetensors"
+    blob = bytearray(weights.read_bytes())
+    blob[-1] ^= 0xFF  # same size, another sha256: only the digest check can tell
+    weights.write_bytes(bytes(blob))
+    the_set = tmp / "adapters.json"
+    write_set(the_set, [wanted("weather", weather), wanted("chat", chat), wanted("big", big),
+                        wanted("tampered", tampered), wanted("stale", chat, digest_of=weather)])
+    states = tmp / "states"
+    port = free_port()
+    env = {contract.RUNTIME_UPDATES_ENV: "True"}
+    seen: dict[str, Any] = {}
+    agent = None
+    server = VLLMServer(server_argv(servable_smollm2, port), env={**os.environ, **env},
+                        log_path=tmp / "server-1.log").start()
+    try:
+        seen["base"] = answers(server, SERVED_NAME)
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "kubetune_jobs.cli", "adapters", "--endpoint", server.root_url, "--set",
+             str(the_set), "--cache", str(tmp / "cache"), "--output", str(states), "--replica", "replica-0",
+             "--interval-seconds", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        wait_for(lambda: state(states / "replica-0.json"), timeout=300, interval=0.5, what="the agent's first pass")
+        seen["first"] = state(states / "replica-0.json")
+        seen["listed"] = listed(server)
+        for name in ("weather", "chat", "big", "tampered", "stale"):
+            seen[name] = answers(server, name)
+        try:  # vLLM itself, asked directly, refuses the high-rank adapter as the agent said it would
+            RuntimeLora(server.root_url).load("big-direct", str(big))
+            seen["direct"] = None
+        except Refused as exc:
+            seen["direct"] = str(exc)
+
+        server.stop()  # a replica's vLLM restarts: it comes back without runtime adapters
+        server = VLLMServer(server_argv(servable_smollm2, port), env={**os.environ, **env},
+                            log_path=tmp / "server-2.log").start()
+        seen["after_restart_at_start"] = listed(server)
+        wait_for(lambda: {"weather", "chat"} <= set(listed(server)), timeout=120, interval=1, what="the set on the new server")
+        seen["after_restart"] = listed(server)
+        seen["weather_after_restart"] = answers(server, "weather")
+
+        write_set(the_set, [wanted("chat", chat)])
+        wait_for(lambda: "weather" not in listed(server), timeout=120, interval=1, what="weather unloaded")
+        seen["shrunk"] = listed(server)
+        seen["weather_gone"] = answers(server, "weather")
+        seen["chat_after"] = answers(server, "chat")
+        seen["base_after"] = answers(server, SERVED_NAME)
+        agent.send_signal(signal.SIGTERM)
+        seen["agent_rc"] = agent.wait(timeout=60)
+        seen["agent_out"] = agent.stdout.read() if agent.stdout else ""
+    finally:
+        if agent is not None and agent.poll() is None:
+            agent.kill()
+        server.stop()
+    return seen
+
+
+def test_each_adapter_answers_under_its_name_and_is_applied(scenario: dict[str, Any]) -> None:
+    first: ReplicaAdapters = scenario["first"]
+    states = {a.name: a for a in first.adapters}
+    assert states["weather"].state == states["chat"].state == LOADED, first
+    assert set(scenario["listed"]) == {"weather", "chat"}, scenario["listed"]
+    base, weather, chat = scenario["base"], scenario["weather"], scenario["chat"]
+    assert isinstance(weather, list) and isinstance(chat, list) and isinstance(base, list)
+    # Greedy and seeded: an adapter vLLM ignored would answer exactly as the base does.
+    assert weather != base and chat != base and weather != chat, (base, weather, chat)
+
+
+def test_a_bad_adapter_fails_alone_with_its_reason(scenario: dict[str, Any]) -> None:
+    states = {a.name: a for a in scenario["first"].adapters}
+    assert states["big"].state == FAILED and f"rank 16 exceeds the server's --max-lora-rank {MAX_RANK}" in (
+        states["big"].reason or ""), states["big"]
+    assert states["tampered"].state == FAILED and "does not match its _COMPLETE entry" in (
+        states["tampered"].reason or ""), states["tampered"]
+    assert states["stale"].state == FAILED and "not the ones the set names" in (states["stale"].reason or ""), (
+        states["stale"])
+    assert scenario["big"] == scenario["tampered"] == scenario["stale"] == 404
+    assert scenario["direct"] is not None and "rank" in scenario["direct"].lower(), scenario["direct"]
+    # Each failure is reported on the agent's one line per change.
+    assert "failed: big (rank 16" in scenario["agent_out"], scenario["agent_out"]
+
+
+def test_a_restarted_server_gets_the_set_back(scenario: dict[str, Any]) -> None:
+    assert scenario["after_restart_at_start"] == {}  # vLLM alone forgets runtime adapters (vllm#12174)
+    assert set(scenario["after_restart"]) == {"weather", "chat"}
+    assert scenario["weather_after_restart"] == scenario["weather"]
+
+
+def test_an_adapter_the_set_drops_is_unloaded_and_the_rest_answer(scenario: dict[str, Any]) -> None:
+    assert set(scenario["shrunk"]) == {"chat"} and scenario["weather_gone"] == 404
+    assert scenario["chat_after"] == scenario["chat"] and scenario["base_after"] == scenario["base"]
+    assert scenario["agent_rc"] == 0 and "unloaded: weather" in scenario["agent_out"], scenario["agent_out"]
