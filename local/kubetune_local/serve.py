@@ -30,6 +30,7 @@ from rich.markup import escape
 from kubetune_jobs import storage
 from kubetune_jobs.contract import env as names
 from kubetune_jobs.contract import records
+from kubetune_jobs.contract.adapters import RUNTIME_UPDATES_ENV
 from kubetune_jobs.contract.layout import (
     BENCH_FILE,
     COMPLETE_MARKER,
@@ -46,11 +47,13 @@ from kubetune_jobs.contract.store import resolve
 from kubetune_jobs.contract.suites import suite_arg
 from kubetune_jobs.serving import process
 from kubetune_jobs.serving.example import curl
+from kubetune_jobs.serving.vllm_server import VLLMServer
 from kubetune_operator.apitypes import SpecError
 from kubetune_operator.finetunerun import api as ftr_api
 from kubetune_operator.modelserve import api, promotion, source, vllm
 
 from . import store_timeout
+from .adapters import AdapterAgent
 from .gate import exit_code, read_file, show
 from .lifecycle import Failure, signal_name
 from .live import LiveProbe, RollBack
@@ -113,17 +116,20 @@ class Local:
             with store_timeout.first_contact():
                 self.locate(uri).exists()
 
-    def run_object(self) -> dict[str, Any] | None:
-        """The FineTuneRun `kubetune run` finished into this store (its summary), or None."""
-        ref = self.spec.model.fine_tune_run
-        assert ref is not None
-        layout = RunLayout.of(self.root, self.serve.metadata.namespace, ref.name)
+    def run_object(self, name: str | None = None) -> dict[str, Any] | None:
+        """The FineTuneRun `kubetune run` finished into this store (its summary), or None: spec.model's, or the
+        one named."""
+        if name is None:
+            ref = self.spec.model.fine_tune_run
+            assert ref is not None
+            name = ref.name
+        layout = RunLayout.of(self.root, self.serve.metadata.namespace, name)
         try:
             run = json.loads(self.locate(layout.summary).read_bytes(limit=SUMMARY_MAX_BYTES))
         except FileNotFoundError:
             return None
         except TooLarge as exc:
-            raise ServeError(f"spec.model.fineTuneRun.name: the run's summary {exc}") from None
+            raise ServeError(f"FineTuneRun {name!r}: the run's summary {exc}") from None
         except ValueError as exc:  # not UTF-8, not JSON
             raise ServeError(f"{layout.summary}: not the summary `kubetune run` writes ({exc})") from None
         if not isinstance(run, dict):
@@ -186,14 +192,17 @@ class Local:
         return vllm.argv(self.spec, self.serve.served_name(), files, host="127.0.0.1", port=port)
 
 
-def server(argv: list[str], console: Console, *, fallback_model: str | None = None) -> Any:
-    """A server to start (`with` it): real vLLM, else (labelled) `transformers serve` on the same model."""
+def server(argv: list[str], console: Console, *, fallback_model: str | None = None, adapters: bool = False) -> Any:
+    """A server to start (`with` it): real vLLM, else (labelled) `transformers serve` on the same model.
+    `adapters`: vLLM takes runtime adapter loads (spec.adapters; the fallback serves none)."""
     from kubetune_jobs.serving import vllm_server
 
     env = dict(os.environ)
     key = os.environ.get(names.API_KEY)
     if key:
         env[vllm.API_KEY_ENV] = key
+    if adapters:
+        env[RUNTIME_UPDATES_ENV] = "True"
     try:
         return vllm_server.VLLMServer(argv, env=env)
     except vllm_server.NotInstalled as exc:
@@ -338,9 +347,11 @@ def _serve(local: Local, target: source.Target, port: int, console: Console, sta
                   + (f" (digest {target.digest[:12]})" if target.digest else ""))
     console.print("  vllm " + " ".join(argv), soft_wrap=True, markup=False, highlight=False)
     started = time.monotonic()
-    with started_server or server(argv, console, fallback_model=argv[argv.index("--model") + 1]) as srv:
+    runtime = vllm.runtime_adapters(local.spec)
+    with started_server or server(argv, console, fallback_model=argv[argv.index("--model") + 1],
+                                  adapters=runtime) as srv:
         key_env = names.API_KEY if os.environ.get(names.API_KEY) else None
-        probe = None
+        probe = agent = None
         # From the line that says where it serves, a Ctrl-C or SIGTERM is a stop as asked, however soon it comes.
         try:
             console.print(f"\nserving at [bold]{srv.base_url}[/] as model {local.serve.served_name()!r} "
@@ -351,6 +362,10 @@ def _serve(local: Local, target: source.Target, port: int, console: Console, sta
             if local.spec.api_key_secret and not key_env:
                 console.print("[yellow]note[/] spec.apiKeySecret names a Secret; on this machine the key is "
                               f"${names.API_KEY} (unset: no key is required)")
+            if runtime and isinstance(srv, VLLMServer):  # the transformers fallback serves no adapter
+                agent = AdapterAgent(JOB, local, target, srv.root_url, console)
+            elif runtime:
+                console.print("[yellow]note[/] spec.adapters need vLLM: the fallback server serves the base only")
             if local.spec.monitoring.probe.enabled:
                 revision = source.revision(local.spec, target, local.serve.served_name(), "local")
                 probe = LiveProbe(JOB, local.serve, local.root, srv.base_url, revision, console,
@@ -364,6 +379,8 @@ def _serve(local: Local, target: source.Target, port: int, console: Console, sta
         finally:
             if probe is not None:
                 probe.stop()
+            if agent is not None:
+                agent.stop()
         raise srv.failure(f"the server stopped (exit {srv.returncode})")
 
 

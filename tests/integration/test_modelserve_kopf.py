@@ -16,7 +16,7 @@ import pytest
 
 from conftest import padded
 from kubetune_jobs.contract import records
-from kubetune_jobs.contract.layout import COMPLETE_MARKER, COMPLETE_MARKER_MAX_BYTES, ServeLayout, join
+from kubetune_jobs.contract.layout import COMPLETE_MARKER, COMPLETE_MARKER_MAX_BYTES, ServeLayout, join, marker_digest
 from kubetune_jobs.storage import location
 from kubetune_operator.finetunerun import api as ftr_api
 from kubetune_operator.modelserve import api, resources
@@ -501,3 +501,109 @@ def test_a_failing_probe_after_the_watch_moves_nothing(cluster: EmulatedCluster,
         time.sleep(1.0)  # a few resync periods
         st = status(cluster, "steady")
         assert st["model"]["revision"] == second and [h["decision"] for h in st["history"]] == ["RolledOut", "RolledOut"]
+
+
+# ---------------------------------------------------------------- spec.adapters: two replicas, then three
+
+def adapter(store: dict, name: str, rank: int = 8) -> tuple[str, str]:
+    """A complete adapter directory in the store (what a train job publishes), and its digest."""
+    uri = f"s3://{store['bucket']}/adapters/{name}"
+    config = json.dumps({"peft_type": "LORA", "r": rank, "lora_alpha": 2 * rank}).encode()
+    location(uri).child("adapter_config.json").write_bytes(config)
+    marker = json.dumps({"adapter_config.json": {"size": len(config), "sha256": "0" * 64}}).encode()
+    location(join(uri, COMPLETE_MARKER)).write_bytes(marker)
+    return uri, marker_digest(marker)
+
+
+def replica(cluster: EmulatedCluster, serve_name: str, revision: str, pod: str) -> None:
+    """What the ReplicaSet controller and the kubelet do: a pod of the revision, Ready."""
+    labels = {resources.LABEL_SERVE: serve_name, resources.LABEL_REVISION: revision}
+    cluster.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "namespace": NS, "labels": labels},
+                    "spec": {"containers": [{"name": "vllm", "image": "vllm"}]}}, plural="pods")
+    cluster.patch("v1", "pods", NS, pod, {"status": {"conditions": [{"type": "Ready", "status": "True"}]}},
+                  subresource="status")
+
+
+def agent_reports(store: dict, serve_name: str, pod: str, **states: tuple[str, str | None]) -> None:
+    """What a replica's adapter agent writes after a pass: name -> (digest, failure reason or None)."""
+    layout = ServeLayout.of(f"s3://{store['bucket']}", NS, serve_name)
+    report = records.ReplicaAdapters(created="2026-12-08T00:00:00+00:00", replica=pod, adapters=[
+        records.AdapterState(name=n, digest=d, state=records.FAILED if why else records.LOADED, reason=why)
+        for n, (d, why) in states.items()])
+    location(layout.adapter_replica(pod)).write_json(report.dump())
+
+
+def adapter_states(cluster: EmulatedCluster, name: str) -> dict[str, dict]:
+    return {a["name"]: a for a in status(cluster, name).get("adapters") or []}
+
+
+def the_set(cluster: EmulatedCluster, name: str) -> dict[str, str]:
+    cm = cluster.get("v1", "configmaps", NS, resources.adapters_name(name)) or {}
+    found = records.read(records.AdapterSet, (cm.get("data") or {}).get("adapters.json"))
+    return {w.name: w.digest for w in found.adapters} if found else {}
+
+
+def test_adapters_reach_every_replica_a_failure_on_one_is_retried_and_surfaced(cluster: EmulatedCluster,
+                                                                                store: dict) -> None:
+    billing, d_billing = adapter(store, "billing")
+    support, d_support = adapter(store, "support")
+    other_base = {"apiVersion": ftr_api.API_VERSION, "kind": ftr_api.KIND, "metadata": {"name": "ft7", "namespace": NS},
+                  "spec": {"baseModel": "Qwen/Qwen2.5-7B", "stages": [{"name": "tools", "dataset": {
+                      "source": "x", "format": "xlam", "noCallSource": "y"}}]}}
+    body = manifest("assistant", store, {"hub": "Qwen/Qwen2.5-3B"}, replicas=2,
+                    adapters=[{"name": "billing", "uri": billing}, {"name": "support", "uri": support}])
+    with OperatorThread(cluster.url):
+        cluster.create(body)
+        rev = rollout(cluster, "assistant")
+        dep = deployments(cluster, "assistant")[rev]
+        pod = dep["spec"]["template"]["spec"]
+        # Every replica of the revision, those that start later included, runs the agent on the set's ConfigMap.
+        assert [c["name"] for c in pod["containers"]] == ["vllm", "adapters"]
+        assert {"name": "adapter-set", "configMap": {"name": "assistant-adapters", "optional": True}} in pod["volumes"]
+        wait_for(lambda: the_set(cluster, "assistant") == {"billing": d_billing, "support": d_support}, what="the set")
+        replica(cluster, "assistant", rev, "assistant-a")
+        replica(cluster, "assistant", rev, "assistant-b")
+        wait_for(lambda: set(adapter_states(cluster, "assistant")) == {"billing", "support"}, what="adapter states")
+        assert {a["state"] for a in adapter_states(cluster, "assistant").values()} == {"Loading"}
+
+        agent_reports(store, "assistant", "assistant-a", billing=(d_billing, None), support=(d_support, None))
+        agent_reports(store, "assistant", "assistant-b", billing=(d_billing, None),
+                      support=(d_support, "the server refused it: HTTP 400: no free LoRA slot"))
+        wait_for(lambda: adapter_states(cluster, "assistant")["support"]["state"] == "Failed", what="a failed load")
+        st = adapter_states(cluster, "assistant")
+        assert st["billing"]["state"] == "Ready" and st["billing"]["replicas"] == ["assistant-a", "assistant-b"]
+        assert "assistant-b: the server refused it: HTTP 400: no free LoRA slot" in st["support"]["message"]
+        assert st["support"]["replicas"] == ["assistant-a"] and status(cluster, "assistant")["adaptersReady"] == "1/2"
+        assert condition(cluster, "assistant", "Ready")["status"] == "True"  # the base and billing still serve
+
+        # The agent retries every pass; its next report clears the failure.
+        agent_reports(store, "assistant", "assistant-b", billing=(d_billing, None), support=(d_support, None))
+        wait_for(lambda: status(cluster, "assistant").get("adaptersReady") == "2/2", what="both Ready")
+
+        # A replica added later (scale-up): not counted Ready for an adapter until it reports it.
+        cluster.patch(api.API_VERSION, api.PLURAL, NS, "assistant", {"spec": {"replicas": 3}})
+        wait_for(lambda: deployments(cluster, "assistant")[rev]["spec"]["replicas"] == 3, what="scaled")
+        make_ready(cluster, deployments(cluster, "assistant")[rev])
+        replica(cluster, "assistant", rev, "assistant-c")
+        wait_for(lambda: status(cluster, "assistant").get("adaptersReady") == "0/2", what="the new replica loading")
+        agent_reports(store, "assistant", "assistant-c", billing=(d_billing, None), support=(d_support, None))
+        wait_for(lambda: status(cluster, "assistant").get("adaptersReady") == "2/2", what="on all three")
+        assert adapter_states(cluster, "assistant")["billing"]["replicas"] == ["assistant-a", "assistant-b",
+                                                                               "assistant-c"]
+
+        # Removing one and adding one trained on another base: the set changes in place (no new revision), the
+        # mismatched one is refused with its field, the others keep serving.
+        cluster.create(other_base)  # the operator runs it; once it has, the run "finishes"
+        wait_for(lambda: (cluster.get(ftr_api.API_VERSION, ftr_api.PLURAL, NS, "ft7") or {}).get("status"),
+                 what="the run started")
+        cluster.patch(ftr_api.API_VERSION, ftr_api.PLURAL, NS, "ft7", {"status": {
+            "phase": "Succeeded", "observedGeneration": 1,
+            "artifacts": {"adapters": {"tools": f"s3://{store['bucket']}/ft7/adapter"}}}}, subresource="status")
+        cluster.patch(api.API_VERSION, api.PLURAL, NS, "assistant", {"spec": {"adapters": [
+            {"name": "support", "uri": support}, {"name": "seven", "fineTuneRun": {"name": "ft7"}}]}})
+        wait_for(lambda: the_set(cluster, "assistant") == {"support": d_support}, what="billing out of the set")
+        wait_for(lambda: "seven" in adapter_states(cluster, "assistant"), what="the new adapter's state")
+        seven = adapter_states(cluster, "assistant")["seven"]
+        assert seven["state"] == "Failed" and seven["message"].startswith("spec.adapters[1]: FineTuneRun 'ft7'")
+        assert "Qwen/Qwen2.5-7B" in seven["message"] and adapter_states(cluster, "assistant")["support"]["state"] == "Ready"
+        assert list(deployments(cluster, "assistant")) == [rev]

@@ -9,6 +9,8 @@ a real subprocess) as a replica keeps them.
   as the agent's check says it would.
 - The server is killed and started again on the same port: the agent, still running, gives it the set back.
 - The set loses an adapter: the agent unloads it; requests for it get vLLM's 404, the rest still answer.
+- `kubetune serve` does the same on one machine: a FineTuneRun's model as the base, an adapter trained on it
+  answering under its name, one trained on another base refused before anything is loaded.
 """
 
 from __future__ import annotations
@@ -26,17 +28,19 @@ import pytest
 
 from kubetune_jobs import cli
 from kubetune_jobs.contract import adapters as contract
-from kubetune_jobs.contract.layout import ADAPTER_DIR, COMPLETE_MARKER, marker_digest
+from kubetune_jobs.contract.layout import ADAPTER_DIR, COMPLETE_MARKER, MERGED_DIR, RunLayout, marker_digest
 from kubetune_jobs.contract.records import FAILED, LOADED, AdapterSet, ReplicaAdapters, Wanted, read
 from kubetune_jobs.serving.adapters import Refused, RuntimeLora
 from kubetune_jobs.serving.process import free_port
 from kubetune_jobs.serving.vllm_server import VLLMServer
 from support.kmock_cluster import wait_for
+from support.quickstart_run import kubetune
 from support.served_model import SERVED_NAME, serve_spec
 
 pytestmark = pytest.mark.slow
 DATA = Path(__file__).resolve().parents[1] / "fixtures" / "toolcalls"
 MAX_RANK = 8
+BASE = "bundled:smollm2-135m"
 # The shortest training that moves the weights: the top two layers, two steps, few eval rows.
 TRAIN = ["--max-steps", "2", "--batch-size", "2", "--grad-accum", "1", "--max-seq-length", "384", "--save-steps",
          "1000", "--lora-top-layers", "2", "--precision", "fp32", "--no-load-in-4bit"]
@@ -51,11 +55,9 @@ def small_data(dest: Path) -> Path:
     return dest
 
 
-def train(out: Path, data: Path, rank: int, learning_rate: str) -> Path:
-    assert cli.main(["train", "--model", "bundled:smollm2-135m", "--data", str(data), "--output", str(out),
-                     "--lora-r", str(rank), "--lora-alpha", str(2 * rank), "--learning-rate", learning_rate,
-                     *TRAIN]) == 0
-    return out / ADAPTER_DIR
+def train(out: Path, data: Path, rank: int, learning_rate: str, model: str = BASE) -> None:
+    assert cli.main(["train", "--model", model, "--data", str(data), "--output", str(out), "--lora-r", str(rank),
+                     "--lora-alpha", str(2 * rank), "--learning-rate", learning_rate, *TRAIN]) == 0
 
 
 def wanted(name: str, directory: Path, digest_of: Path | None = None) -> Wanted:
@@ -108,12 +110,23 @@ def listed(server: VLLMServer) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def scenario(servable_smollm2: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    tmp = tmp_path_factory.mktemp("adapters")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Stage directories (adapter/, merged/) of three adapters on the bundled model, and one trained on
+    weather's merged model."""
+    tmp = tmp_path_factory.mktemp("trained")
     data = small_data(tmp / "data")
-    weather = train(tmp / "weather", data, 8, "3e-2")
-    chat = train(tmp / "chat", data, 4, "1e-1")
-    big = train(tmp / "big", data, 16, "3e-2")
+    out = {name: tmp / name for name in ("weather", "chat", "big", "on-weather")}
+    train(out["weather"], data, 8, "3e-2")
+    train(out["chat"], data, 4, "1e-1")
+    train(out["big"], data, 16, "3e-2")
+    train(out["on-weather"], data, 8, "3e-2", model=str(out["weather"] / MERGED_DIR))
+    return out
+
+
+@pytest.fixture(scope="module")
+def scenario(servable_smollm2: Path, trained: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("adapters")
+    weather, chat, big = (trained[n] / ADAPTER_DIR for n in ("weather", "chat", "big"))
     tampered = tmp / "tampered"
     shutil.copytree(weather, tampered)
     weights = tampered / "adapter_model.safetensors"
@@ -206,3 +219,72 @@ def test_an_adapter_the_set_drops_is_unloaded_and_the_rest_answer(scenario: dict
     assert set(scenario["shrunk"]) == {"chat"} and scenario["weather_gone"] == 404
     assert scenario["chat_after"] == scenario["chat"] and scenario["base_after"] == scenario["base"]
     assert scenario["agent_rc"] == 0 and "unloaded: weather" in scenario["agent_out"], scenario["agent_out"]
+
+
+# ---------------------------------------------------------------- `kubetune serve` with spec.adapters
+
+def summary(store: Path, run: str, base: str, stage_dir: Path) -> None:
+    """What `kubetune run` leaves in its store for a finished one-stage run: the FineTuneRun with its status."""
+    layout = RunLayout.of(str(store), "default", run)
+    body = {"apiVersion": "kubetune.io/v1alpha1", "kind": "FineTuneRun", "metadata": {"name": run, "namespace": "default"},
+            "spec": {"baseModel": base, "stages": [{"name": "tools"}]},
+            "status": {"phase": "Succeeded", "artifacts": {
+                "finalModel": str(stage_dir / MERGED_DIR), "models": {"tools": str(stage_dir / MERGED_DIR)},
+                "adapters": {"tools": str(stage_dir / ADAPTER_DIR)}}}}
+    Path(layout.summary).parent.mkdir(parents=True, exist_ok=True)
+    Path(layout.summary).write_text(json.dumps(body))
+
+
+@pytest.fixture(scope="module")
+def served_locally(trained: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    import yaml
+
+    tmp = tmp_path_factory.mktemp("local-serve")
+    store = tmp / "store"
+    summary(store, "weather", BASE, trained["weather"])
+    summary(store, "on-weather", str(trained["weather"] / MERGED_DIR), trained["on-weather"])
+    summary(store, "big", BASE, trained["big"])
+    manifest = tmp / "serve.yaml"
+    manifest.write_text(yaml.safe_dump({
+        "apiVersion": "kubetune.io/v1alpha1", "kind": "ModelServe", "metadata": {"name": "weather", "namespace": "default"},
+        "spec": {"model": {"fineTuneRun": {"name": "weather"}, "lora": {"maxRank": MAX_RANK}},
+                 "servedModelName": "weather", "resources": {"gpus": 0},
+                 "vllm": {"dtype": "float32", "maxModelLen": 2048, "extraArgs": ["--enforce-eager", "--seed", "0"]},
+                 "adapters": [{"name": "tuned", "fineTuneRun": {"name": "on-weather"}},
+                              {"name": "big", "fineTuneRun": {"name": "big"}}]}}))
+    proc = kubetune("serve", str(manifest), "--store", str(store), "--port", str(free_port()))
+    out, seen = "", {}
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out += line
+            if line.strip().startswith("serving at "):
+                seen["endpoint"] = line.split()[2]
+            if "adapters on local:" in line:
+                break
+        if "endpoint" in seen:
+            import openai
+
+            client = openai.OpenAI(base_url=seen["endpoint"], api_key="unused", timeout=120)
+            seen["models"] = sorted(m.id for m in client.models.list().data)
+            reply = client.chat.completions.create(model="tuned", max_tokens=8, temperature=0,
+                                                   messages=[{"role": "user", "content": PROMPTS[0]}])
+            seen["tuned"] = reply.choices[0].message.content
+        os.killpg(proc.pid, signal.SIGINT)
+        rest, _ = proc.communicate(timeout=120)
+        out += rest
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    seen.update(out=out, rc=proc.returncode)
+    return seen
+
+
+def test_kubetune_serve_serves_the_adapters_trained_on_its_model_and_refuses_another_base(
+        served_locally: dict[str, Any]) -> None:
+    out = " ".join(served_locally["out"].split())
+    assert served_locally["models"] == ["tuned", "weather"], out
+    assert isinstance(served_locally["tuned"], str)
+    assert "adapter big: spec.adapters[1]: FineTuneRun 'big' stage 'tools' trained on bundled:smollm2-135m" in out
+    assert "adapters on local: 1/1 loaded (tuned)" in out
+    assert served_locally["rc"] == 0 and "Traceback" not in out

@@ -26,6 +26,7 @@ _TYPED = {
     ("v1", "Service"): (k8s.CoreV1Api, "namespaced_service"),
     ("v1", "Secret"): (k8s.CoreV1Api, "namespaced_secret"),
     ("v1", "ConfigMap"): (k8s.CoreV1Api, "namespaced_config_map"),
+    ("v1", "Pod"): (k8s.CoreV1Api, "namespaced_pod"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"): (k8s.AutoscalingV2Api, "namespaced_horizontal_pod_autoscaler"),
 }
 PERMANENT = (400, 403, 404, 422)  # 404 on create: the kind (a CRD) or the namespace does not exist

@@ -185,9 +185,11 @@ async def _observe_adapters(obs: reconcile.Observed, objects: Objects, reads: _R
     serving = obs.status.model.revision if obs.status.model is not None else None
     if serving not in obs.deployments:
         return
-    selector = f"{naming.LABEL_SERVE}={naming.dns_label(obs.name)},{naming.LABEL_REVISION}={serving}"
+    want = {naming.LABEL_SERVE: naming.dns_label(obs.name), naming.LABEL_REVISION: serving}
+    selector = ",".join(f"{k}={v}" for k, v in want.items())
     for pod in await objects.list("v1", "Pod", obs.namespace, selector):
-        if not _pod_ready(pod):
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        if any(labels.get(k) != v for k, v in want.items()) or not _pod_ready(pod):
             continue
         name = pod["metadata"]["name"]
         data = await reads.evidence(layout.adapter_replica(name), records.ReplicaAdapters)
