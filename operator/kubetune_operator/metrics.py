@@ -35,6 +35,8 @@ RECONCILE_ERRORS = m.RECONCILE_ERRORS.create()
 SERVE_READY = m.SERVE_READY.create()
 SERVE_READY_REPLICAS = m.SERVE_READY_REPLICAS.create()
 SERVE_DECISIONS = m.SERVE_DECISIONS.create()
+SERVE_ADAPTER_READY = m.SERVE_ADAPTER_READY.create()
+SERVE_ADAPTER_REPLICAS = m.SERVE_ADAPTER_REPLICAS.create()
 
 FINETUNERUN, MODELSERVE = "FineTuneRun", "ModelServe"
 # The Succeeded condition's reasons of a failed run (finetunerun.reconcile and .results).
@@ -47,6 +49,7 @@ _progress: dict[tuple[str, str], Any] = {}  # (namespace, run) -> what progress 
 _eval_suites: dict[tuple[str, str], set[str]] = {}
 _serves: dict[tuple[str, str], str] = {}  # (namespace, serve) -> model_name its series carry
 _decisions: dict[tuple[str, str], set[tuple[str, str]]] = {}  # (namespace, serve) -> (decision, reason)s
+_adapters: dict[tuple[str, str], set[str]] = {}  # (namespace, serve) -> adapters with series
 
 
 def serve(port: int) -> None:
@@ -157,6 +160,21 @@ def serve_seen(namespace: str, name: str, model_name: str, ready: bool, ready_re
         SERVE_DECISIONS.labels(namespace, name, model_name, decision, reason).inc()
 
 
+def adapters_seen(namespace: str, name: str, ready: dict[str, tuple[bool, int]]) -> None:
+    """Each adapter's readiness and the replicas serving it (adapter -> (ready, replicas)); adapters no longer
+    named lose their series."""
+    key = (namespace, name)
+    with _lock:
+        gone = _adapters.get(key, set()) - set(ready)
+        _adapters[key] = set(ready)
+    for adapter in gone:
+        _remove(SERVE_ADAPTER_READY, namespace, name, adapter)
+        _remove(SERVE_ADAPTER_REPLICAS, namespace, name, adapter)
+    for adapter, (is_ready, replicas) in ready.items():
+        SERVE_ADAPTER_READY.labels(namespace, name, adapter).set(1 if is_ready else 0)
+        SERVE_ADAPTER_REPLICAS.labels(namespace, name, adapter).set(replicas)
+
+
 def _drop_serve_series(namespace: str, name: str, model_name: str) -> None:
     _remove(SERVE_READY, namespace, name, model_name)
     _remove(SERVE_READY_REPLICAS, namespace, name, model_name)
@@ -167,6 +185,7 @@ def _drop_serve_series(namespace: str, name: str, model_name: str) -> None:
 
 
 def forget_serve(namespace: str, name: str) -> None:
+    adapters_seen(namespace, name, {})
     with _lock:
         model_name = _serves.pop((namespace, name), None)
     if model_name is not None:

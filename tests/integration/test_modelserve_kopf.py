@@ -607,3 +607,13 @@ def test_adapters_reach_every_replica_a_failure_on_one_is_retried_and_surfaced(c
         assert seven["state"] == "Failed" and seven["message"].startswith("spec.adapters[1]: FineTuneRun 'ft7'")
         assert "Qwen/Qwen2.5-7B" in seven["message"] and adapter_states(cluster, "assistant")["support"]["state"] == "Ready"
         assert list(deployments(cluster, "assistant")) == [rev]
+        # Each adapter's readiness on the operator's /metrics; a removed adapter's series go with it.
+        from prometheus_client import REGISTRY
+
+        from kubetune_jobs.contract import metrics as m
+
+        labels = {"namespace": NS, "modelserve": "assistant"}
+        assert REGISTRY.get_sample_value(m.SERVE_ADAPTER_READY.name, {**labels, "adapter": "support"}) == 1
+        assert REGISTRY.get_sample_value(m.SERVE_ADAPTER_REPLICAS.name, {**labels, "adapter": "support"}) == 3
+        assert REGISTRY.get_sample_value(m.SERVE_ADAPTER_READY.name, {**labels, "adapter": "seven"}) == 0
+        assert REGISTRY.get_sample_value(m.SERVE_ADAPTER_READY.name, {**labels, "adapter": "billing"}) is None

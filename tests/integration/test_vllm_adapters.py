@@ -21,12 +21,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kubetune_jobs import cli
+from kubetune_jobs import cli, storage
 from kubetune_jobs.contract import adapters as contract
 from kubetune_jobs.contract.layout import ADAPTER_DIR, COMPLETE_MARKER, MERGED_DIR, RunLayout, marker_digest
 from kubetune_jobs.contract.records import FAILED, LOADED, AdapterSet, ReplicaAdapters, Wanted, read
@@ -102,6 +103,11 @@ def state(path: Path) -> ReplicaAdapters | None:
     return read(ReplicaAdapters, path.read_bytes()) if path.exists() else None
 
 
+def placed(cache: Path) -> list[str]:
+    """The adapter directories the agent keeps on the replica's disk."""
+    return sorted(p.name for p in cache.iterdir() if not p.name.startswith("."))
+
+
 def listed(server: VLLMServer) -> dict[str, str]:
     try:
         return RuntimeLora(server.root_url, timeout=10).served(SERVED_NAME)
@@ -133,9 +139,15 @@ def scenario(servable_smollm2: Path, trained: dict[str, Path], tmp_path_factory:
     blob = bytearray(weights.read_bytes())
     blob[-1] ^= 0xFF  # same size, another sha256: only the digest check can tell
     weights.write_bytes(bytes(blob))
+    corrupt = tmp / "corrupt"  # complete and consistent, but no weights vLLM can read
+    shutil.copytree(weather, corrupt)
+    (corrupt / "adapter_model.safetensors").write_bytes(b"not a safetensors file")
+    (corrupt / COMPLETE_MARKER).unlink()
+    storage.location(corrupt).upload_dir(corrupt)  # marked again, as a publish would
     the_set = tmp / "adapters.json"
     write_set(the_set, [wanted("weather", weather), wanted("chat", chat), wanted("big", big),
-                        wanted("tampered", tampered), wanted("stale", chat, digest_of=weather)])
+                        wanted("tampered", tampered), wanted("stale", chat, digest_of=weather),
+                        wanted("corrupt", corrupt)])
     states = tmp / "states"
     port = free_port()
     env = {contract.RUNTIME_UPDATES_ENV: "True"}
@@ -152,7 +164,7 @@ def scenario(servable_smollm2: Path, trained: dict[str, Path], tmp_path_factory:
         wait_for(lambda: state(states / "replica-0.json"), timeout=300, interval=0.5, what="the agent's first pass")
         seen["first"] = state(states / "replica-0.json")
         seen["listed"] = listed(server)
-        for name in ("weather", "chat", "big", "tampered", "stale"):
+        for name in ("weather", "chat", "big", "tampered", "stale", "corrupt"):
             seen[name] = answers(server, name)
         try:  # vLLM itself, asked directly, refuses the high-rank adapter as the agent said it would
             RuntimeLora(server.root_url).load("big-direct", str(big))
@@ -168,9 +180,17 @@ def scenario(servable_smollm2: Path, trained: dict[str, Path], tmp_path_factory:
         seen["after_restart"] = listed(server)
         seen["weather_after_restart"] = answers(server, "weather")
 
+        # A set that cannot be read is not an empty one: nothing is unloaded.
+        the_set.write_text('{"base": "smollm2", "adapters": [')
+        time.sleep(6)  # three passes
+        seen["unreadable_set"] = listed(server)
         write_set(the_set, [wanted("chat", chat)])
         wait_for(lambda: "weather" not in listed(server), timeout=120, interval=1, what="weather unloaded")
         seen["shrunk"] = listed(server)
+        # Its files leave the replica's disk; only the adapters still served stay placed.
+        wait_for(lambda: all(n.startswith("chat-") for n in placed(tmp / "cache")), timeout=60, interval=0.5,
+                 what="the unloaded adapter's files removed")
+        seen["placed"] = placed(tmp / "cache")
         seen["weather_gone"] = answers(server, "weather")
         seen["chat_after"] = answers(server, "chat")
         seen["base_after"] = answers(server, SERVED_NAME)
@@ -203,7 +223,11 @@ def test_a_bad_adapter_fails_alone_with_its_reason(scenario: dict[str, Any]) -> 
         states["tampered"].reason or ""), states["tampered"]
     assert states["stale"].state == FAILED and "not the ones the set names" in (states["stale"].reason or ""), (
         states["stale"])
-    assert scenario["big"] == scenario["tampered"] == scenario["stale"] == 404
+    # Past every check, refused by vLLM itself: its own message, and the server still serves the rest.
+    # (vLLM 0.32 answers 500: its worker failed to read the weights, and the server went on serving.)
+    assert states["corrupt"].state == FAILED and (states["corrupt"].reason or "").startswith(
+        "the server refused it: HTTP ") and "deserializing" in (states["corrupt"].reason or ""), states["corrupt"]
+    assert scenario["big"] == scenario["tampered"] == scenario["stale"] == scenario["corrupt"] == 404
     assert scenario["direct"] is not None and "rank" in scenario["direct"].lower(), scenario["direct"]
     # Each failure is reported on the agent's one line per change.
     assert "failed: big (rank 16" in scenario["agent_out"], scenario["agent_out"]
@@ -216,7 +240,10 @@ def test_a_restarted_server_gets_the_set_back(scenario: dict[str, Any]) -> None:
 
 
 def test_an_adapter_the_set_drops_is_unloaded_and_the_rest_answer(scenario: dict[str, Any]) -> None:
+    assert set(scenario["unreadable_set"]) == {"weather", "chat"}, scenario["unreadable_set"]
+    assert "is not an adapter set (nothing changed" in scenario["agent_out"], scenario["agent_out"]
     assert set(scenario["shrunk"]) == {"chat"} and scenario["weather_gone"] == 404
+    assert len(scenario["placed"]) == 1, scenario["placed"]
     assert scenario["chat_after"] == scenario["chat"] and scenario["base_after"] == scenario["base"]
     assert scenario["agent_rc"] == 0 and "unloaded: weather" in scenario["agent_out"], scenario["agent_out"]
 

@@ -87,9 +87,16 @@ SERVE_READY_REPLICAS = Metric("kubetune_operator_modelserve_ready_replicas", "ga
 SERVE_DECISIONS = Metric("kubetune_operator_modelserve_decisions_total", "counter",
                          "Rollouts, promotions and rejections of ModelServe revisions",
                          (NS, SERVE, MODEL_NAME, "decision", "reason"))
+SERVE_ADAPTER_READY = Metric("kubetune_operator_modelserve_adapter_ready", "gauge",
+                             "1 when the adapter answers on every Ready replica of the serving revision, else 0",
+                             (NS, SERVE, "adapter"))
+SERVE_ADAPTER_REPLICAS = Metric("kubetune_operator_modelserve_adapter_replicas", "gauge",
+                                "Ready replicas of the serving revision that answer for the adapter",
+                                (NS, SERVE, "adapter"))
 
 OPERATOR = (RUN_PHASE, RUN_FAILURES, RUN_PROGRESS, RUN_EVAL_ACCURACY, STEP_DURATION, STEP_QUEUE_WAIT,
-            JOBS_CREATED, RECONCILE_ERRORS, SERVE_READY, SERVE_READY_REPLICAS, SERVE_DECISIONS)
+            JOBS_CREATED, RECONCILE_ERRORS, SERVE_READY, SERVE_READY_REPLICAS, SERVE_DECISIONS, SERVE_ADAPTER_READY,
+            SERVE_ADAPTER_REPLICAS)
 RUN_PHASES = ("Pending", "Running", "Succeeded", "Failed")
 STEP_KINDS = ("prepare", "train", "evaluate")
 # Every (decision, reason) a ModelServe's history records: their counters start at 0 so that the first

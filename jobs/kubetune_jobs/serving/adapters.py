@@ -187,6 +187,12 @@ def sync(server: RuntimeLora, wanted: AdapterSet, cache: Path, replica: str) -> 
     for w in wanted.adapters:
         if w.name not in states and w.name in placed:
             states[w.name] = AdapterState(name=w.name, digest=w.digest, state=LOADED)
+    # What no adapter uses any more leaves the replica's disk (a version still loaded because its successor
+    # could not be placed stays).
+    keep = set(placed.values()) | {loaded[n] for n in loaded if n not in placed and n not in removed}
+    for entry in cache.iterdir() if cache.is_dir() else ():
+        if entry.is_dir() and not entry.name.startswith(".") and str(entry) not in keep:
+            shutil.rmtree(entry, ignore_errors=True)
     return ReplicaAdapters(created=datetime.now(UTC).isoformat(timespec="seconds"), replica=replica,
                            adapters=[states[w.name] for w in wanted.adapters], removed=removed)
 

@@ -265,6 +265,7 @@ def _record(namespace: str, name: str, obs: reconcile.Observed, status: api.Mode
     ready = any(c.type == reconcile.READY and c.status == "True" for c in status.conditions)
     model_name = obs.build.served_name if obs.build is not None else name
     metrics.serve_seen(namespace, name, model_name, ready, status.ready_replicas, new)
+    metrics.adapters_seen(namespace, name, {a.name: (a.state == "Ready", len(a.replicas)) for a in status.adapters})
 
 
 async def delete_children(ctx: Context, body: dict[str, Any]) -> None:
