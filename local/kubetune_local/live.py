@@ -31,11 +31,12 @@ class LiveProbe:
                  console: Console, log: Path, locate) -> None:
         pr = serve.spec.monitoring.probe
         self.spec, self.revision, self.console, self.locate = pr, revision, console, locate
-        self.file = ServeLayout.of(root, serve.metadata.namespace, serve.metadata.name).probe_file(revision)
+        layout = ServeLayout.of(root, serve.metadata.namespace, serve.metadata.name)
+        self.file = layout.probe_file(revision)
         options = ProbeOptions(endpoint=base_url, model=serve.served_name(),
                                suite=tuple(suite_arg(s.name, s.limit) for s in pr.suites), data=pr.data,
                                interval_seconds=float(pr.interval_seconds), max_new_tokens=pr.max_new_tokens,
-                               output=self.file.rsplit("/", 1)[0], serve_name=serve.metadata.name, revision=revision,
+                               output=layout.probe(revision), serve_name=serve.metadata.name, revision=revision,
                                namespace=serve.metadata.namespace)
         self._log = open(log, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen([*job, *options.command_line()], stdout=subprocess.PIPE, stderr=self._log,

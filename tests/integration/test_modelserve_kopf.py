@@ -13,10 +13,18 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client import REGISTRY
 
 from conftest import padded
+from kubetune_jobs.contract import metrics as m
 from kubetune_jobs.contract import records
-from kubetune_jobs.contract.layout import COMPLETE_MARKER, COMPLETE_MARKER_MAX_BYTES, ServeLayout, join, marker_digest
+from kubetune_jobs.contract.layout import (
+    COMPLETE_MARKER,
+    COMPLETE_MARKER_MAX_BYTES,
+    ServeLayout,
+    join,
+    marker_digest,
+)
 from kubetune_jobs.storage import location
 from kubetune_operator.finetunerun import api as ftr_api
 from kubetune_operator.modelserve import api, resources
@@ -608,10 +616,6 @@ def test_adapters_reach_every_replica_a_failure_on_one_is_retried_and_surfaced(c
         assert "Qwen/Qwen2.5-7B" in seven["message"] and adapter_states(cluster, "assistant")["support"]["state"] == "Ready"
         assert list(deployments(cluster, "assistant")) == [rev]
         # Each adapter's readiness on the operator's /metrics; a removed adapter's series go with it.
-        from prometheus_client import REGISTRY
-
-        from kubetune_jobs.contract import metrics as m
-
         labels = {"namespace": NS, "modelserve": "assistant"}
         assert REGISTRY.get_sample_value(m.SERVE_ADAPTER_READY.name, {**labels, "adapter": "support"}) == 1
         assert REGISTRY.get_sample_value(m.SERVE_ADAPTER_REPLICAS.name, {**labels, "adapter": "support"}) == 3

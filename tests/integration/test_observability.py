@@ -132,9 +132,10 @@ def model(bucket: str, name: str) -> str:
     return uri
 
 
-def serve_manifest(name: str, storage: dict, uri: str, served: str, promotion: bool) -> dict:
+def serve_manifest(name: str, storage: dict, uri: str, served: str, promotion: bool,
+                   adapters: list[dict] | None = None) -> dict:
     spec: dict[str, Any] = {"model": {"uri": uri}, "storage": storage, "servedModelName": served,
-                            "benchmark": {"enabled": False}}
+                            "benchmark": {"enabled": False}, **({"adapters": adapters} if adapters else {})}
     if promotion:
         spec["promotion"] = {"enabled": True, "suites": [{"name": "seed-tools"}]}
     return {"apiVersion": ms_api.API_VERSION, "kind": ms_api.KIND, "metadata": {"name": name, "namespace": NS},
@@ -256,7 +257,8 @@ def scenario(prometheus: Prometheus, pushgateway: str, vllm_server, tiny_qwen2: 
             cluster.create(run_manifest("broken", storage, ("chat",)))
             cluster.create(run_manifest("flaky", {**storage, "credentialsSecret": "flaky-creds"}, ("chat",)))
             cluster.create(serve_manifest("assistant", storage, model(bucket, "assistant-1"), SERVED_NAME, True))
-            cluster.create(serve_manifest("cold", storage, model(bucket, "cold-1"), "cold", False))
+            cluster.create(serve_manifest("cold", storage, model(bucket, "cold-1"), "cold", False,
+                                          [{"name": "cold-tools", "uri": model(bucket, "cold-tools")}]))
             # Counters and histograms start at 0 when a namespace or serve is first seen; Prometheus must see
             # those zeros before anything increases, as it would in a cluster.
             for expr in (f'{m.STEP_DURATION.name}_count{{namespace="{NS}", kind="evaluate"}}',
@@ -312,6 +314,7 @@ def test_the_figures_are_the_scenarios(prometheus: Prometheus, scenario) -> None
     assert one(f'{m.BENCH_COMPLETE.name}{{serve="assistant", model_name="{SERVED_NAME}"}}') == 1
     assert one(f'{m.SERVE_READY.name}{{modelserve="cold"}}') == 0
     assert one(f'{m.SERVE_READY_REPLICAS.name}{{modelserve="assistant"}}') == 1
+    assert one(f'{m.SERVE_ADAPTER_READY.name}{{modelserve="cold", adapter="cold-tools"}}') == 0  # no replica yet
 
 
 def test_the_variables_offer_the_scenarios_values(prometheus: Prometheus, scenario) -> None:

@@ -339,7 +339,8 @@ def test_jobset_setting_reaches_the_operator_and_its_rbac() -> None:
 
 def test_dashboard_rows_and_variables() -> None:
     rows = [p["title"] for p in DASHBOARD["panels"] if p["type"] == "row"]
-    assert rows == ["Runs", "Training", "Evaluation", "Serving: vLLM", "Serving: kubetune", "Tool-call health (live probe)"]
+    assert rows == ["Runs", "Training", "Evaluation", "Serving: vLLM", "Serving: kubetune", "Tool-call health (live probe)",
+                    "Adapters (spec.adapters)"]
     variables = {v["name"]: v for v in DASHBOARD["templating"]["list"]}
     assert {"namespace", "run", "model_name"} <= set(variables)
     ids = [p["id"] for p in DASHBOARD["panels"]]

@@ -35,10 +35,7 @@ def as_client_reads(content: str | None, tool_calls: list[Any] | None, latency_s
     return Prediction(calls=calls, text=text, errors=errors, latency_s=latency_s, cut_off=cut_off)
 
 
-Health = ProbeHealth
-
-
-def line(health: Health) -> str:
+def line(health: ProbeHealth) -> str:
     """The health line a person reads."""
     def pct(value: float | None) -> str:
         return "–" if value is None else f"{value:.0%}"
@@ -81,18 +78,15 @@ def score(items: list[Item], answers: dict[str, Prediction]) -> list[dict[str, A
     return records
 
 
-def summarize(records: list[dict[str, Any]]) -> Health:
+def summarize(records: list[dict[str, Any]]) -> ProbeHealth:
     agg = aggregate(records)
-
-    def complement(rate: float | None) -> float | None:
-        return None if rate is None else 1 - rate
-
+    missed = agg.get("missed_call_rate")
     # A no-call request is answered as wanted only without a call of any kind (a call as text is one too).
     no_calls = [r["passed"] for r in records if r.get("scored") and r.get("expects_call") is False]
-    return Health(items=agg["items"], answered=agg["scored"], accuracy=float(agg.get("accuracy") or 0.0),
+    return ProbeHealth(items=agg["items"], answered=agg["scored"], accuracy=float(agg.get("accuracy") or 0.0),
                   failed=1 - agg["scored"] / agg["items"] if agg["items"] else 1.0,
                   unparseable=agg.get("unparseable_rate"), schema_violation=agg.get("schema_violation_rate"),
-                  call=complement(agg.get("missed_call_rate")),
+                  call=None if missed is None else 1 - missed,
                   no_call=sum(no_calls) / len(no_calls) if no_calls else None,
                   latency_p50_s=agg["latency_p50_s"], latency_p95_s=agg["latency_p95_s"],
                   unanswered_because=next((r["reason"] for r in records if not r.get("scored")), None))

@@ -25,11 +25,11 @@ from ..contract import metrics as m
 from ..contract.layout import PROBE_FILE
 from ..contract.options import ProbeOptions
 from ..contract.pushgateway import Gateway
-from ..contract.records import ProbeReport
+from ..contract.records import ProbeHealth, ProbeReport
 from ..evaluate import suites
 from ..evaluate.suites import Item
 from ..evaluate.targets import EndpointTarget
-from .health import Health, as_client_reads, line, score, summarize
+from .health import as_client_reads, line, score, summarize
 
 log = logging.getLogger(__name__)
 SUITE = "probe"  # the suite name of a user's own probe set (--data)
@@ -60,7 +60,7 @@ class Exporter:
         self.registry = CollectorRegistry()
         self.gauges = {metric.name: metric.create(self.registry) for metric in m.PROBE}
 
-    def export(self, health: Health) -> bool:
+    def export(self, health: ProbeHealth) -> bool:
         g = self.gauges
         for metric, value in ((m.PROBE_ACCURACY, health.accuracy), (m.PROBE_UNPARSEABLE, health.unparseable),
                               (m.PROBE_SCHEMA_VIOLATION, health.schema_violation), (m.PROBE_CALL, health.call),
@@ -80,20 +80,20 @@ class Exporter:
                                 and all(g.get(k) == v for k, v in self.key.items()))
 
 
-def probe_round(target: EndpointTarget, items: list[Item]) -> tuple[Health, list[dict[str, Any]]]:
+def probe_round(target: EndpointTarget, items: list[Item]) -> tuple[ProbeHealth, list[dict[str, Any]]]:
     records = score(items, target.predict(items, desc="probe", progress=False))
     return summarize(records), records
 
 
-def write(output: str, options: ProbeOptions, health: Health, records: list[dict[str, Any]], rounds: int) -> None:
+def write(output: str, options: ProbeOptions, health: ProbeHealth, records: list[dict[str, Any]], rounds: int) -> None:
     report = ProbeReport(created=datetime.now(UTC).isoformat(timespec="seconds"), model=options.model,
                          revision=options.revision, rounds=rounds, health=health,
                          items=[{k: r.get(k) for k in ITEM_FIELDS} for r in records])
     storage.location(output).child(PROBE_FILE).write_text(json.dumps(report.dump(), indent=1))
 
 
-def loop(options: ProbeOptions, stop: threading.Event, on_round: Callable[[Health], None] = lambda h: None,
-         target: EndpointTarget | None = None) -> Health | None:
+def loop(options: ProbeOptions, stop: threading.Event, on_round: Callable[[ProbeHealth], None] = lambda h: None,
+         target: EndpointTarget | None = None) -> ProbeHealth | None:
     """Rounds until `options.rounds` are done or `stop` is set; the last round's health. Stopped, it deletes its
     pushed figures (the revision is no longer probed); after its rounds it leaves them."""
     items = items_of(options)

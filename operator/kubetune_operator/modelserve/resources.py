@@ -209,7 +209,7 @@ def deployment(spec: api.ModelServeSpec, b: Build, revision: str, target: Target
                            "terminationGracePeriodSeconds": 60}
     if vllm.runtime_adapters(spec):
         server["env"].append({"name": adapter_contract.RUNTIME_UPDATES_ENV, "value": "True"})
-        mounts.append({"name": "adapters", "mountPath": ADAPTERS_DIR})
+        mounts.append({"name": "adapters", "mountPath": ADAPTERS_DIR, "readOnly": True})  # the agent writes
         # The ConfigMap is optional: a pod that starts before the operator wrote it serves the base meanwhile.
         volumes += [{"name": "adapters", "emptyDir": {"sizeLimit": r.model_storage}},
                     {"name": "adapter-set", "configMap": {"name": adapters_name(b.name), "optional": True}}]
