@@ -14,9 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from kubetune_jobs.bench import metrics as bench_metrics
 from kubetune_jobs.contract import metrics as m
 from kubetune_jobs.contract.options import ProbeOptions
-from kubetune_jobs.contract.records import BenchLevel, BenchReport
+from kubetune_jobs.contract.records import BenchLevel, BenchReport, ProbeHealth
 from kubetune_jobs.evaluate import metrics as eval_metrics
-from kubetune_jobs.probe.health import Health
 from kubetune_jobs.probe.run import Exporter
 from kubetune_jobs.train.metrics import MetricsPusher
 from kubetune_operator import metrics as operator_metrics
@@ -93,7 +92,7 @@ def test_what_each_writer_exposes_passes_promtool() -> None:
     operator = generate_latest(REGISTRY)  # what the operator serves, prometheus_client's process metrics too
     assert m.RUN_PHASE.name.encode() in operator and m.SERVE_DECISIONS.name.encode() in operator
     probe = Exporter(ProbeOptions(endpoint="http://e/v1", model="assistant", suite=("seed-tools:4",)))
-    probe.export(Health(items=4, answered=4, accuracy=0.5, failed=0.0, unparseable=0.25, schema_violation=None, call=0.5,
+    probe.export(ProbeHealth(items=4, answered=4, accuracy=0.5, failed=0.0, unparseable=0.25, schema_violation=None, call=0.5,
                         no_call=1.0, latency_p50_s=0.2, latency_p95_s=0.4))
     for text in (generate_latest(pusher.registry), generate_latest(eval_metrics.registry_for(EVAL_REPORT)),
                  generate_latest(bench_metrics.registry_for(_report())), generate_latest(probe.registry), operator):

@@ -16,7 +16,7 @@ from pathlib import Path
 from kubetune_jobs import cli
 from kubetune_jobs.contract.layout import PROBE_FILE
 from kubetune_jobs.contract.options import ProbeOptions
-from kubetune_jobs.probe.health import Health
+from kubetune_jobs.contract.records import ProbeHealth
 from kubetune_jobs.probe.run import Exporter
 from kubetune_jobs.serving.process import free_port
 
@@ -37,7 +37,7 @@ def test_an_endpoint_that_is_down_is_a_round_of_unanswered_requests(tmp_path: Pa
 def test_a_gateway_that_refuses_costs_a_warning_not_the_probe() -> None:
     exporter = Exporter(ProbeOptions(endpoint="http://e/v1", model="m", data=str(FIXTURE),
                                      pushgateway=f"http://127.0.0.1:{free_port()}"))
-    health = Health(items=1, answered=1, accuracy=1.0, failed=0.0, unparseable=0.0, schema_violation=None, call=1.0, no_call=None,
+    health = ProbeHealth(items=1, answered=1, accuracy=1.0, failed=0.0, unparseable=0.0, schema_violation=None, call=1.0, no_call=None,
                     latency_p50_s=0.1, latency_p95_s=0.1)
     assert exporter.export(health) is False
 
