@@ -27,7 +27,8 @@ def resolve(local: Any, base: source.Target) -> list[adapters.Resolution]:
     """spec.adapters as the operator resolves them, from this machine's store."""
     out: list[adapters.Resolution] = []
     for i, a in enumerate(local.spec.adapters):
-        run = local.run_object(a.fine_tune_run.name) if a.fine_tune_run else None
+        run = local.run_object(a.fine_tune_run.name, f"spec.adapters[{i}].fineTuneRun.name") if a.fine_tune_run \
+            else None
         found = adapters.locate(local.spec, i, run, base)
         if isinstance(found, adapters.Located):
             try:

@@ -116,9 +116,9 @@ class Local:
             with store_timeout.first_contact():
                 self.locate(uri).exists()
 
-    def run_object(self, name: str | None = None) -> dict[str, Any] | None:
+    def run_object(self, name: str | None = None, field: str = "spec.model.fineTuneRun.name") -> dict[str, Any] | None:
         """The FineTuneRun `kubetune run` finished into this store (its summary), or None: spec.model's, or the
-        one named."""
+        one `field` names."""
         if name is None:
             ref = self.spec.model.fine_tune_run
             assert ref is not None
@@ -129,7 +129,7 @@ class Local:
         except FileNotFoundError:
             return None
         except TooLarge as exc:
-            raise ServeError(f"FineTuneRun {name!r}: the run's summary {exc}") from None
+            raise ServeError(f"{field}: the run's summary {exc}") from None
         except ValueError as exc:  # not UTF-8, not JSON
             raise ServeError(f"{layout.summary}: not the summary `kubetune run` writes ({exc})") from None
         if not isinstance(run, dict):
