@@ -172,10 +172,13 @@ def scenario(servable_smollm2: Path, trained: dict[str, Path], tmp_path_factory:
         except Refused as exc:
             seen["direct"] = str(exc)
 
-        server.stop()  # a replica's vLLM restarts: it comes back without runtime adapters
+        # A replica's vLLM restarts. The agent is held while it does, to see what vLLM alone comes back with.
+        agent.send_signal(signal.SIGSTOP)
+        server.stop()
         server = VLLMServer(server_argv(servable_smollm2, port), env={**os.environ, **env},
                             log_path=tmp / "server-2.log").start()
         seen["after_restart_at_start"] = listed(server)
+        agent.send_signal(signal.SIGCONT)
         wait_for(lambda: {"weather", "chat"} <= set(listed(server)), timeout=120, interval=1, what="the set on the new server")
         seen["after_restart"] = listed(server)
         seen["weather_after_restart"] = answers(server, "weather")
