@@ -130,27 +130,34 @@ def test_an_adapter_is_ready_when_every_ready_replica_serves_its_content() -> No
     reports = {"pod-a": report("pod-a", ("billing", D1, "Loaded", None), ("support", D2, "Loaded", None)),
                "pod-b": report("pod-b", ("billing", D1, "Loaded", None),
                                ("support", D2, "Failed", "the server refused it: HTTP 400: no room"))}
-    billing, support = adapters.statuses(s, found, reports)
+    billing, support = adapters.statuses(s, found, reports, [])
     assert billing.state == "Ready" and billing.replicas == ["pod-a", "pod-b"]
     assert support.state == "Failed" and support.replicas == ["pod-a"]
     assert "pod-b: the server refused it: HTTP 400: no room" in (support.message or "")
     assert adapters.ready([billing, support]) == "1/2"
     # A replica that has not reported, or reported an older content, is still loading it.
     stale = {"pod-a": report("pod-a", ("billing", D2, "Loaded", None)), "pod-b": None}
-    (billing, _) = adapters.statuses(s, found, stale)
+    (billing, _) = adapters.statuses(s, found, stale, [])
     assert billing.state == "Loading" and billing.replicas == [] and "0 of 2" in (billing.message or "")
-    nobody = adapters.statuses(s, found, {})
+    nobody = adapters.statuses(s, found, {}, [])
     assert {x.state for x in nobody} == {"Loading"}
 
 
 def test_a_waiting_adapter_keeps_serving_and_an_unavailable_one_leaves_the_set() -> None:
     s = hub_spec()
-    before = [AdapterStatus(name="billing", source="finetunerun/ft-b", uri="s3://bkt/old", digest=D1, state="Ready"),
+    before = [AdapterStatus(name="billing", source="finetunerun/ft-b", uri="s3://bkt/old", digest=D1, state="Ready",
+                            replicas=["p1"]),
               AdapterStatus(name="support", source="s3://bkt/support", uri="s3://bkt/support", digest=D2, state="Ready")]
     now = [source.Waiting("StoreUnreachable", "cannot read"), source.Unavailable("AdapterNotFound", "gone")]
     the_set = adapters.adapter_set(s, "assistant", now, before)
     assert [(x.name, x.uri, x.digest) for x in the_set.adapters] == [("billing", "s3://bkt/old", D1)]
     assert the_set.base == "assistant" and the_set.max_rank == s.model.lora.max_rank
+    # A wait that lasts: every later reconcile still keeps it (the status carries what the set needs).
+    states = adapters.statuses(s, now, {}, before)
+    assert (states[0].state, states[0].uri, states[0].digest) == ("Waiting", "s3://bkt/old", D1)
+    for _ in range(3):
+        states = adapters.statuses(s, now, {}, states)
+        assert [x.name for x in adapters.adapter_set(s, "assistant", now, states).adapters] == ["billing"]
 
 
 def test_the_decision_writes_the_set_and_each_adapters_state_as_an_api_server_admits_it() -> None:

@@ -94,15 +94,24 @@ def adapter_set(spec: api.ModelServeSpec, served_name: str, resolutions: list[Re
     return AdapterSet(base=served_name, max_rank=spec.model.lora.max_rank, adapters=wanted)
 
 
-def statuses(spec: api.ModelServeSpec, resolutions: list[Resolution],
-             reports: dict[str, ReplicaAdapters | None]) -> list[api.AdapterStatus]:
+def statuses(spec: api.ModelServeSpec, resolutions: list[Resolution], reports: dict[str, ReplicaAdapters | None],
+             previous: list[api.AdapterStatus]) -> list[api.AdapterStatus]:
     """Each adapter's state from the Ready replicas' reports (`reports`: pod -> its last report, None where it
-    has written none). An adapter is Ready when every Ready replica serves its current content."""
+    has written none). An adapter is Ready when every Ready replica serves its current content. One that waits
+    keeps the directory and digest it had (the set keeps serving them, `adapter_set`)."""
+    before = {s.name: s for s in previous}
     out = []
     for a, r in zip(spec.adapters, resolutions, strict=True):
-        if isinstance(r, Waiting | Unavailable):
-            out.append(api.AdapterStatus(name=a.name, source=a.uri or _run_source(a), state=(
-                "Waiting" if isinstance(r, Waiting) else "Failed"), message=r.message))
+        if isinstance(r, Unavailable):
+            out.append(api.AdapterStatus(name=a.name, source=a.uri or _run_source(a), state="Failed",
+                                         message=r.message))
+            continue
+        if isinstance(r, Waiting):
+            old = before.get(a.name)
+            kept = {"uri": old.uri, "digest": old.digest, "replicas": old.replicas} if old and old.uri and old.digest \
+                else {}
+            out.append(api.AdapterStatus(name=a.name, source=a.uri or _run_source(a), state="Waiting",
+                                         message=r.message, **kept))
             continue
         serving, failures, pending = [], [], []
         for pod, report in sorted(reports.items()):

@@ -195,7 +195,7 @@ class _Decide:
             return
         the_set = adapters.adapter_set(spec, b.served_name, obs.adapters, self.status.adapters)
         self.d.apply.append(resources.adapters_configmap(b, the_set))
-        self.status.adapters = adapters.statuses(spec, obs.adapters, obs.adapter_reports)
+        self.status.adapters = adapters.statuses(spec, obs.adapters, obs.adapter_reports, self.status.adapters)
         self.status.adapters_ready = adapters.ready(self.status.adapters)
 
     def finish(self) -> Decision:
